@@ -1,0 +1,255 @@
+"""The registry of focal-loss implementations.
+
+An implementation is one file in ``implementations/`` (installed as ``focalbench.implementations``) that ends in one
+:func:`register` decorator. The decorated *kernel* receives validated :class:`~focalbench.semantics.FocalArgs`; the
+registry wraps it into a callable with the common signature::
+
+    impl(logits, target, *, gamma=2.0, alpha=None, reduction="mean", ignore_index=-100) -> Tensor
+
+which validates its arguments (:func:`focalbench.semantics.validate`), refuses what the implementation declares it
+cannot do, and carries the metadata the checks and the benchmarks read (devices, dtypes, capabilities, known defects).
+A user's own focal loss can be loaded as ``"module:attr"`` with :func:`load_implementation`; it is called as it is,
+without our validation, so the checks judge its own behaviour.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata
+import pkgutil
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from focalbench.semantics import FLOAT_DTYPES, FocalArgs, validate
+
+__all__ = [
+    "CAPABILITIES",
+    "Implementation",
+    "KnownDefect",
+    "get_implementation",
+    "list_implementations",
+    "load_implementation",
+    "register",
+    "register_unavailable",
+    "unavailable_implementations",
+]
+
+#: What an implementation may support beyond plain (N, C) inputs with alpha None and reduction mean/sum.
+CAPABILITIES: frozenset[str] = frozenset(
+    {
+        "dense",  # logits (N, C, d1, ..., dk)
+        "ignore_index",  # targets equal to ignore_index are skipped
+        "reduction:none",
+        "alpha:scalar",
+        "alpha:per_class",
+        "double_backward",  # differentiable gradient (gradgradcheck)
+    }
+)
+
+Kernel = Callable[[FocalArgs], torch.Tensor]
+
+
+@dataclass(frozen=True)
+class KnownDefect:
+    """A documented way an implementation fails a check.
+
+    ``when`` receives the check's :class:`~focalbench.cases.Case` and says whether the defect applies to it;
+    ``None`` means every case of that check. The suite asserts that such a case *fails* (a strict expected failure),
+    so a change that repairs or alters the defect shows up.
+    """
+
+    check: str
+    reason: str
+    when: Callable[[Any], bool] | None = None
+
+    def applies(self, check: str, case: Any) -> bool:
+        return check == self.check and (self.when is None or bool(self.when(case)))
+
+
+@dataclass(frozen=True)
+class Implementation:
+    """A registered focal loss: a callable with the common signature plus what the suite needs to know about it."""
+
+    name: str
+    fn: Callable[..., torch.Tensor]
+    description: str = ""
+    devices: tuple[str, ...] = ("cpu", "cuda")
+    dtypes: tuple[torch.dtype, ...] = FLOAT_DTYPES
+    capabilities: frozenset[str] = CAPABILITIES
+    known_defects: tuple[KnownDefect, ...] = ()
+    compiles: bool = False  # has a one-off compilation cost that benchmarks measure separately
+    external: bool = False  # loaded from a user's "module:attr"; called without focalbench's validation
+    extra: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    def __call__(
+        self,
+        logits: torch.Tensor,
+        target: torch.Tensor,
+        *,
+        gamma: float = 2.0,
+        alpha: Any = None,
+        reduction: str = "mean",
+        ignore_index: int = -100,
+    ) -> torch.Tensor:
+        return self.fn(logits, target, gamma=gamma, alpha=alpha, reduction=reduction, ignore_index=ignore_index)
+
+    def supports(self, *, device: str | None = None, dtype: torch.dtype | None = None, needs: Iterable[str] = ()) -> str | None:
+        """``None`` when a call with these properties is supported, else the reason it is not."""
+        if device is not None and device not in self.devices:
+            return f"{self.name} runs on {', '.join(self.devices)}, not {device}"
+        if dtype is not None and dtype not in self.dtypes:
+            return f"{self.name} does not support {dtype}"
+        missing = sorted(set(needs) - self.capabilities)
+        if missing:
+            return f"{self.name} does not support {', '.join(missing)}"
+        return None
+
+    def defect_for(self, check: str, case: Any) -> KnownDefect | None:
+        return next((d for d in self.known_defects if d.applies(check, case)), None)
+
+
+_REGISTRY: dict[str, Implementation] = {}
+_UNAVAILABLE: dict[str, str] = {}
+_DISCOVERED = False
+ENTRY_POINT_GROUP = "focalbench.implementations"
+
+
+def _call_needs(args: FocalArgs, capabilities: frozenset[str]) -> list[str]:
+    """The capabilities a call needs that are absent from ``capabilities`` (only checks what could be missing)."""
+    needs = []
+    if "dense" not in capabilities and args.is_dense:
+        needs.append("dense")
+    if "reduction:none" not in capabilities and args.reduction == "none":
+        needs.append("reduction:none")
+    if args.alpha is not None and f"alpha:{args.alpha_kind}" not in capabilities:
+        needs.append(f"alpha:{args.alpha_kind}")
+    if "ignore_index" not in capabilities and bool((~args.valid).any()):
+        needs.append("ignore_index")
+    return needs
+
+
+def register(
+    name: str,
+    *,
+    description: str = "",
+    devices: tuple[str, ...] = ("cpu", "cuda"),
+    dtypes: tuple[torch.dtype, ...] = FLOAT_DTYPES,
+    capabilities: Iterable[str] = CAPABILITIES,
+    known_defects: Iterable[KnownDefect] = (),
+    compiles: bool = False,
+    **extra: Any,
+) -> Callable[[Kernel], Kernel]:
+    """Register a kernel ``f(args: FocalArgs) -> Tensor`` under ``name``; returns the kernel unchanged.
+
+    Raises:
+        ValueError: ``name`` is already registered, or a capability is unknown.
+
+    Example:
+        >>> from focalbench.registry import register
+        >>> @register("my_loss", capabilities={"dense"})  # doctest: +SKIP
+        ... def my_loss(args):
+        ...     ...
+    """
+    caps = frozenset(capabilities)
+    unknown = caps - CAPABILITIES
+    if unknown:
+        raise ValueError(f"capabilities must be among {sorted(CAPABILITIES)}. Got: {sorted(unknown)}")
+
+    def decorator(kernel: Kernel) -> Kernel:
+        if name in _REGISTRY:
+            raise ValueError(f"implementation name must be unique: {name!r} is already registered")
+
+        def impl(logits, target, *, gamma=2.0, alpha=None, reduction="mean", ignore_index=-100):
+            args = validate(logits, target, gamma=gamma, alpha=alpha, reduction=reduction, ignore_index=ignore_index)
+            device = args.logits.device.type
+            if device not in devices:
+                raise ValueError(f"logits must be on {' or '.join(devices)} for {name!r}. Got: {device}")
+            if args.logits.dtype not in dtypes:
+                raise TypeError(f"logits dtype must be one of {[str(d) for d in dtypes]} for {name!r}. Got: {args.logits.dtype}")
+            missing = _call_needs(args, caps)
+            if missing:
+                raise ValueError(f"{name!r} does not support {', '.join(missing)} (a declared limitation)")
+            return kernel(args)
+
+        impl.__name__ = impl.__qualname__ = name
+        impl.__doc__ = kernel.__doc__
+        _REGISTRY[name] = Implementation(
+            name=name,
+            fn=impl,
+            description=description or (kernel.__doc__ or "").strip().splitlines()[0],
+            devices=tuple(devices),
+            dtypes=tuple(dtypes),
+            capabilities=caps,
+            known_defects=tuple(known_defects),
+            compiles=compiles,
+            extra=dict(extra),
+        )
+        return kernel
+
+    return decorator
+
+
+def register_unavailable(name: str, reason: str) -> None:
+    """Record that ``name`` exists but cannot run here (e.g. an optional dependency is missing)."""
+    _UNAVAILABLE[name] = reason
+
+
+def _discover() -> None:
+    global _DISCOVERED
+    if _DISCOVERED:
+        return
+    _DISCOVERED = True
+    package = importlib.import_module("focalbench.implementations")
+    for module in sorted(pkgutil.iter_modules(package.__path__), key=lambda m: m.name):
+        if not module.name.startswith("_"):
+            importlib.import_module(f"{package.__name__}.{module.name}")
+    # Third-party packages can ship implementations through an entry point that imports their registering module.
+    for entry_point in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+        entry_point.load()
+
+
+def list_implementations() -> list[str]:
+    """Names of the registered implementations that can run in this environment, in registration order."""
+    _discover()
+    return list(_REGISTRY)
+
+
+def unavailable_implementations() -> dict[str, str]:
+    """Implementations that exist but cannot run here, with the reason."""
+    _discover()
+    return dict(_UNAVAILABLE)
+
+
+def get_implementation(name: str) -> Implementation:
+    """The registered implementation called ``name``.
+
+    Raises:
+        ValueError: no such implementation; the message lists the valid names (and why an unavailable one is).
+    """
+    _discover()
+    if name in _REGISTRY:
+        return _REGISTRY[name]
+    if name in _UNAVAILABLE:
+        raise ValueError(f"implementation {name!r} is unavailable here: {_UNAVAILABLE[name]}")
+    raise ValueError(f"implementation must be one of {', '.join(_REGISTRY)}. Got: {name!r}")
+
+
+def load_implementation(spec: str) -> Implementation:
+    """A registered name, or a user's ``"module:attr"`` callable with the common signature."""
+    if ":" not in spec:
+        return get_implementation(spec)
+    module_name, _, attr = spec.partition(":")
+    try:
+        obj = importlib.import_module(module_name)
+        for part in attr.split("."):
+            obj = getattr(obj, part)
+    except (ImportError, AttributeError) as error:
+        raise ValueError(f"implementation {spec!r} could not be loaded: {error}") from error
+    if isinstance(obj, Implementation):
+        return obj
+    if not callable(obj):
+        raise TypeError(f"implementation {spec!r} must be callable. Got: {type(obj).__name__}")
+    return Implementation(name=spec, fn=obj, description=(obj.__doc__ or spec).strip().splitlines()[0], external=True)

@@ -1,0 +1,226 @@
+r"""The one definition of the softmax focal loss's arguments and of their validation.
+
+Every registered implementation receives a :class:`FocalArgs` built by :func:`validate`, so every
+implementation accepts exactly the same inputs and rejects bad ones with the same message.
+
+.. math::
+
+    \mathrm{FL}(z, t) = -\alpha_t \, (1 - p_t)^\gamma \log p_t, \qquad p = \mathrm{softmax}(z) \text{ over dim 1}
+
+Args (of every implementation):
+    logits: float16, bfloat16, float32 or float64 tensor of shape ``(N, C)`` or ``(N, C, d1, ..., dk)``, ``C >= 2``.
+    target: integer tensor of shape ``(N,)`` or ``(N, d1, ..., dk)`` with values in ``[0, C)`` or ``ignore_index``.
+    gamma: float ``>= 0`` (default 2.0); 0 gives cross-entropy.
+    alpha: ``None`` (all ones), a float ``>= 0`` applied to every class, or ``C`` non-negative per-class weights
+        (a sequence or a 1-D tensor); ``alpha_t = alpha[target]``.
+    reduction: ``"mean"`` (sum over non-ignored elements divided by their count; 0 when every element is ignored),
+        ``"sum"`` or ``"none"`` (target's shape, 0 at ignored positions).
+    ignore_index: target value whose elements contribute neither loss nor gradient (default -100).
+
+Arithmetic is at least float32 (:func:`compute_dtype`); the result has the logits' dtype.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+
+__all__ = [
+    "FLOAT_DTYPES",
+    "REDUCTIONS",
+    "FocalArgs",
+    "compute_dtype",
+    "reduce_loss",
+    "validate",
+]
+
+FLOAT_DTYPES: tuple[torch.dtype, ...] = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
+REDUCTIONS: tuple[str, ...] = ("mean", "sum", "none")
+
+
+@dataclass(frozen=True)
+class FocalArgs:
+    """Validated, normalized arguments of one focal-loss call.
+
+    ``alpha`` is ``None``, a Python float, or a 1-D tensor of length ``C`` in :func:`compute_dtype` on the logits'
+    device. ``target`` is int64 and may hold ``ignore_index``; ``valid`` marks the elements that count.
+    """
+
+    logits: torch.Tensor
+    target: torch.Tensor
+    gamma: float
+    alpha: None | float | torch.Tensor
+    reduction: str
+    ignore_index: int
+    raw_alpha: object = None  # alpha exactly as the caller gave it (for adapters that reproduce a seed's handling)
+
+    @property
+    def num_classes(self) -> int:
+        return self.logits.shape[1]
+
+    @property
+    def is_dense(self) -> bool:
+        return self.logits.dim() > 2
+
+    @property
+    def valid(self) -> torch.Tensor:
+        return self.target != self.ignore_index
+
+    @property
+    def alpha_kind(self) -> str:
+        if self.alpha is None:
+            return "none"
+        return "scalar" if isinstance(self.alpha, float) else "per_class"
+
+    def safe_target(self) -> torch.Tensor:
+        """``target`` with ignored positions replaced by class 0, safe to use as an index."""
+        return torch.where(self.valid, self.target, torch.zeros((), dtype=self.target.dtype, device=self.target.device))
+
+    def alpha_t(self, dtype: torch.dtype) -> torch.Tensor:
+        """Per-element weight ``alpha[target]`` (1 where alpha is None), 0 at ignored positions."""
+        valid = self.valid
+        if self.alpha is None:
+            return valid.to(dtype)
+        if isinstance(self.alpha, float):
+            return valid.to(dtype) * self.alpha
+        return torch.where(valid, self.alpha.to(dtype)[self.safe_target()], torch.zeros((), dtype=dtype, device=valid.device))
+
+
+def compute_dtype(dtype: torch.dtype) -> torch.dtype:
+    """The dtype arithmetic is done in: float32 for half-precision inputs, the input dtype otherwise."""
+    return torch.float32 if dtype in (torch.float16, torch.bfloat16) else dtype
+
+
+def _shape(t: torch.Tensor) -> tuple[int, ...]:
+    return tuple(t.shape)
+
+
+def _validate_gamma(gamma: object) -> float:
+    if isinstance(gamma, bool) or not isinstance(gamma, numbers.Real):
+        raise TypeError(f"gamma must be a real number >= 0. Got: {type(gamma).__name__} {gamma!r}")
+    value = float(gamma)
+    if math.isnan(value) or value < 0 or math.isinf(value):
+        raise ValueError(f"gamma must be a finite number >= 0. Got: {value!r}")
+    return value
+
+
+def _validate_alpha(alpha: object, num_classes: int, dtype: torch.dtype, device: torch.device) -> None | float | torch.Tensor:
+    if alpha is None:
+        return None
+    if isinstance(alpha, bool):
+        raise TypeError(f"alpha must be None, a float >= 0 or {num_classes} per-class weights. Got: bool {alpha!r}")
+    if isinstance(alpha, numbers.Real):
+        value = float(alpha)
+        if not (value >= 0) or math.isinf(value):
+            raise ValueError(f"alpha must be a finite float >= 0. Got: {value!r}")
+        return value
+    if isinstance(alpha, torch.Tensor):
+        if alpha.is_complex() or not (alpha.is_floating_point() or alpha.dtype in (torch.int32, torch.int64)):
+            raise TypeError(f"alpha must hold real numbers. Got: tensor of dtype {alpha.dtype}")
+        weights = alpha.detach()
+    elif isinstance(alpha, Sequence) and not isinstance(alpha, (str, bytes)):
+        if not all(isinstance(a, numbers.Real) and not isinstance(a, bool) for a in alpha):
+            raise TypeError(f"alpha must be a sequence of real numbers. Got: {alpha!r}")
+        weights = torch.tensor([float(a) for a in alpha], dtype=torch.float64)
+    else:
+        raise TypeError(
+            f"alpha must be None, a float >= 0 or {num_classes} per-class weights. Got: {type(alpha).__name__}"
+        )
+    if weights.dim() != 1:
+        raise ValueError(
+            f"alpha must be 1-D with {num_classes} per-class weights (shape ({num_classes},)). "
+            f"Got: shape {_shape(weights)}"
+        )
+    if weights.numel() != num_classes:
+        raise ValueError(f"alpha must have one weight per class ({num_classes}). Got: {weights.numel()} weights")
+    if not bool(torch.isfinite(weights).all()) or bool((weights < 0).any()):
+        raise ValueError(f"alpha must hold finite weights >= 0. Got: {weights.tolist()}")
+    return weights.to(device=device, dtype=dtype)
+
+
+def validate(
+    logits: object,
+    target: object,
+    *,
+    gamma: object = 2.0,
+    alpha: object = None,
+    reduction: object = "mean",
+    ignore_index: object = -100,
+) -> FocalArgs:
+    """Check every argument before any computation and return them normalized.
+
+    Raises:
+        TypeError: an argument of the wrong type or dtype.
+        ValueError: an argument of the right type with a wrong value, shape or device.
+
+    Example:
+        >>> import torch
+        >>> args = validate(torch.zeros(4, 3), torch.tensor([0, 1, 2, -100]), gamma=2, alpha=0.25)
+        >>> args.num_classes, args.alpha, int(args.valid.sum())
+        (3, 0.25, 3)
+    """
+    if not isinstance(logits, torch.Tensor):
+        raise TypeError(f"logits must be a torch.Tensor. Got: {type(logits).__name__}")
+    if not isinstance(target, torch.Tensor):
+        raise TypeError(f"target must be a torch.Tensor. Got: {type(target).__name__}")
+    if logits.dtype not in FLOAT_DTYPES:
+        raise TypeError(f"logits must be float16, bfloat16, float32 or float64. Got: {logits.dtype}")
+    if logits.dim() < 2:
+        raise ValueError(f"logits must have shape (N, C) or (N, C, d1, ..., dk). Got: shape {_shape(logits)}")
+    num_classes = logits.shape[1]
+    if num_classes < 2:
+        raise ValueError(f"logits must have at least 2 classes along dim 1. Got: shape {_shape(logits)}")
+    if target.dtype == torch.bool or target.is_floating_point() or target.is_complex():
+        raise TypeError(f"target must be an integer tensor of class indices. Got: {target.dtype}")
+    expected = (logits.shape[0],) + tuple(logits.shape[2:])
+    if _shape(target) != expected:
+        raise ValueError(
+            f"target must have shape {expected} for logits of shape {_shape(logits)}. Got: shape {_shape(target)}"
+        )
+    if target.device != logits.device:
+        raise ValueError(
+            f"target must be on the logits' device ({logits.device}). Got: target on {target.device}"
+        )
+    if isinstance(ignore_index, bool) or not isinstance(ignore_index, numbers.Integral):
+        raise TypeError(f"ignore_index must be an int. Got: {type(ignore_index).__name__} {ignore_index!r}")
+    ignore_index = int(ignore_index)
+    if not isinstance(reduction, str) or reduction not in REDUCTIONS:
+        raise ValueError(f"reduction must be one of {', '.join(repr(r) for r in REDUCTIONS)}. Got: {reduction!r}")
+    gamma_value = _validate_gamma(gamma)
+    alpha_value = _validate_alpha(alpha, num_classes, compute_dtype(logits.dtype), logits.device)
+    target = target.long()
+    if target.numel():
+        # Checked on the host before any kernel runs: an out-of-range index must never become a device-side assert.
+        counted = target != ignore_index
+        out_of_range = counted & ((target < 0) | (target >= num_classes))
+        if bool(out_of_range.any()):
+            bad = target[out_of_range]
+            raise ValueError(
+                f"target values must be in [0, {num_classes}) or equal ignore_index ({ignore_index}). "
+                f"Got: {bad.numel()} value(s) outside, e.g. {bad[:5].tolist()}"
+            )
+    return FocalArgs(logits, target, gamma_value, alpha_value, reduction, ignore_index, raw_alpha=alpha)
+
+
+def reduce_loss(per_element: torch.Tensor, args: FocalArgs) -> torch.Tensor:
+    """Apply ``args.reduction`` to a per-element loss that is already 0 at ignored positions.
+
+    ``"mean"`` divides by the number of non-ignored elements (not by the sum of alpha weights); with none counted it
+    returns 0 with zero gradient instead of NaN.
+    """
+    if args.reduction == "none":
+        return per_element
+    total = per_element.sum()
+    if args.reduction == "sum":
+        return total
+    count = args.valid.sum().clamp_min(1).to(total.dtype)
+    return total / count
+
+
+def mean_scale(args: FocalArgs) -> torch.Tensor:
+    """The factor ``reduce_loss`` applies to every element for ``"mean"`` (1 / count), as a float64 0-d tensor."""
+    return 1.0 / args.valid.sum().clamp_min(1).to(torch.float64)

@@ -1,0 +1,103 @@
+r"""``numpy_reference``: NumPy float64 with its own closed-form gradient: the oracle the others are checked against.
+
+Per row (logits ``z``, target ``t``), with everything taken over the *non-target* classes so that nothing is computed
+as ``1 - (a number close to 1)``:
+
+.. math::
+
+    d = \log \sum_{j \ne t} e^{z_j - z_t} = \log \frac{1 - p_t}{p_t}, \qquad
+    -\log p_t = \mathrm{softplus}(d), \qquad \log(1 - p_t) = -\mathrm{softplus}(-d)
+
+    \mathrm{FL} = \alpha_t \, (1 - p_t)^\gamma \, \mathrm{softplus}(d)
+
+The gradient (derived in :mod:`focalbench.implementations.fused`), with ``q_j = p_j / (1 - p_t)`` the softmax over
+the non-target classes:
+
+.. math::
+
+    G = \alpha_t (1 - p_t)^\gamma \left[(1 - p_t) - \gamma \, p_t \log p_t\right], \qquad
+    \partial \mathrm{FL} / \partial z_t = -G, \qquad \partial \mathrm{FL} / \partial z_j = G \, q_j \; (j \ne t)
+
+It is itself checked against an arbitrary-precision oracle (:mod:`focalbench.oracle`). It runs on the CPU in NumPy
+(inputs on another device are copied); it is differentiable once (no double backward).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from focalbench.registry import register
+from focalbench.semantics import FocalArgs, mean_scale
+
+
+def _softplus(x: np.ndarray) -> np.ndarray:
+    with np.errstate(over="ignore"):
+        return np.maximum(x, 0.0) + np.log1p(np.exp(-np.abs(x)))
+
+
+def reference_rows(z: np.ndarray, t: np.ndarray, alpha_t: np.ndarray, gamma: float) -> tuple[np.ndarray, np.ndarray]:
+    """Loss (M,) and gradient (M, C) of M rows ``z`` (M, C) float64 at targets ``t`` (M,), weighted by ``alpha_t``."""
+    rows = np.arange(z.shape[0])
+    z_t = z[rows, t]
+    others = z.copy()
+    others[rows, t] = -np.inf
+    others_max = others.max(axis=1)  # C >= 2, so finite for finite logits
+    with np.errstate(under="ignore"):
+        exp_others = np.exp(others - others_max[:, None])  # 0 at the target
+        sum_others = exp_others.sum(axis=1)  # in [1, C - 1]
+        d = (others_max - z_t) + np.log(sum_others)
+        neg_log_p_t = _softplus(d)
+        log_one_minus_p_t = -_softplus(-d)
+        focal = np.exp(gamma * log_one_minus_p_t) if gamma else np.ones_like(d)
+        loss = alpha_t * focal * neg_log_p_t
+        p_t = np.exp(-neg_log_p_t)
+        big_g = alpha_t * focal * (np.exp(log_one_minus_p_t) + gamma * p_t * neg_log_p_t)
+        grad = exp_others * (big_g / sum_others)[:, None]
+    grad[rows, t] = -big_g
+    return loss, grad
+
+
+class _ReferenceFunction(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, logits: torch.Tensor, args: FocalArgs) -> torch.Tensor:
+        num_classes = args.num_classes
+        rows = logits.detach().movedim(1, -1).reshape(-1, num_classes).cpu().double().numpy()
+        target = args.safe_target().reshape(-1).cpu().numpy()
+        alpha_t = args.alpha_t(torch.float64).reshape(-1).cpu().numpy()
+        loss, grad = reference_rows(rows, target, alpha_t, args.gamma)
+        per_element = torch.from_numpy(loss).reshape(args.target.shape)
+        # grad back to the logits' layout: rows are (N, d1, ..., dk) flattened with the class dim last
+        grad_t = torch.from_numpy(grad).reshape(*args.target.shape, num_classes).movedim(-1, 1)
+        ctx.args = args
+        ctx.save_for_backward(grad_t)
+        if args.reduction == "none":
+            out = per_element
+        elif args.reduction == "sum":
+            out = per_element.sum()
+        else:
+            out = per_element.sum() * mean_scale(args).cpu()
+        return out.to(device=logits.device, dtype=logits.dtype)
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad_output: torch.Tensor):
+        (grad,) = ctx.saved_tensors
+        args: FocalArgs = ctx.args
+        upstream = grad_output.detach().cpu().double()
+        if args.reduction == "none":
+            grad = grad * upstream.unsqueeze(1)
+        else:
+            scale = mean_scale(args).cpu() if args.reduction == "mean" else 1.0
+            grad = grad * (upstream * scale)
+        return grad.to(device=grad_output.device, dtype=ctx.args.logits.dtype), None
+
+
+@register(
+    "numpy_reference",
+    description="NumPy float64 closed form with its own gradient (the oracle)",
+    capabilities={"dense", "ignore_index", "reduction:none", "alpha:scalar", "alpha:per_class"},
+)
+def numpy_reference(args: FocalArgs) -> torch.Tensor:
+    """Float64 NumPy focal loss with a closed-form gradient."""
+    return _ReferenceFunction.apply(args.logits, args)
