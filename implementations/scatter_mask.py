@@ -52,12 +52,14 @@ class SeedFocalLoss(nn.Module):
 
 
 def _underflows(case) -> bool:
-    """A case whose rows include a target logit so far below another that softmax gives p_t = 0."""
-    return case.hopeless_rows and case.margin_in_compute_dtype_underflows
+    """Extreme cases hold hopeless rows; a gap >= 1e3 underflows softmax to p_t = 0 in float32 and float64."""
+    return case.margin is not None and case.margin >= 1e3
 
 
 def _confident_fractional_gamma(case) -> bool:
-    return 0 < case.gamma < 1 and case.confident_rows and case.margin_saturates
+    """Confident rows whose p_t rounds to exactly 1: gap >= 30 in float32 (>= 1e3 in float64), with 0 < gamma < 1."""
+    saturating_gap = 30.0 if case.dtype == torch.float32 else 1e3
+    return case.margin is not None and case.margin >= saturating_gap and 0 < case.gamma < 1
 
 
 @register(

@@ -1,0 +1,347 @@
+"""Correctness checks as plain functions: used by ``tests/`` and by ``focalbench check``, never written twice.
+
+A check is a function ``(impl, case, device) -> None | str`` (``None``: it holds; a string: what went wrong) with the
+cases it runs on. :func:`evaluate` turns one (implementation, check, case) into an :class:`Outcome`:
+
+* ``n/a``   the implementation does not declare what the case needs (device, dtype, capability);
+* ``pass`` / ``fail``;
+* ``xfail`` a failure covered by one of the implementation's declared known defects;
+* ``xpass`` a known defect that no longer reproduces (an error: the declaration is stale).
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from focalbench.cases import BadInput, Case, bad_inputs, extreme_cases, random_cases
+from focalbench.registry import Implementation, get_implementation
+from focalbench.tolerances import ACCURACY_BOUND, TOLERANCES, compare
+
+__all__ = ["CHECKS", "REFERENCE", "Check", "Outcome", "evaluate", "loss_and_grad", "run_matrix", "summarize"]
+
+REFERENCE = "numpy_reference"
+
+CheckFn = Callable[[Implementation, object, str], "str | None"]
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    description: str
+    fn: CheckFn
+    cases: Callable[[], list]
+    needs: frozenset[str] = frozenset()
+    skip_reference: bool = False  # the reference is judged against the arbitrary-precision oracle instead
+
+
+@dataclass(frozen=True)
+class Outcome:
+    status: str  # pass | fail | xfail | xpass | n/a
+    detail: str = ""
+
+    @property
+    def unexpected(self) -> bool:
+        return self.status in ("fail", "xpass")
+
+
+def loss_and_grad(
+    impl: Callable, logits: torch.Tensor, target: torch.Tensor, kwargs: dict, upstream: torch.Tensor | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The loss and d(sum of upstream * loss)/d logits, on a fresh leaf that keeps the logits' strides."""
+    x = logits.detach().clone().requires_grad_(True)
+    loss = impl(x, target, **kwargs)
+    if upstream is None:
+        upstream = torch.ones_like(loss)
+    (grad,) = torch.autograd.grad(loss, x, upstream.to(loss.dtype))
+    return loss.detach(), grad
+
+
+def _upstream(case: Case, device: str) -> torch.Tensor | None:
+    """Upstream gradient: seeded weights for ``none``, 0.5 for ``sum`` (exercises scaling), 1 for ``mean``."""
+    if case.reduction == "none":
+        g = torch.Generator().manual_seed(case.seed + 1)
+        return torch.rand(case.shape[:1] + case.shape[2:], generator=g, dtype=torch.float64).to(device)
+    return torch.tensor(0.5 if case.reduction == "sum" else 1.0, dtype=torch.float64, device=device)
+
+
+@functools.lru_cache(maxsize=512)
+def _reference_result(case: Case, device: str) -> tuple[torch.Tensor, torch.Tensor]:
+    logits, target = case.make(device)
+    return loss_and_grad(get_implementation(REFERENCE), logits.double(), target, case.kwargs(), _upstream(case, device))
+
+
+def _matches_reference(impl: Implementation, case: Case, device: str) -> str | None:
+    logits, target = case.make(device)
+    loss, grad = loss_and_grad(impl, logits, target, case.kwargs(), _upstream(case, device))
+    if loss.dtype != case.dtype:
+        return f"result dtype {loss.dtype} != logits dtype {case.dtype}"
+    if grad.dtype != case.dtype:
+        return f"gradient dtype {grad.dtype} != logits dtype {case.dtype}"
+    ref_loss, ref_grad = _reference_result(case, device)
+    return compare(loss, ref_loss, case.dtype, "loss") or compare(grad, ref_grad, case.dtype, "gradient")
+
+
+def _cross_entropy_at_gamma_zero(impl: Implementation, case: Case, device: str) -> str | None:
+    logits, target = case.make(device)
+    kwargs = case.kwargs()
+    loss, grad = loss_and_grad(impl, logits, target, kwargs, _upstream(case, device))
+
+    def ce(x, t, **kw):
+        return F.cross_entropy(x, t, reduction=kw["reduction"], ignore_index=kw["ignore_index"])
+
+    ce_loss, ce_grad = loss_and_grad(ce, logits, target, kwargs, _upstream(case, device))
+    if case.reduction == "mean" and not bool((target != case.ignore_index).any()):
+        ce_loss = torch.zeros_like(ce_loss)  # F.cross_entropy gives NaN here; our semantics says 0
+        ce_grad = torch.zeros_like(ce_grad)
+    return compare(loss, ce_loss, case.dtype, "loss vs F.cross_entropy") or compare(
+        grad, ce_grad, case.dtype, "gradient vs F.cross_entropy"
+    )
+
+
+def _focal_terms(case: Case, device: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Exact-ish float64 ``(p_t, alpha_t, ce)`` per element for a case without ignored elements."""
+    logits, target = case.make(device)
+    log_p = torch.log_softmax(logits.double(), dim=1)
+    log_p_t = log_p.gather(1, target.unsqueeze(1)).squeeze(1)
+    alpha = case.alpha()
+    if alpha is None:
+        alpha_t = torch.ones_like(log_p_t)
+    elif isinstance(alpha, float):
+        alpha_t = torch.full_like(log_p_t, alpha)
+    else:
+        alpha_t = torch.tensor(alpha, dtype=torch.float64, device=device)[target]
+    return log_p_t.exp(), alpha_t, -log_p_t
+
+
+def _focal_below_cross_entropy(impl: Implementation, case: Case, device: str) -> str | None:
+    logits, target = case.make(device)
+    fl = impl(logits, target, **case.kwargs()).double()
+    _, alpha_t, ce = _focal_terms(case, device)
+    ce = alpha_t * ce  # FL <= alpha_t CE: the focal factor (1 - p_t)^gamma is at most 1
+    slack = TOLERANCES[case.dtype].rtol * ce + TOLERANCES[case.dtype].atol * float(ce.max())
+    above = fl > ce + slack
+    if bool(above.any()):
+        i = int(above.flatten().nonzero()[0])
+        return f"FL > CE at element {i}: {fl.flatten()[i].item():.9g} > {ce.flatten()[i].item():.9g}"
+    return None
+
+
+def _focal_to_cross_entropy_ratio(impl: Implementation, case: Case, device: str) -> str | None:
+    logits, target = case.make(device)
+    fl = impl(logits, target, **case.kwargs()).double()
+    p_t, alpha_t, ce = _focal_terms(case, device)
+    expected = alpha_t * (1 - p_t) ** case.gamma
+    counted = ce > 1e-6  # the ratio is 0/0 where CE vanishes
+    return compare((fl / ce)[counted], expected[counted], case.dtype, "FL / CE vs alpha_t (1 - p_t)^gamma")
+
+
+def _paper_figure_1(impl: Implementation, case: Case, device: str) -> str | None:
+    """Lin et al. (2017), Fig. 1: with gamma = 2, FL is 100x below CE at p_t = 0.9 and 1000x at p_t = 1 - 1/sqrt(1000)."""
+    failures = []
+    for p_t, factor in ((0.9, 100.0), (1 - 1 / math.sqrt(1000), 1000.0)):
+        logits = torch.tensor([[math.log(p_t / (1 - p_t)), 0.0]], dtype=torch.float64, device=device)
+        target = torch.zeros(1, dtype=torch.long, device=device)
+        fl = float(impl(logits, target, gamma=2.0, alpha=None, reduction="sum", ignore_index=-100))
+        ce = -math.log(p_t)
+        if not math.isclose(fl * factor, ce, rel_tol=1e-9):
+            failures.append(f"p_t={p_t:.6f}: CE/FL = {ce / fl:.9g}, expected {factor:g}")
+    return "; ".join(failures) or None
+
+
+def _gradcheck(impl: Implementation, case: Case, device: str) -> str | None:
+    logits, target = case.make(device)
+    x = logits.detach().clone().requires_grad_(True)
+    ok = torch.autograd.gradcheck(lambda z: impl(z, target, **case.kwargs()), (x,), raise_exception=False)
+    return None if ok else "torch.autograd.gradcheck failed (analytical != numerical gradient)"
+
+
+def _gradgradcheck(impl: Implementation, case: Case, device: str) -> str | None:
+    logits, target = case.make(device)
+    x = logits.detach().clone().requires_grad_(True)
+    ok = torch.autograd.gradgradcheck(lambda z: impl(z, target, **case.kwargs()), (x,), raise_exception=False)
+    return None if ok else "torch.autograd.gradgradcheck failed"
+
+
+def _finite_at_extremes(impl: Implementation, case: Case, device: str) -> str | None:
+    logits, target = case.make(device)
+    loss, grad = loss_and_grad(impl, logits, target, case.kwargs())
+    if not bool(torch.isfinite(loss).all()):
+        return f"loss not finite: {loss.flatten()[:4].tolist()}"
+    if not bool(torch.isfinite(grad).all()):
+        return f"gradient has {int((~torch.isfinite(grad)).sum())} non-finite value(s)"
+    return None
+
+
+def accuracy_errors(loss, grad, ref_loss, ref_grad, dtype: torch.dtype) -> tuple[float, float]:
+    """(max relative error of the loss elements, max per-row normwise relative error of the gradient).
+
+    Exact values below the dtype's smallest normal number (``tiny``) may come out as anything within ``tiny`` of them,
+    including 0: those are compared absolutely.
+    """
+    tiny = torch.finfo(dtype).tiny
+    loss, ref_loss = loss.double().cpu().flatten(), ref_loss.double().cpu().flatten()
+    grad = grad.double().cpu().movedim(1, -1).reshape(-1, grad.shape[1])
+    ref_grad = ref_grad.double().cpu().movedim(1, -1).reshape(-1, ref_grad.shape[1])
+    if not (bool(torch.isfinite(loss).all()) and bool(torch.isfinite(grad).all())):
+        return math.inf, math.inf
+
+    def rel(abs_err: torch.Tensor, scale: torch.Tensor) -> float:
+        err = torch.where(scale >= tiny, abs_err / scale.clamp_min(tiny), torch.where(abs_err <= tiny, 0.0, math.inf))
+        return float(err.max()) if err.numel() else 0.0
+
+    loss_err = rel((loss - ref_loss).abs(), ref_loss.abs())
+    grad_err = rel((grad - ref_grad).abs().amax(dim=1), ref_grad.abs().amax(dim=1))
+    return loss_err, grad_err
+
+
+def _accurate_at_extremes(impl: Implementation, case: Case, device: str) -> str | None:
+    logits, target = case.make(device)
+    loss, grad = loss_and_grad(impl, logits, target, case.kwargs())
+    ref_loss, ref_grad = loss_and_grad(get_implementation(REFERENCE), logits.double(), target, case.kwargs())
+    loss_err, grad_err = accuracy_errors(loss, grad, ref_loss, ref_grad, case.dtype)
+    bound = ACCURACY_BOUND[case.dtype]
+    if loss_err > bound or grad_err > bound:
+        return f"relative error loss {loss_err:.3g}, gradient {grad_err:.3g} > {bound:g}"
+    return None
+
+
+def _rejects_bad_input(impl: Implementation, bad: BadInput, device: str) -> str | None:
+    logits, target, kwargs = bad.call_args(device)
+    try:
+        impl(logits, target, **kwargs)
+    except bad.error as error:
+        message = str(error)
+        if bad.argument not in message:
+            return f"{type(error).__name__} raised, but its message does not name {bad.argument!r}: {message!r}"
+        return None
+    except Exception as error:  # noqa: BLE001 - any other exception is the finding
+        return f"expected {bad.error.__name__} naming {bad.argument!r}, got {type(error).__name__}: {error}"
+    return f"expected {bad.error.__name__} naming {bad.argument!r}; no exception was raised"
+
+
+def _ce_cases() -> list[Case]:
+    return [
+        Case(shape=(16, 7), gamma=0.0, ignore_fraction=0.2, seed=200),
+        Case(shape=(16, 7), gamma=0.0, seed=201),
+        Case(shape=(4, 21, 5, 7), gamma=0.0, ignore_fraction=0.2, reduction="none", seed=202, label="seg"),
+        Case(shape=(2, 5, 3, 4, 5), gamma=0.0, ignore_fraction=0.2, reduction="sum", seed=203, label="vol"),
+        Case(shape=(8, 1000), gamma=0.0, dtype=torch.float64, seed=204),
+        Case(shape=(16, 7), gamma=0.0, ignore_fraction=1.0, seed=205, label="all-ignored"),
+    ]
+
+
+def _identity_cases() -> list[Case]:
+    return [
+        Case(shape=(32, 7), gamma=g, alpha_kind=a, reduction="none", scale=1.0, dtype=dt, seed=300 + i)
+        for i, (g, a, dt) in enumerate(
+            (g, a, dt) for g in (0.5, 2.0, 5.0) for a in ("none", "per_class") for dt in (torch.float32, torch.float64)
+        )
+    ]
+
+
+def _gradcheck_cases() -> list[Case]:
+    return [
+        Case(shape=(3, 4), dtype=torch.float64, gamma=g, alpha_kind="per_class", scale=1.0, seed=400 + i)
+        for i, g in enumerate((0.0, 0.5, 2.0))
+    ] + [
+        Case(shape=(3, 4), dtype=torch.float64, gamma=1.5, reduction="sum", scale=1.0, seed=410),
+        Case(shape=(2, 3, 2, 2), dtype=torch.float64, gamma=1.5, reduction="none", ignore_fraction=0.25, seed=411),
+    ]
+
+
+def _accuracy_cases() -> list[Case]:
+    return extreme_cases(reduction="none", margins=(3.0, 30.0), gammas=(0.0, 0.5, 1.0))
+
+
+def _figure_cases() -> list[Case]:
+    return [Case(shape=(1, 2), dtype=torch.float64, label="figure-1")]
+
+
+CHECKS: dict[str, Check] = {
+    check.name: check
+    for check in (
+        Check("matches_reference", "loss and gradient equal numpy_reference within the dtype's tolerance",
+              _matches_reference, random_cases, skip_reference=True),
+        Check("cross_entropy_at_gamma_zero", "gamma=0, alpha=None equals F.cross_entropy (loss and gradient)",
+              _cross_entropy_at_gamma_zero, _ce_cases),
+        Check("focal_below_cross_entropy", "FL <= alpha_t CE elementwise", _focal_below_cross_entropy, _identity_cases),
+        Check("focal_to_cross_entropy_ratio", "FL / CE = alpha_t (1 - p_t)^gamma elementwise",
+              _focal_to_cross_entropy_ratio, _identity_cases),
+        Check("paper_figure_1", "gamma=2: CE/FL = 100 at p_t=0.9 and 1000 at p_t=1-1/sqrt(1000)",
+              _paper_figure_1, _figure_cases),
+        Check("gradcheck", "torch.autograd.gradcheck in float64", _gradcheck, _gradcheck_cases),
+        Check("gradgradcheck", "torch.autograd.gradgradcheck in float64", _gradgradcheck, _gradcheck_cases,
+              needs=frozenset({"double_backward"})),
+        Check("finite_at_extremes", "finite loss and gradient for logit gaps up to 1e30, shifts +-1e3, every gamma",
+              _finite_at_extremes, functools.partial(extreme_cases, "sum")),
+        Check("accurate_at_extremes", "loss and gradient within 2e-6 (fp32) / 1e-12 (fp64) relative of float64 "
+              "reference at gaps 3 and 30, shifts +-1e3", _accurate_at_extremes, _accuracy_cases,
+              skip_reference=True),
+        Check("rejects_bad_input", "bad arguments raise ValueError/TypeError naming the argument",
+              _rejects_bad_input, bad_inputs),
+    )
+}
+
+
+def applicability(impl: Implementation, check: Check, case, device: str) -> str | None:
+    """``None`` when ``check`` applies to ``impl`` on ``case`` and ``device``, else why not."""
+    if check.skip_reference and impl.name == REFERENCE:
+        return f"{REFERENCE} is the reference here; it is checked against the arbitrary-precision oracle"
+    if isinstance(case, BadInput):
+        if case.device == "cuda" and device != "cuda":
+            return "needs a CUDA device (--device cuda)"
+        return impl.supports(device=device)
+    needs = set(case.needs()) | set(check.needs)
+    return impl.supports(device=device, dtype=case.dtype, needs=needs)
+
+
+def evaluate(impl: Implementation, check: Check, case, device: str = "cpu") -> Outcome:
+    """Run one check on one case and classify the result against the implementation's declarations."""
+    reason = applicability(impl, check, case, device)
+    if reason is not None:
+        return Outcome("n/a", reason)
+    try:
+        failure = check.fn(impl, case, device)
+    except Exception as error:  # noqa: BLE001 - an exception from the implementation is a failed check
+        failure = f"raised {type(error).__name__}: {error}"
+    defect = impl.defect_for(check.name, case)
+    if defect is not None:
+        if failure:
+            return Outcome("xfail", f"known defect: {defect.reason} ({failure})")
+        return Outcome("xpass", f"declared known defect did not reproduce: {defect.reason}")
+    return Outcome("fail", failure) if failure else Outcome("pass")
+
+
+def case_id(case) -> str:
+    return case.id if isinstance(case, Case) else case.name
+
+
+def run_matrix(
+    impls: Iterable[Implementation], checks: Iterable[Check] | None = None, device: str = "cpu", progress=None
+) -> dict[str, dict[str, list[tuple[str, Outcome]]]]:
+    """Every applicable (check, case) for each implementation: ``{impl: {check: [(case id, outcome), ...]}}``."""
+    checks = list(CHECKS.values()) if checks is None else list(checks)
+    matrix: dict[str, dict[str, list[tuple[str, Outcome]]]] = {}
+    for impl in impls:
+        matrix[impl.name] = {}
+        for check in checks:
+            outcomes = [(case_id(case), evaluate(impl, check, case, device)) for case in check.cases()]
+            matrix[impl.name][check.name] = outcomes
+            if progress is not None:
+                progress(impl.name, check.name, summarize(o for _, o in outcomes))
+    return matrix
+
+
+def summarize(outcomes: Iterable[Outcome]) -> str:
+    """One verdict for a check over its cases: fail > xpass > xfail > pass > n/a."""
+    statuses = {o.status for o in outcomes}
+    for status in ("fail", "xpass", "xfail", "pass"):
+        if status in statuses:
+            return status
+    return "n/a"

@@ -1,0 +1,69 @@
+"""One tolerance table, keyed by dtype, and the one helper that compares against it.
+
+A tolerance is ``rtol`` relative to each expected element plus ``atol`` relative to the largest expected magnitude
+(so a mean and a sum of the same losses are judged alike): ``|a - e| <= atol * max|e| + rtol * |e|``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+__all__ = ["ACCURACY_BOUND", "TOLERANCES", "Tolerance", "compare", "relative_error"]
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    rtol: float
+    atol: float
+
+
+#: Agreement with the float64 reference for ordinary (non-extreme) inputs. Half-precision results are rounded to
+#: their dtype (unit roundoff 4.9e-4 for float16, 3.9e-3 for bfloat16), so their bounds are a few units of that.
+TOLERANCES: dict[torch.dtype, Tolerance] = {
+    torch.float64: Tolerance(rtol=1e-10, atol=1e-12),
+    torch.float32: Tolerance(rtol=2e-5, atol=2e-6),
+    torch.float16: Tolerance(rtol=4e-3, atol=2e-3),
+    torch.bfloat16: Tolerance(rtol=3e-2, atol=1.6e-2),
+}
+
+#: Accuracy claimed at extreme inputs (``accurate_at_extremes``): maximum relative error of each loss element and
+#: normwise (max-norm, per row) relative error of the gradient against an exact answer. 2e-6 is about 16 float32 ulp.
+ACCURACY_BOUND: dict[torch.dtype, float] = {torch.float32: 2e-6, torch.float64: 1e-12}
+
+
+def relative_error(actual: torch.Tensor, expected: torch.Tensor, floor: float = 0.0) -> float:
+    """max |a - e| / max(|e|, floor) elementwise, in float64; exact matches (incl. both 0) count as 0."""
+    a = actual.detach().double().cpu()
+    e = expected.detach().double().cpu()
+    if a.shape != e.shape:
+        return float("inf")
+    if not bool(torch.isfinite(a).all()):
+        return float("inf")
+    err = (a - e).abs() / e.abs().clamp_min(floor)
+    err = torch.where(a == e, torch.zeros_like(err), err)
+    return float(err.max()) if err.numel() else 0.0
+
+
+def compare(actual: torch.Tensor, expected: torch.Tensor, dtype: torch.dtype, what: str) -> str | None:
+    """``None`` when ``actual`` agrees with ``expected`` within ``TOLERANCES[dtype]``, else a description of the worst element."""
+    tol = TOLERANCES[dtype]
+    a = actual.detach().double().cpu()
+    e = expected.detach().double().cpu()
+    if a.shape != e.shape:
+        return f"{what}: shape {tuple(a.shape)} != expected {tuple(e.shape)}"
+    if a.numel() == 0:
+        return None
+    if not bool(torch.isfinite(a).all()):
+        return f"{what}: {int((~torch.isfinite(a)).sum())} non-finite value(s)"
+    scale = float(e.abs().max())
+    bound = tol.atol * scale + tol.rtol * e.abs()
+    excess = (a - e).abs() - bound
+    if bool((excess > 0).any()):
+        i = int(excess.argmax())
+        return (
+            f"{what}: |{a.flatten()[i].item():.9g} - {e.flatten()[i].item():.9g}| exceeds "
+            f"rtol={tol.rtol:g}, atol={tol.atol:g}*{scale:.3g} at flat index {i}"
+        )
+    return None

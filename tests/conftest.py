@@ -1,0 +1,37 @@
+"""Options shared by the suite: ``--device cpu|cuda`` selects where every check runs.
+
+On a CPU run the Triton kernels (if triton is installed) run in Triton's interpreter, so they are checked here too.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--device", default="cpu", choices=("cpu", "cuda"), help="device the checks run on (default cpu)")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if config.getoption("--device") == "cpu":
+        # must be set before triton.jit runs, i.e. before the implementations are imported
+        os.environ.setdefault("TRITON_INTERPRET", "1")
+
+
+@pytest.fixture(scope="session")
+def device(request: pytest.FixtureRequest) -> str:
+    name = request.config.getoption("--device")
+    if name == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            pytest.exit("--device cuda was given but torch.cuda.is_available() is False", returncode=2)
+    return name
+
+
+def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: dict) -> None:
+    from focalbench.environment import environment
+
+    machine_info["focalbench"] = environment(config.getoption("--device"))

@@ -1,0 +1,29 @@
+"""Every registered implementation through every check on every case: the conformance matrix as tests.
+
+A new file in ``implementations/`` is picked up here without editing this file. Not applicable -> skipped with the
+reason; a declared known defect -> a strict expected failure (a defect that stops reproducing fails the test).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from focalbench.checks import CHECKS, case_id, evaluate
+from focalbench.registry import get_implementation, list_implementations
+
+PARAMS = [
+    pytest.param(impl, check, case, id=f"{impl}-{check}-{case_id(case)}")
+    for impl in list_implementations()
+    for check in CHECKS
+    for case in CHECKS[check].cases()
+]
+
+
+@pytest.mark.parametrize(("impl_name", "check_name", "case"), PARAMS)
+def test_conformance(impl_name: str, check_name: str, case, device: str) -> None:
+    outcome = evaluate(get_implementation(impl_name), CHECKS[check_name], case, device)
+    if outcome.status == "n/a":
+        pytest.skip(outcome.detail)
+    if outcome.status == "xfail":
+        pytest.xfail(outcome.detail)
+    assert outcome.status == "pass", outcome.detail
