@@ -40,7 +40,8 @@ def focal_row(row: Sequence[float], target: int, gamma: float, alpha: float = 1.
         # gamma * (1-p_t)^(gamma-1) is 0 at gamma = 0 whatever 1-p_t is
         pow_gm1 = g * one_minus_p_t ** (g - 1) if gamma else mpmath.mpf(0)
         factor = mpmath.mpf(alpha) * (p_t * pow_gm1 * log_p_t - (one_minus_p_t**g if gamma else 1))
-        grad = [factor * ((1 if j == target else 0) - p_j) for j, p_j in enumerate(p)]
+        # delta_jt - p_j, with 1 - p_t taken as the sum of the other classes (no cancellation at p_t -> 1)
+        grad = [factor * (one_minus_p_t if j == target else -p_j) for j, p_j in enumerate(p)]
         return float(loss), [float(v) for v in grad]
 
 

@@ -1,0 +1,77 @@
+"""The registry: discovery, lookup errors, duplicates, users' own implementations, the recommended one."""
+
+from __future__ import annotations
+
+import sys
+import types
+
+import pytest
+import torch
+
+import focalbench
+from focalbench.checks import CHECKS, evaluate
+from focalbench.registry import CAPABILITIES, load_implementation, register
+
+SEED_IMPLEMENTATIONS = {"scatter_mask", "gather", "compiled", "numpy_reference", "fused"}
+
+
+def test_seed_implementations_are_registered():
+    assert SEED_IMPLEMENTATIONS <= set(focalbench.list_implementations())
+
+
+def test_unknown_name_lists_the_valid_ones():
+    with pytest.raises(ValueError, match=r"implementation must be one of .*gather.*\. Got: 'nope'"):
+        focalbench.get_implementation("nope")
+
+
+def test_duplicate_registration_is_an_error():
+    with pytest.raises(ValueError, match=r"'gather' is already registered"):
+        register("gather")(lambda args: args.logits.sum())
+
+
+def test_unknown_capability_is_an_error():
+    with pytest.raises(ValueError, match=r"capabilities must be among"):
+        register("never_registered", capabilities={"teleport"})
+
+
+def test_declared_limitation_is_refused_with_a_clear_error():
+    seed = focalbench.get_implementation("scatter_mask")
+    with pytest.raises(ValueError, match=r"'scatter_mask' does not support reduction:none"):
+        seed(torch.zeros(2, 3), torch.tensor([0, 1]), reduction="none")
+    with pytest.raises(ValueError, match=r"does not support dense"):
+        seed(torch.zeros(2, 3, 4), torch.zeros(2, 4, dtype=torch.long))
+    with pytest.raises(ValueError, match=r"does not support ignore_index"):
+        seed(torch.zeros(2, 3), torch.tensor([0, -100]))
+
+
+def test_metadata_is_carried():
+    impl = focalbench.get_implementation("compiled")
+    assert impl.compiles and "cpu" in impl.devices and torch.float16 in impl.dtypes
+    assert impl.capabilities <= CAPABILITIES
+    assert all(d.reason for d in focalbench.get_implementation("scatter_mask").known_defects)
+
+
+def test_recommended_implementation_has_no_known_defects():
+    impl = focalbench.get_implementation(focalbench.RECOMMENDED)
+    assert impl.known_defects == ()
+    assert CAPABILITIES - impl.capabilities <= {"double_backward"}
+
+
+def test_users_module_attr_is_loaded_and_checked(monkeypatch):
+    def plain_cross_entropy(logits, target, *, gamma=2.0, alpha=None, reduction="mean", ignore_index=-100):
+        return torch.nn.functional.cross_entropy(logits, target, reduction=reduction, ignore_index=ignore_index)
+
+    module = types.ModuleType("users_losses")
+    module.plain_cross_entropy = plain_cross_entropy
+    monkeypatch.setitem(sys.modules, "users_losses", module)
+    impl = load_implementation("users_losses:plain_cross_entropy")
+    assert impl.external and impl.name == "users_losses:plain_cross_entropy"
+    check = CHECKS["cross_entropy_at_gamma_zero"]
+    assert evaluate(impl, check, check.cases()[0]).status == "pass"
+    focal_case = next(c for c in CHECKS["matches_reference"].cases() if c.gamma == 2.0)
+    assert evaluate(impl, CHECKS["matches_reference"], focal_case).status == "fail"  # CE is not a focal loss
+
+
+def test_bad_module_attr_is_a_clear_error():
+    with pytest.raises(ValueError, match=r"could not be loaded"):
+        load_implementation("no_such_module_here:loss")
