@@ -22,6 +22,7 @@ Arithmetic is at least float32 (:func:`compute_dtype`); the result has the logit
 
 from __future__ import annotations
 
+import functools
 import math
 import numbers
 from collections.abc import Sequence
@@ -66,9 +67,15 @@ class FocalArgs:
     def is_dense(self) -> bool:
         return self.logits.dim() > 2
 
-    @property
+    @functools.cached_property
     def valid(self) -> torch.Tensor:
+        """Boolean mask of the counted (non-ignored) elements, target's shape."""
         return self.target != self.ignore_index
+
+    @functools.cached_property
+    def count(self) -> torch.Tensor:
+        """Number of counted elements, a 0-d int64 tensor on the logits' device."""
+        return self.valid.sum()
 
     @property
     def alpha_kind(self) -> str:
@@ -76,9 +83,10 @@ class FocalArgs:
             return "none"
         return "scalar" if isinstance(self.alpha, float) else "per_class"
 
+    @functools.cached_property
     def safe_target(self) -> torch.Tensor:
         """``target`` with ignored positions replaced by class 0, safe to use as an index."""
-        return torch.where(self.valid, self.target, torch.zeros((), dtype=self.target.dtype, device=self.target.device))
+        return self.target.masked_fill(~self.valid, 0)
 
     def alpha_t(self, dtype: torch.dtype) -> torch.Tensor:
         """Per-element weight ``alpha[target]`` (1 where alpha is None), 0 at ignored positions."""
@@ -87,7 +95,7 @@ class FocalArgs:
             return valid.to(dtype)
         if isinstance(self.alpha, float):
             return valid.to(dtype) * self.alpha
-        return torch.where(valid, self.alpha.to(dtype)[self.safe_target()], torch.zeros((), dtype=dtype, device=valid.device))
+        return self.alpha.to(dtype)[self.safe_target].masked_fill_(~valid, 0)
 
 
 def compute_dtype(dtype: torch.dtype) -> torch.dtype:
@@ -193,17 +201,20 @@ def validate(
     gamma_value = _validate_gamma(gamma)
     alpha_value = _validate_alpha(alpha, num_classes, compute_dtype(logits.dtype), logits.device)
     target = target.long()
+    args = FocalArgs(logits, target, gamma_value, alpha_value, reduction, ignore_index, raw_alpha=alpha)
     if target.numel():
         # Checked on the host before any kernel runs: an out-of-range index must never become a device-side assert.
-        counted = target != ignore_index
-        out_of_range = counted & ((target < 0) | (target >= num_classes))
-        if bool(out_of_range.any()):
-            bad = target[out_of_range]
-            raise ValueError(
-                f"target values must be in [0, {num_classes}) or equal ignore_index ({ignore_index}). "
-                f"Got: {bad.numel()} value(s) outside, e.g. {bad[:5].tolist()}"
-            )
-    return FocalArgs(logits, target, gamma_value, alpha_value, reduction, ignore_index, raw_alpha=alpha)
+        # One pass finds the extremes; only when they are out of range is the ignore mask consulted.
+        low, high = torch.aminmax(target)
+        if int(low) < 0 or int(high) >= num_classes:
+            out_of_range = args.valid & ((target < 0) | (target >= num_classes))
+            if bool(out_of_range.any()):
+                bad = target[out_of_range]
+                raise ValueError(
+                    f"target values must be in [0, {num_classes}) or equal ignore_index ({ignore_index}). "
+                    f"Got: {bad.numel()} value(s) outside, e.g. {bad[:5].tolist()}"
+                )
+    return args
 
 
 def reduce_loss(per_element: torch.Tensor, args: FocalArgs) -> torch.Tensor:
@@ -217,10 +228,9 @@ def reduce_loss(per_element: torch.Tensor, args: FocalArgs) -> torch.Tensor:
     total = per_element.sum()
     if args.reduction == "sum":
         return total
-    count = args.valid.sum().clamp_min(1).to(total.dtype)
-    return total / count
+    return total / args.count.clamp_min(1).to(total.dtype)
 
 
 def mean_scale(args: FocalArgs) -> torch.Tensor:
     """The factor ``reduce_loss`` applies to every element for ``"mean"`` (1 / count), as a float64 0-d tensor."""
-    return 1.0 / args.valid.sum().clamp_min(1).to(torch.float64)
+    return 1.0 / args.count.clamp_min(1).to(torch.float64)

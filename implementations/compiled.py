@@ -48,7 +48,7 @@ def compiled(args: FocalArgs) -> torch.Tensor:
     dtype = compute_dtype(args.logits.dtype)
     n, c = args.logits.shape[:2]
     logits = args.logits.to(dtype).reshape(n, c, -1).contiguous()
-    target = args.safe_target().reshape(n, -1)
+    target = args.safe_target.reshape(n, -1)
     alpha_t = args.alpha_t(dtype).reshape(n, -1)
     gamma = torch.tensor(args.gamma, dtype=dtype, device=logits.device)
     per_element = compiled_per_element()(logits, target, alpha_t, gamma).reshape(args.target.shape)

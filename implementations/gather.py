@@ -51,5 +51,5 @@ EXPM1_ACCURACY = KnownDefect(
 def gather(args: FocalArgs) -> torch.Tensor:
     """log_softmax + gather focal loss with a NaN-free pow at p_t -> 1."""
     dtype = compute_dtype(args.logits.dtype)
-    per_element = gather_per_element(args.logits.to(dtype), args.safe_target(), args.alpha_t(dtype), args.gamma)
+    per_element = gather_per_element(args.logits.to(dtype), args.safe_target, args.alpha_t(dtype), args.gamma)
     return reduce_loss(per_element, args).to(args.logits.dtype)

@@ -63,7 +63,7 @@ class _ReferenceFunction(torch.autograd.Function):
     def forward(ctx, logits: torch.Tensor, args: FocalArgs) -> torch.Tensor:
         num_classes = args.num_classes
         rows = logits.detach().movedim(1, -1).reshape(-1, num_classes).cpu().double().numpy()
-        target = args.safe_target().reshape(-1).cpu().numpy()
+        target = args.safe_target.reshape(-1).cpu().numpy()
         alpha_t = args.alpha_t(torch.float64).reshape(-1).cpu().numpy()
         loss, grad = reference_rows(rows, target, alpha_t, args.gamma)
         per_element = torch.from_numpy(loss).reshape(args.target.shape)
