@@ -1,0 +1,295 @@
+/*
+ * Fused softmax focal loss, forward and gradient in one sweep over the logits (CPU).
+ *
+ * Built at first use by focalbench.native with the system C compiler (-O3 -march=native, no fast-math: the
+ * arithmetic below relies on IEEE rounding). Called through ctypes; the caller splits the blocks between threads.
+ *
+ * Layout: logits viewed as (B, C, S) with element strides (sB, sC, sS); a "row" is one (b, s) pair. LANES rows are
+ * copied into a class-major double buffer and processed together, one per SIMD lane, so a short class dimension
+ * (C = 20) vectorizes as well as a long one. A 2-D (N, C) input is passed as B = 1, S = N, sS = its row stride; a
+ * dense (N, C, d1..dk) input as S = d1*...*dk. The gradient has its own strides (gB, gC, gS).
+ *
+ * Per row (derivation in implementations/fused.py), all in double precision:
+ *   1. m = max_j z_j
+ *   2. e_j = exp(z_j - m) with the difference taken in double (exact for float32 logits), S = sum_{j != t} e_j
+ *   3. d = log((1 - p_t) / p_t) = log S + (m - z_t); -log p_t = softplus(d); log(1 - p_t) = -softplus(-d)
+ *      loss = a (1 - p_t)^gamma softplus(d);  G = a (1 - p_t)^gamma [(1 - p_t) + gamma p_t softplus(d)] * scale
+ *   4. grad_j = G e_j / S off the target (G q_j, q the softmax over the other classes), -G at the target
+ */
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define LANES 16
+
+static const double LN2_HI = 6.93147180369123816490e-01;
+static const double LN2_LO = 1.90821492927058770002e-10;
+
+/* exp(x) for x <= 0, to about 1 ulp of double; exactly 0 below -708 (far below anything float32 can hold). */
+static inline __attribute__((always_inline)) double exp_nonpos(double x) {
+    const double shifter = 6755399441055744.0; /* 1.5 * 2^52: adding it rounds to an integer held in the low bits */
+    double xc = x < -708.0 ? -708.0 : x;
+    double kk = fma(xc, 1.4426950408889634, shifter);
+    double k = kk - shifter;
+    double r = fma(k, -LN2_HI, xc);
+    r = fma(k, -LN2_LO, r); /* |r| <= ln2 / 2 */
+    /* Taylor series to r^13: truncation below 2e-16 on |r| <= 0.347 */
+    double p = 1.0 / 6227020800.0;
+    p = fma(p, r, 1.0 / 479001600.0);
+    p = fma(p, r, 1.0 / 39916800.0);
+    p = fma(p, r, 1.0 / 3628800.0);
+    p = fma(p, r, 1.0 / 362880.0);
+    p = fma(p, r, 1.0 / 40320.0);
+    p = fma(p, r, 1.0 / 5040.0);
+    p = fma(p, r, 1.0 / 720.0);
+    p = fma(p, r, 1.0 / 120.0);
+    p = fma(p, r, 1.0 / 24.0);
+    p = fma(p, r, 1.0 / 6.0);
+    p = fma(p, r, 0.5);
+    p = fma(p, r, 1.0);
+    p = fma(p, r, 1.0);
+    int64_t bits;
+    memcpy(&bits, &kk, 8);
+    bits = (bits - (int64_t)0x4338000000000000LL + 1023) << 52; /* 2^k, k in [-1022, 0] */
+    double scale;
+    memcpy(&scale, &bits, 8);
+    return x < -708.0 ? 0.0 : p * scale;
+}
+
+/* log(x) for normal x > 0: x = 2^k m, m in [sqrt(1/2), sqrt(2)), log m = 2 atanh(f), f = (m - 1) / (m + 1). */
+static inline __attribute__((always_inline)) double log_pos(double x) {
+    int64_t bits;
+    memcpy(&bits, &x, 8);
+    int64_t e = ((bits >> 52) & 0x7ff) - 1023;
+    int64_t mbits = (bits & 0x000fffffffffffffLL) | 0x3ff0000000000000LL;
+    double m;
+    memcpy(&m, &mbits, 8);
+    int64_t big = m > 1.4142135623730951;
+    m = big ? m * 0.5 : m;
+    double k = (double)(e + big);
+    double f = (m - 1.0) / (m + 1.0);
+    double f2 = f * f; /* <= 0.0295: the series below is exact to 1e-17 */
+    double p = 1.0 / 21.0;
+    p = fma(p, f2, 1.0 / 19.0);
+    p = fma(p, f2, 1.0 / 17.0);
+    p = fma(p, f2, 1.0 / 15.0);
+    p = fma(p, f2, 1.0 / 13.0);
+    p = fma(p, f2, 1.0 / 11.0);
+    p = fma(p, f2, 1.0 / 9.0);
+    p = fma(p, f2, 1.0 / 7.0);
+    p = fma(p, f2, 1.0 / 5.0);
+    p = fma(p, f2, 1.0 / 3.0);
+    double log_m = 2.0 * f + 2.0 * f * f2 * p;
+    return fma(k, LN2_HI, fma(k, LN2_LO, log_m));
+}
+
+/* log(1 + x) for 0 <= x <= 1, accurate for tiny x: log(u) * x / (u - 1) with u = fl(1 + x) (Goldberg). */
+static inline __attribute__((always_inline)) double log1p_unit(double x) {
+    double u = 1.0 + x;
+    double um1 = u - 1.0;
+    return um1 == 0.0 ? x : log_pos(u) * (x / um1);
+}
+
+/* softplus(x) = log(1 + e^x) = max(x, 0) + log1p(e^-|x|) */
+static inline __attribute__((always_inline)) double softplus(double x) {
+    double ax = x < 0 ? -x : x;
+    return (x > 0 ? x : 0.0) + log1p_unit(exp_nonpos(-ax));
+}
+
+/* Steps 1-4 on one block: buf[j * LANES + l] holds logit j of lane l on entry and its gradient on exit. */
+static inline __attribute__((always_inline)) void focal_block(double *restrict buf, int64_t C, const int64_t *restrict tt, const double *restrict alpha,
+                        double gamma, double scale, double *restrict loss) {
+    double mx[LANES], sum[LANES], zt[LANES], coef[LANES], big_g[LANES];
+    for (int l = 0; l < LANES; ++l) {
+        mx[l] = -INFINITY;
+        sum[l] = 0.0;
+        zt[l] = 0.0;
+    }
+    /* 1. row maxima */
+    for (int64_t j = 0; j < C; ++j) {
+        const double *row = buf + j * LANES;
+#pragma omp simd
+        for (int l = 0; l < LANES; ++l) mx[l] = row[l] > mx[l] ? row[l] : mx[l];
+    }
+    /* 2. exponentials of exact differences, their sum over the other classes, the target logit */
+    for (int64_t j = 0; j < C; ++j) {
+        double *row = buf + j * LANES;
+#pragma omp simd
+        for (int l = 0; l < LANES; ++l) {
+            double v = row[l];
+            double e = exp_nonpos(v - mx[l]);
+            int is_t = j == tt[l];
+            sum[l] += is_t ? 0.0 : e;
+            zt[l] = is_t ? v : zt[l];
+            row[l] = e;
+        }
+    }
+    /* 3. per-row scalars */
+#pragma omp simd
+    for (int l = 0; l < LANES; ++l) {
+        double s = sum[l];
+        double safe_s = s > 0.0 ? s : 1.0;
+        double d = log_pos(safe_s) + (mx[l] - zt[l]);
+        double neg_log_p_t = softplus(d);
+        double log_one_minus_p_t = -softplus(-d);
+        double focal = gamma == 0.0 ? 1.0 : exp_nonpos(gamma * log_one_minus_p_t);
+        double one_minus_p_t = exp_nonpos(log_one_minus_p_t);
+        double p_t = exp_nonpos(-neg_log_p_t);
+        double w = alpha[l] * focal;
+        /* s == 0: every other class underflowed, p_t = 1 to double precision: no loss, no gradient */
+        loss[l] = s > 0.0 ? w * neg_log_p_t : 0.0;
+        double g = s > 0.0 ? w * (one_minus_p_t + gamma * p_t * neg_log_p_t) * scale : 0.0;
+        big_g[l] = g;
+        coef[l] = g / safe_s;
+    }
+    /* 4. gradient over the stored exponentials: G q_j off the target, -G at it */
+    for (int64_t j = 0; j < C; ++j) {
+        double *row = buf + j * LANES;
+#pragma omp simd
+        for (int l = 0; l < LANES; ++l) row[l] = j == tt[l] ? -big_g[l] : row[l] * coef[l];
+    }
+}
+
+/* One block in flight: its position and a class-major buffer of its logits, then of its gradient. */
+typedef struct {
+    int64_t b, s0, n;
+    int64_t tt[LANES];
+    double alpha[LANES], loss[LANES];
+    double *buf;
+} block_t;
+
+/* Blocks [block_begin, block_end) of a (B, C, S) input; target and alpha_t are (B, S) contiguous, loss too.
+ * Three buffers rotate so that a block is copied in, computed and copied out at three different steps. */
+static inline __attribute__((always_inline)) void focal_blocks(
+    const void *z_, int is_double, int64_t S, int64_t C, int64_t sB, int64_t sC, int64_t sS, const int64_t *target,
+    const double *alpha_t, double gamma, double scale, double *loss, void *grad_, int64_t gB, int64_t gC, int64_t gS,
+    int need_grad, int64_t block_begin, int64_t block_end, double *memory) {
+    block_t slots[3];
+    for (int i = 0; i < 3; ++i) slots[i].buf = memory + (size_t)i * C * LANES;
+    const int64_t blocks_per_b = (S + LANES - 1) / LANES;
+    for (int64_t step = block_begin; step < block_end + 2; ++step) {
+        if (step < block_end) { /* copy block `step` in */
+            block_t *in = &slots[step % 3];
+            in->b = step / blocks_per_b;
+            in->s0 = (step % blocks_per_b) * LANES;
+            in->n = S - in->s0 < LANES ? S - in->s0 : LANES;
+            const int64_t n = in->n, row0 = in->b * S + in->s0, base = in->b * sB + in->s0 * sS;
+            double *buf = in->buf;
+            for (int64_t l = 0; l < LANES; ++l) {
+                in->tt[l] = l < n ? target[row0 + l] : 0;
+                in->alpha[l] = l < n ? alpha_t[row0 + l] : 0.0;
+            }
+            if (n < LANES) memset(buf, 0, sizeof(double) * (size_t)C * LANES);
+            if (is_double) {
+                const double *zb = (const double *)z_ + base;
+                for (int64_t l = 0; l < n; ++l)
+                    for (int64_t j = 0; j < C; ++j) buf[j * LANES + l] = zb[l * sS + j * sC];
+            } else if (sS == 1) { /* positions contiguous: copy along them */
+                const float *zb = (const float *)z_ + base;
+                for (int64_t j = 0; j < C; ++j)
+                    for (int64_t l = 0; l < n; ++l) buf[j * LANES + l] = (double)zb[l + j * sC];
+            } else {
+                const float *zb = (const float *)z_ + base;
+                for (int64_t l = 0; l < n; ++l)
+                    for (int64_t j = 0; j < C; ++j) buf[j * LANES + l] = (double)zb[l * sS + j * sC];
+            }
+        }
+        if (step - 1 >= block_begin && step - 1 < block_end) { /* compute block step - 1 */
+            block_t *mid = &slots[(step - 1) % 3];
+            focal_block(mid->buf, C, mid->tt, mid->alpha, gamma, scale, mid->loss);
+        }
+        if (step - 2 >= block_begin) { /* copy block step - 2 out */
+            block_t *out = &slots[(step - 2) % 3];
+            const int64_t n = out->n, row0 = out->b * S + out->s0, base = out->b * gB + out->s0 * gS;
+            for (int64_t l = 0; l < n; ++l) loss[row0 + l] = out->loss[l];
+            if (!need_grad) continue;
+            const double *buf = out->buf;
+            if (is_double) {
+                double *gb = (double *)grad_ + base;
+                for (int64_t l = 0; l < n; ++l)
+                    for (int64_t j = 0; j < C; ++j) gb[l * gS + j * gC] = buf[j * LANES + l];
+            } else if (gS == 1) {
+                float *gb = (float *)grad_ + base;
+                for (int64_t j = 0; j < C; ++j)
+                    for (int64_t l = 0; l < n; ++l) gb[l + j * gC] = (float)buf[j * LANES + l];
+            } else {
+                float *gb = (float *)grad_ + base;
+                for (int64_t l = 0; l < n; ++l)
+                    for (int64_t j = 0; j < C; ++j) gb[l * gS + j * gC] = (float)buf[j * LANES + l];
+            }
+        }
+    }
+}
+
+/* Long rows with contiguous classes (C >= ROW_MIN_CLASSES): one row at a time, vectorized along the classes. */
+#define ROW_MIN_CLASSES 64
+static void focal_rows(const float *z, int64_t S, int64_t C, int64_t sB, int64_t sS, const int64_t *target,
+                       const double *alpha_t, double gamma, double scale, double *loss, float *grad, int64_t gB,
+                       int64_t gS, int need_grad, int64_t row_begin, int64_t row_end, double *exps) {
+    for (int64_t row = row_begin; row < row_end; ++row) {
+        const int64_t b = row / S, s = row % S, t = target[row];
+        const float *zr = z + b * sB + s * sS;
+        double mx = -INFINITY, sum = 0.0;
+        /* 1. row maximum */
+#pragma omp simd reduction(max : mx)
+        for (int64_t j = 0; j < C; ++j) mx = (double)zr[j] > mx ? (double)zr[j] : mx;
+        /* 2. exponentials of exact differences and their sum over the other classes */
+#pragma omp simd reduction(+ : sum)
+        for (int64_t j = 0; j < C; ++j) {
+            double e = exp_nonpos((double)zr[j] - mx);
+            exps[j] = e;
+            sum += j == t ? 0.0 : e;
+        }
+        /* 3. per-row scalars */
+        double safe_s = sum > 0.0 ? sum : 1.0;
+        double d = log_pos(safe_s) + (mx - (double)zr[t]);
+        double neg_log_p_t = softplus(d);
+        double log_one_minus_p_t = -softplus(-d);
+        double focal = gamma == 0.0 ? 1.0 : exp_nonpos(gamma * log_one_minus_p_t);
+        double one_minus_p_t = exp_nonpos(log_one_minus_p_t);
+        double p_t = exp_nonpos(-neg_log_p_t);
+        double w = alpha_t[row] * focal;
+        loss[row] = sum > 0.0 ? w * neg_log_p_t : 0.0;
+        if (!need_grad) continue;
+        double g = sum > 0.0 ? w * (one_minus_p_t + gamma * p_t * neg_log_p_t) * scale : 0.0;
+        double coef = g / safe_s;
+        /* 4. gradient: G q_j off the target, -G at it */
+        float *gr = grad + b * gB + s * gS;
+#pragma omp simd
+        for (int64_t j = 0; j < C; ++j) gr[j] = (float)(exps[j] * coef);
+        gr[t] = (float)(-g);
+    }
+}
+
+/* The exported entry point: the common layouts get their unit strides (and gamma = 2) as compile-time constants,
+ * which lets the compiler vectorize the copies and fold the per-row formulas. Returns 1 if out of memory. */
+#define FOCAL_CALL(SC, SS, GC, GS, GAMMA) \
+    focal_blocks(z, is_double, S, C, sB, SC, SS, target, alpha_t, GAMMA, scale, loss, grad, gB, GC, GS, need_grad, \
+                 block_begin, block_end, memory)
+
+int64_t focal_blocks_count(int64_t B, int64_t S, int64_t C, int64_t sC, int64_t gC, int is_double) {
+    if (!is_double && sC == 1 && gC == 1 && C >= ROW_MIN_CLASSES) return B * S;
+    return B * ((S + LANES - 1) / LANES);
+}
+
+int focal_forward(const void *z, int is_double, int64_t S, int64_t C, int64_t sB, int64_t sC, int64_t sS,
+                  const int64_t *target, const double *alpha_t, double gamma, double scale, double *loss, void *grad,
+                  int64_t gB, int64_t gC, int64_t gS, int need_grad, int64_t block_begin, int64_t block_end) {
+    double *memory = (double *)malloc(sizeof(double) * (size_t)C * LANES * 3);
+    if (memory == NULL) return 1;
+    if (!is_double && sC == 1 && gC == 1 && C >= ROW_MIN_CLASSES) { /* long rows: blocks are single rows */
+        focal_rows((const float *)z, S, C, sB, sS, target, alpha_t, gamma, scale, loss, (float *)grad, gB, gS,
+                   need_grad, block_begin, block_end, memory);
+    } else if (!is_double && sC == 1 && gC == 1) { /* (N, C) rows, classes contiguous */
+        if (gamma == 2.0) FOCAL_CALL(1, sS, 1, gS, 2.0);
+        else FOCAL_CALL(1, sS, 1, gS, gamma);
+    } else if (!is_double && sS == 1 && gS == 1) { /* dense (N, C, d1..dk), positions contiguous */
+        if (gamma == 2.0) FOCAL_CALL(sC, 1, gC, 1, 2.0);
+        else FOCAL_CALL(sC, 1, gC, 1, gamma);
+    } else {
+        FOCAL_CALL(sC, sS, gC, gS, gamma);
+    }
+    free(memory);
+    return 0;
+}
