@@ -49,9 +49,9 @@ def _logits(gap: float, shift: float, classes: int, dtype: torch.dtype) -> tuple
     return logits.to(dtype), target
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _exact(rows: tuple, targets: tuple, gamma: float) -> tuple[torch.Tensor, torch.Tensor]:
-    results = [focal_row(row, t, gamma) for row, t in zip(rows, targets)]
+    results = [focal_row(row, t, gamma) for row, t in zip(rows, targets, strict=True)]
     loss = torch.tensor([r[0] for r in results], dtype=torch.float64)
     grad = torch.tensor([r[1] for r in results], dtype=torch.float64)
     return loss, grad
@@ -90,16 +90,28 @@ def sweep(
                         where = f"shift={shift:g} gamma={gamma:g} C={c} {kind}"
                         for impl in impls:
                             errors = _errors(
-                                impl, logits[r : r + 1], target[r : r + 1], exact_loss[r : r + 1],
-                                exact_grad[r : r + 1], gamma, dtype, device,
+                                impl,
+                                logits[r : r + 1],
+                                target[r : r + 1],
+                                exact_loss[r : r + 1],
+                                exact_grad[r : r + 1],
+                                gamma,
+                                dtype,
+                                device,
                             )
                             found[impl.name].append((*errors, where))
         for impl in impls:
             entries = found[impl.name]
             worst = max(entries, key=lambda e: max(e[0], e[1]))
             out.append(
-                AccuracyRow(impl.name, str(dtype).replace("torch.", ""), gap, max(e[0] for e in entries),
-                            max(e[1] for e in entries), worst[2])
+                AccuracyRow(
+                    impl.name,
+                    str(dtype).replace("torch.", ""),
+                    gap,
+                    max(e[0] for e in entries),
+                    max(e[1] for e in entries),
+                    worst[2],
+                )
             )
         if progress is not None:
             progress(gap)

@@ -24,7 +24,8 @@ _DTYPE_NAMES = {torch.float16: "fp16", torch.bfloat16: "bf16", torch.float32: "f
 class Case:
     """One reproducible input: logits of ``shape`` and ``dtype``, targets, and the loss arguments.
 
-    ``margin``/``shift`` make extreme rows: every row is ``shift + noise`` with one class raised by ``margin``; even rows
+    ``margin``/``shift`` make extreme rows: every row is ``shift + noise`` with one class raised by ``margin``;
+    even rows
     target that class (confident, ``p_t -> 1``), odd rows another one (hopeless, ``p_t -> 0``).
     """
 
@@ -116,7 +117,9 @@ class Case:
             rows = torch.arange(n).view(n, *([1] * len(spatial)))
             raised = (rows + torch.zeros(target.shape, dtype=torch.long)) % c
             logits = noise + self.shift
-            logits.scatter_add_(1, raised.unsqueeze(1), torch.full_like(raised.unsqueeze(1), self.margin, dtype=logits.dtype))
+            logits.scatter_add_(
+                1, raised.unsqueeze(1), torch.full_like(raised.unsqueeze(1), self.margin, dtype=logits.dtype)
+            )
             target = torch.where(rows % 2 == 0, raised, (raised + 1) % c)
         if self.ignore_fraction:
             drop = torch.rand(target.shape, generator=g) < self.ignore_fraction
@@ -137,7 +140,8 @@ def random_cases() -> list[Case]:
     """Seeded random cases: every gamma x alpha form, every reduction, odd and dense shapes, dtypes, strides."""
     base = Case(shape=(16, 7), ignore_fraction=0.2, seed=1)
     by_gamma_alpha = [
-        base.with_(gamma=g, alpha_kind=a, seed=10 + i) for i, (g, a) in enumerate((g, a) for g in GAMMAS for a in ALPHAS)
+        base.with_(gamma=g, alpha_kind=a, seed=10 + i)
+        for i, (g, a) in enumerate((g, a) for g in GAMMAS for a in ALPHAS)
     ]
     by_reduction = [
         base.with_(reduction=r, alpha_kind=a, seed=40 + i)
@@ -191,7 +195,15 @@ def extreme_cases(reduction: str = "sum", margins=MARGINS, gammas=GAMMAS) -> lis
                 for gamma in gammas:
                     seed = 1000 + len(cases)
                     cases.append(
-                        Case(shape=(8, 5), dtype=dtype, gamma=gamma, reduction=reduction, margin=margin, shift=shift, seed=seed)
+                        Case(
+                            shape=(8, 5),
+                            dtype=dtype,
+                            gamma=gamma,
+                            reduction=reduction,
+                            margin=margin,
+                            shift=shift,
+                            seed=seed,
+                        )
                     )
     return cases
 

@@ -142,7 +142,7 @@ def _focal_to_cross_entropy_ratio(impl: Implementation, case: Case, device: str)
 
 
 def _paper_figure_1(impl: Implementation, case: Case, device: str) -> str | None:
-    """Lin et al. (2017), Fig. 1: with gamma = 2, FL is 100x below CE at p_t = 0.9 and 1000x at p_t = 1 - 1/sqrt(1000)."""
+    """Lin et al. (2017), Fig. 1, gamma = 2: FL is 100x below CE at p_t = 0.9, 1000x at p_t = 1 - 1/sqrt(1000)."""
     failures = []
     for p_t, factor in ((0.9, 100.0), (1 - 1 / math.sqrt(1000), 1000.0)):
         logits = torch.tensor([[math.log(p_t / (1 - p_t)), 0.0]], dtype=torch.float64, device=device)
@@ -266,25 +266,60 @@ def _figure_cases() -> list[Case]:
 CHECKS: dict[str, Check] = {
     check.name: check
     for check in (
-        Check("matches_reference", "loss and gradient equal numpy_reference within the dtype's tolerance",
-              _matches_reference, random_cases, skip_reference=True),
-        Check("cross_entropy_at_gamma_zero", "gamma=0, alpha=None equals F.cross_entropy (loss and gradient)",
-              _cross_entropy_at_gamma_zero, _ce_cases),
+        Check(
+            "matches_reference",
+            "loss and gradient equal numpy_reference within the dtype's tolerance",
+            _matches_reference,
+            random_cases,
+            skip_reference=True,
+        ),
+        Check(
+            "cross_entropy_at_gamma_zero",
+            "gamma=0, alpha=None equals F.cross_entropy (loss and gradient)",
+            _cross_entropy_at_gamma_zero,
+            _ce_cases,
+        ),
         Check("focal_below_cross_entropy", "FL <= alpha_t CE elementwise", _focal_below_cross_entropy, _identity_cases),
-        Check("focal_to_cross_entropy_ratio", "FL / CE = alpha_t (1 - p_t)^gamma elementwise",
-              _focal_to_cross_entropy_ratio, _identity_cases),
-        Check("paper_figure_1", "gamma=2: CE/FL = 100 at p_t=0.9 and 1000 at p_t=1-1/sqrt(1000)",
-              _paper_figure_1, _figure_cases),
+        Check(
+            "focal_to_cross_entropy_ratio",
+            "FL / CE = alpha_t (1 - p_t)^gamma elementwise",
+            _focal_to_cross_entropy_ratio,
+            _identity_cases,
+        ),
+        Check(
+            "paper_figure_1",
+            "gamma=2: CE/FL = 100 at p_t=0.9 and 1000 at p_t=1-1/sqrt(1000)",
+            _paper_figure_1,
+            _figure_cases,
+        ),
         Check("gradcheck", "torch.autograd.gradcheck in float64", _gradcheck, _gradcheck_cases),
-        Check("gradgradcheck", "torch.autograd.gradgradcheck in float64", _gradgradcheck, _gradcheck_cases,
-              needs=frozenset({"double_backward"})),
-        Check("finite_at_extremes", "finite loss and gradient for logit gaps up to 1e30, shifts +-1e3, every gamma",
-              _finite_at_extremes, functools.partial(extreme_cases, "sum")),
-        Check("accurate_at_extremes", "loss and gradient within 2e-6 (fp32) / 1e-12 (fp64) relative of float64 "
-              "reference at gaps 3 and 30, shifts +-1e3", _accurate_at_extremes, _accuracy_cases,
-              skip_reference=True),
-        Check("rejects_bad_input", "bad arguments raise ValueError/TypeError naming the argument",
-              _rejects_bad_input, bad_inputs),
+        Check(
+            "gradgradcheck",
+            "torch.autograd.gradgradcheck in float64",
+            _gradgradcheck,
+            _gradcheck_cases,
+            needs=frozenset({"double_backward"}),
+        ),
+        Check(
+            "finite_at_extremes",
+            "finite loss and gradient for logit gaps up to 1e30, shifts +-1e3, every gamma",
+            _finite_at_extremes,
+            functools.partial(extreme_cases, "sum"),
+        ),
+        Check(
+            "accurate_at_extremes",
+            "loss and gradient within 2e-6 (fp32) / 1e-12 (fp64) relative of float64 "
+            "reference at gaps 3 and 30, shifts +-1e3",
+            _accurate_at_extremes,
+            _accuracy_cases,
+            skip_reference=True,
+        ),
+        Check(
+            "rejects_bad_input",
+            "bad arguments raise ValueError/TypeError naming the argument",
+            _rejects_bad_input,
+            bad_inputs,
+        ),
     )
 }
 

@@ -96,7 +96,9 @@ class Implementation:
     ) -> torch.Tensor:
         return self.fn(logits, target, gamma=gamma, alpha=alpha, reduction=reduction, ignore_index=ignore_index)
 
-    def supports(self, *, device: str | None = None, dtype: torch.dtype | None = None, needs: Iterable[str] = ()) -> str | None:
+    def supports(
+        self, *, device: str | None = None, dtype: torch.dtype | None = None, needs: Iterable[str] = ()
+    ) -> str | None:
         """``None`` when a call with these properties is supported, else the reason it is not."""
         if device is not None and device not in self.devices:
             return f"{self.name} runs on {', '.join(self.devices)}, not {device}"
@@ -168,7 +170,9 @@ def register(
             if device not in devices:
                 raise ValueError(f"logits must be on {' or '.join(devices)} for {name!r}. Got: {device}")
             if args.logits.dtype not in dtypes:
-                raise TypeError(f"logits dtype must be one of {[str(d) for d in dtypes]} for {name!r}. Got: {args.logits.dtype}")
+                raise TypeError(
+                    f"logits dtype must be one of {[str(d) for d in dtypes]} for {name!r}. Got: {args.logits.dtype}"
+                )
             missing = _call_needs(args, caps)
             if missing:
                 raise ValueError(f"{name!r} does not support {', '.join(missing)} (a declared limitation)")

@@ -116,7 +116,9 @@ def _validate_gamma(gamma: object) -> float:
     return value
 
 
-def _validate_alpha(alpha: object, num_classes: int, dtype: torch.dtype, device: torch.device) -> None | float | torch.Tensor:
+def _validate_alpha(
+    alpha: object, num_classes: int, dtype: torch.dtype, device: torch.device
+) -> None | float | torch.Tensor:
     if alpha is None:
         return None
     if isinstance(alpha, bool):
@@ -190,9 +192,7 @@ def validate(
             f"target must have shape {expected} for logits of shape {_shape(logits)}. Got: shape {_shape(target)}"
         )
     if target.device != logits.device:
-        raise ValueError(
-            f"target must be on the logits' device ({logits.device}). Got: target on {target.device}"
-        )
+        raise ValueError(f"target must be on the logits' device ({logits.device}). Got: target on {target.device}")
     if isinstance(ignore_index, bool) or not isinstance(ignore_index, numbers.Integral):
         raise TypeError(f"ignore_index must be an int. Got: {type(ignore_index).__name__} {ignore_index!r}")
     ignore_index = int(ignore_index)

@@ -47,7 +47,7 @@ def relative_error(actual: torch.Tensor, expected: torch.Tensor, floor: float = 
 
 
 def compare(actual: torch.Tensor, expected: torch.Tensor, dtype: torch.dtype, what: str) -> str | None:
-    """``None`` when ``actual`` agrees with ``expected`` within ``TOLERANCES[dtype]``, else a description of the worst element."""
+    """``None`` when ``actual`` agrees with ``expected`` within ``TOLERANCES[dtype]``, else the worst element."""
     tol = TOLERANCES[dtype]
     a = actual.detach().double().cpu()
     e = expected.detach().double().cpu()

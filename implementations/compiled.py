@@ -17,8 +17,8 @@ from __future__ import annotations
 import functools
 
 import torch
-
 from focalbench.implementations.gather import EXPM1_ACCURACY, gather_per_element
+
 from focalbench.registry import KnownDefect, register
 from focalbench.semantics import FocalArgs, compute_dtype, reduce_loss
 

@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import ctypes
 import functools
-import math
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import torch
@@ -28,13 +26,27 @@ LANES = 16  # rows per kernel block, as in fused_kernel.c
 SOURCE = Path(__file__).with_name("fused_kernel.c")
 
 _c_int64, _c_double, _ptr = ctypes.c_int64, ctypes.c_double, ctypes.c_void_p
-_ARGTYPES = [_ptr, ctypes.c_int, _c_int64, _c_int64, _c_int64, _c_int64, _c_int64, _ptr, _ptr, _c_double, _c_double,
-             _ptr, _ptr, _c_int64, _c_int64, _c_int64, ctypes.c_int, _c_int64, _c_int64]
-
-
-@functools.cache
-def _pool(workers: int) -> ThreadPoolExecutor:
-    return ThreadPoolExecutor(max_workers=workers, thread_name_prefix="focalbench-fused")
+_ARGTYPES = [
+    _ptr,
+    ctypes.c_int,
+    _c_int64,
+    _c_int64,
+    _c_int64,
+    _c_int64,
+    _c_int64,
+    _ptr,
+    _ptr,
+    _c_double,
+    _c_double,
+    _ptr,
+    _ptr,
+    _c_int64,
+    _c_int64,
+    _c_int64,
+    ctypes.c_int,
+    _c_int64,
+    ctypes.c_int,
+]
 
 
 def _pointer(tensor: torch.Tensor | None) -> int | None:
@@ -60,22 +72,26 @@ def c_forward(library: ctypes.CDLL, args: FocalArgs, need_grad: bool) -> tuple[t
     scale = float(mean_scale(args)) if args.reduction == "mean" else 1.0
     loss = torch.empty(target.numel(), dtype=torch.float64)
 
-    def run(begin: int, end: int) -> None:
-        if library.focal_forward(_pointer(x), int(dtype == torch.float64), lanes, c, *strides, _pointer(target), _pointer(alpha_t), args.gamma, scale,
-               _pointer(loss), _pointer(grad), *grad_strides, int(need_grad), begin, end):
-            raise MemoryError("fused kernel: could not allocate its block buffer")
-
     blocks = library.focal_blocks_count(blocks_b, lanes, c, strides[1], grad_strides[1], int(dtype == torch.float64))
-    workers = min(torch.get_num_threads(), max(1, x.numel() // 65536))  # threads only pay off past ~64k logits
-    if workers == 1:
-        run(0, blocks)
-    else:
-        bounds = [blocks * i // workers for i in range(workers + 1)]
-        # the calling thread takes the first share itself (ctypes releases the GIL during each call)
-        futures = [_pool(workers - 1).submit(run, a, b) for a, b in zip(bounds[1:], bounds[2:])]
-        run(bounds[0], bounds[1])
-        for future in futures:
-            future.result()
+    threads = min(torch.get_num_threads(), max(1, x.numel() // 65536))  # threads pay off past ~64k logits
+    if library.focal_forward(
+        _pointer(x),
+        int(dtype == torch.float64),
+        lanes,
+        c,
+        *strides,
+        _pointer(target),
+        _pointer(alpha_t),
+        args.gamma,
+        scale,
+        _pointer(loss),
+        _pointer(grad),
+        *grad_strides,
+        int(need_grad),
+        blocks,
+        threads,
+    ):
+        raise MemoryError("fused kernel: could not allocate its block buffers")
     per_element = loss.reshape(args.target.shape)
     if grad is not None:
         grad = grad.reshape(args.logits.shape)

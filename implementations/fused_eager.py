@@ -84,7 +84,7 @@ def eager_forward(args: FocalArgs, need_grad: bool) -> tuple[torch.Tensor, torch
     if bool(refine.any()):
         rows = refine.squeeze(1)
         exact = _refine_confident_rows(x, target, rows)
-        for tensor, value in zip((one_minus_p_t, p_t, neg_log_p_t), exact[:3]):
+        for tensor, value in zip((one_minus_p_t, p_t, neg_log_p_t), exact[:3], strict=True):
             tensor.squeeze(1)[rows] = value
         q_scale.squeeze(1)[rows] = 1.0
         probs.movedim(1, -1)[rows] = exact[3].to(dtype)  # q itself for these rows

@@ -2,7 +2,7 @@
  * Fused softmax focal loss, forward and gradient in one sweep over the logits (CPU).
  *
  * Built at first use by focalbench.native with the system C compiler (-O3 -march=native, no fast-math: the
- * arithmetic below relies on IEEE rounding). Called through ctypes; the caller splits the blocks between threads.
+ * arithmetic below relies on IEEE rounding). Called through ctypes; OpenMP splits the blocks between threads.
  *
  * Layout: logits viewed as (B, C, S) with element strides (sB, sC, sS); a "row" is one (b, s) pair. LANES rows are
  * copied into a class-major double buffer and processed together, one per SIMD lane, so a short class dimension
@@ -17,6 +17,9 @@
  *   4. grad_j = G e_j / S off the target (G q_j, q the softmax over the other classes), -G at the target
  */
 #include <math.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -273,9 +276,11 @@ int64_t focal_blocks_count(int64_t B, int64_t S, int64_t C, int64_t sC, int64_t 
     return B * ((S + LANES - 1) / LANES);
 }
 
-int focal_forward(const void *z, int is_double, int64_t S, int64_t C, int64_t sB, int64_t sC, int64_t sS,
-                  const int64_t *target, const double *alpha_t, double gamma, double scale, double *loss, void *grad,
-                  int64_t gB, int64_t gC, int64_t gS, int need_grad, int64_t block_begin, int64_t block_end) {
+/* One thread's share of blocks [block_begin, block_end). Returns 1 if out of memory. */
+static int focal_share(const void *z, int is_double, int64_t S, int64_t C, int64_t sB, int64_t sC, int64_t sS,
+                       const int64_t *target, const double *alpha_t, double gamma, double scale, double *loss,
+                       void *grad, int64_t gB, int64_t gC, int64_t gS, int need_grad, int64_t block_begin,
+                       int64_t block_end) {
     double *memory = (double *)malloc(sizeof(double) * (size_t)C * LANES * 3);
     if (memory == NULL) return 1;
     if (!is_double && sC == 1 && gC == 1 && C >= ROW_MIN_CLASSES) { /* long rows: blocks are single rows */
@@ -292,4 +297,26 @@ int focal_forward(const void *z, int is_double, int64_t S, int64_t C, int64_t sB
     }
     free(memory);
     return 0;
+}
+
+/* The exported entry point: all blocks, split between `threads` OpenMP threads. Linked against the OpenMP runtime
+ * that torch has already loaded (same soname), so it shares torch's thread pool instead of competing with it. */
+int focal_forward(const void *z, int is_double, int64_t S, int64_t C, int64_t sB, int64_t sC, int64_t sS,
+                  const int64_t *target, const double *alpha_t, double gamma, double scale, double *loss, void *grad,
+                  int64_t gB, int64_t gC, int64_t gS, int need_grad, int64_t blocks, int threads) {
+    int failed = 0;
+#ifdef _OPENMP
+#pragma omp parallel num_threads(threads) reduction(| : failed)
+#endif
+    {
+#ifdef _OPENMP
+        const int64_t id = omp_get_thread_num(), count = omp_get_num_threads();
+#else
+        const int64_t id = 0, count = 1;
+        (void)threads;
+#endif
+        failed |= focal_share(z, is_double, S, C, sB, sC, sS, target, alpha_t, gamma, scale, loss, grad, gB, gC, gS,
+                              need_grad, blocks * id / count, blocks * (id + 1) / count);
+    }
+    return failed;
 }

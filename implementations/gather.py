@@ -38,7 +38,8 @@ def gather_per_element(logits: torch.Tensor, target: torch.Tensor, alpha_t: torc
 #: it is 100% in float32 (log p_t rounds to 0) and ~1e-3 in float64, far above the accuracy bound.
 EXPM1_ACCURACY = KnownDefect(
     "accurate_at_extremes",
-    "1 - p_t = -expm1(log p_t) loses its digits once 1 - p_t nears log p_t's rounding error (gap >= ~17 fp32, ~37 fp64)",
+    "1 - p_t = -expm1(log p_t) loses its digits once 1 - p_t nears log p_t's rounding error "
+    "(gap >= ~17 fp32, ~37 fp64)",
     when=lambda case: case.margin is not None and case.margin >= 30,
 )
 

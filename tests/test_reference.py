@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from focalbench.implementations.numpy_reference import reference_rows
 from scipy.optimize import approx_fprime
 
 from focalbench.checks import accuracy_errors, loss_and_grad
-from focalbench.implementations.numpy_reference import reference_rows
 from focalbench.oracle import focal_row, numerical_gradient
 from focalbench.registry import get_implementation
 
@@ -36,8 +36,11 @@ def test_reference_matches_arbitrary_precision(row, target, gamma):
     loss, grad = reference_rows(np.array([row]), np.array([target]), np.array([alpha]), gamma)
     exact_loss, exact_grad = focal_row(row, target, gamma, alpha)
     loss_err, grad_err = accuracy_errors(
-        torch.tensor(loss), torch.tensor(grad), torch.tensor([exact_loss], dtype=torch.float64),
-        torch.tensor([exact_grad], dtype=torch.float64), torch.float64
+        torch.tensor(loss),
+        torch.tensor(grad),
+        torch.tensor([exact_loss], dtype=torch.float64),
+        torch.tensor([exact_grad], dtype=torch.float64),
+        torch.float64,
     )
     assert loss_err <= 1e-13, (loss[0], exact_loss)
     assert grad_err <= 1e-13, (grad[0].tolist(), exact_grad)

@@ -18,7 +18,9 @@ MESSAGES = {
     "target-float": r"target must be an integer tensor of class indices\. Got: torch\.float32",
     "target-shape": r"target must have shape \(4,\) for logits of shape \(4, 3\)\. Got: shape \(5,\)",
     "target-dense-shape": r"target must have shape \(2, 4, 5\) .* Got: shape \(2, 5, 4\)",
-    "target-too-large": r"target values must be in \[0, 3\) or equal ignore_index \(-100\)\. Got: 1 value\(s\) outside, e\.g\. \[3\]",
+    "target-too-large": (
+        r"target values must be in \[0, 3\) or equal ignore_index \(-100\)\. Got: 1 value\(s\) outside, e\.g\. \[3\]"
+    ),
     "target-negative": r"target values must be in \[0, 3\) .* e\.g\. \[-1\]",
     "gamma-negative": r"gamma must be a finite number >= 0\. Got: -0\.5",
     "gamma-nan": r"gamma must be a finite number >= 0\. Got: nan",
