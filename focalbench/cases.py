@@ -25,8 +25,7 @@ class Case:
     """One reproducible input: logits of ``shape`` and ``dtype``, targets, and the loss arguments.
 
     ``margin``/``shift`` make extreme rows: every row is ``shift + noise`` with one class raised by ``margin``;
-    even rows
-    target that class (confident, ``p_t -> 1``), odd rows another one (hopeless, ``p_t -> 0``).
+    even rows target that class (confident, ``p_t -> 1``), odd rows another one (hopeless, ``p_t -> 0``).
     """
 
     shape: tuple[int, ...]

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from focalbench.implementations.numpy_reference import reference_rows
 from scipy.optimize import approx_fprime
 
 from focalbench.checks import accuracy_errors, loss_and_grad
+from focalbench.implementations.numpy_reference import reference_rows
 from focalbench.oracle import focal_row, numerical_gradient
 from focalbench.registry import get_implementation
 

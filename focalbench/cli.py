@@ -1,0 +1,75 @@
+"""``focalbench``: argument parsing only. Subcommands: list | check | run | compare | accuracy."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+
+__all__ = ["main"]
+
+DTYPES = ("float16", "bfloat16", "float32", "float64")
+
+
+def _eprint(*parts: object) -> None:
+    print(*parts, file=sys.stderr, flush=True)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="focalbench", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    sub.add_parser("list", help="registered implementations: devices, dtypes, capabilities, known defects")
+
+    check = sub.add_parser("check", help="run the correctness checks, print the conformance matrix")
+    check.add_argument("impls", nargs="*", metavar="NAME|module:attr", help="default: every registered one")
+    check.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    check.add_argument("--check", action="append", dest="checks", metavar="CHECK", help="only these checks")
+    check.add_argument("-v", "--verbose", action="store_true", help="print every unexpected outcome's detail")
+
+    run = sub.add_parser("run", help="time implementations against F.cross_entropy and write a report")
+    run.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    run.add_argument("--impl", action="append", dest="impls", metavar="NAME|module:attr")
+    run.add_argument("--dtype", action="append", dest="dtypes", choices=DTYPES)
+    run.add_argument("--shape", action="append", dest="shapes", metavar="NAME|RxC", help="a named shape or 4096x20")
+    run.add_argument("--mode", action="append", dest="modes", choices=("forward", "backward", "forward+backward"))
+    run.add_argument("--gamma", action="append", dest="gammas", type=float)
+    run.add_argument("--rounds", type=int, help="samples per implementation (default 15, quick 7)")
+    run.add_argument("--quick", action="store_true", help="representative shapes, forward+backward, float32 only")
+    run.add_argument("--skip-checks", action="store_true", help="do not run the correctness checks")
+    run.add_argument("--output", default="results", help="directory for the JSON and markdown reports")
+
+    compare = sub.add_parser("compare", help="gate: compare a new report with a baseline report")
+    compare.add_argument("baseline")
+    compare.add_argument("new")
+    compare.add_argument("--max-slowdown", type=float, default=0.5, help="allowed growth of a ratio (0.5 = 50%%)")
+
+    accuracy = sub.add_parser("accuracy", help="worst relative error vs an arbitrary-precision oracle, by logit gap")
+    accuracy.add_argument("--impl", action="append", dest="impls", metavar="NAME|module:attr")
+    accuracy.add_argument("--dtype", choices=("float32", "float64"), default="float32")
+    accuracy.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    accuracy.add_argument("--output", default="results", help="directory for the JSON and markdown tables")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if getattr(args, "device", "cpu") == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            _eprint("focalbench: --device cuda, but torch.cuda.is_available() is False (no GPU or a CPU-only torch)")
+            return 2
+    from focalbench import commands  # imports torch: after argument errors have had their say
+
+    try:
+        return getattr(commands, f"cmd_{args.command}")(args)
+    except commands.UsageError as error:
+        _eprint(f"focalbench {args.command}: {error}")
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    sys.exit(main())

@@ -1,0 +1,208 @@
+"""What each ``focalbench`` subcommand does, given parsed arguments; returns the exit code."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import sys
+import time
+
+import torch
+from tabulate import tabulate
+
+from focalbench.accuracy import sweep
+from focalbench.checks import CHECKS, run_matrix, summarize
+from focalbench.environment import environment
+from focalbench.gate import compare_reports
+from focalbench.registry import (
+    Implementation,
+    get_implementation,
+    list_implementations,
+    load_implementation,
+    unavailable_implementations,
+)
+from focalbench.report import ReportError, new_report, read_report, results_table, write_document, write_report
+from focalbench.runner import MODES, run_case, select_shapes
+from focalbench.timing import copy_bandwidth
+
+__all__ = ["UsageError", "cmd_accuracy", "cmd_check", "cmd_compare", "cmd_list", "cmd_run"]
+
+
+class UsageError(ValueError):
+    """A bad argument value: reported in one line, exit 2."""
+
+
+def _eprint(*parts: object) -> None:
+    print(*parts, file=sys.stderr, flush=True)
+
+
+def _resolve(names: list[str] | None, device: str) -> list[Implementation]:
+    try:
+        if names:
+            return [load_implementation(name) for name in names]
+    except (ValueError, TypeError) as error:
+        raise UsageError(str(error)) from error
+    impls = [get_implementation(name) for name in list_implementations()]
+    return [i for i in impls if device in i.devices and not i.extra.get("interpreted")]
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    rows = []
+    for name in list_implementations():
+        impl = get_implementation(name)
+        rows.append(
+            [
+                name,
+                ", ".join(impl.devices),
+                ", ".join(str(d).replace("torch.", "") for d in impl.dtypes),
+                ", ".join(sorted(impl.capabilities)),
+                "\n".join(f"{d.check}: {d.reason}" for d in impl.known_defects) or "-",
+            ]
+        )
+    print(tabulate(rows, headers=["implementation", "devices", "dtypes", "capabilities", "known defects"]))
+    for name, reason in unavailable_implementations().items():
+        print(f"\n{name}: unavailable here: {reason}")
+    return 0
+
+
+def _check_matrix(impls: list[Implementation], device: str, checks=None, progress=None) -> tuple[dict, dict]:
+    """(verdicts {impl: {check: verdict}}, full matrix with per-case outcomes)."""
+    matrix = run_matrix(impls, checks, device, progress)
+    verdicts = {
+        impl: {check: summarize(o for _, o in outcomes) for check, outcomes in by_check.items()}
+        for impl, by_check in matrix.items()
+    }
+    return verdicts, matrix
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    impls = _resolve(args.impls, args.device) if args.impls else _resolve(None, args.device)
+    try:
+        checks = [CHECKS[name] for name in args.checks] if args.checks else None
+    except KeyError as error:
+        raise UsageError(f"--check must be one of {', '.join(CHECKS)}. Got: {error.args[0]!r}") from error
+    verdicts, matrix = _check_matrix(
+        impls, args.device, checks, progress=lambda impl, check, verdict: _eprint(f"  {impl:18s} {check:30s} {verdict}")
+    )
+    names = list(next(iter(verdicts.values())).keys()) if verdicts else []
+    print(tabulate([[impl] + [v[c] for c in names] for impl, v in verdicts.items()], headers=["", *names]))
+    unexpected = [
+        (impl, check, case, outcome)
+        for impl, by_check in matrix.items()
+        for check, outcomes in by_check.items()
+        for case, outcome in outcomes
+        if outcome.unexpected
+    ]
+    if unexpected:
+        print(f"\n{len(unexpected)} unexpected outcome(s) (fail, or a known defect that no longer reproduces):")
+        for impl, check, case, outcome in unexpected if args.verbose else unexpected[:10]:
+            print(f"  {impl} / {check} / {case}: {outcome.status}: {outcome.detail}")
+        return 1
+    print("\nverdicts: pass = every applicable case holds; xfail = fails only as a declared known defect; n/a = not "
+          "applicable by declared capabilities")  # fmt: skip
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    device = args.device
+    impls = _resolve(args.impls, device)
+    try:
+        shapes = select_shapes(args.shapes, args.quick)
+    except ValueError as error:
+        raise UsageError(str(error)) from error
+    default_dtypes = ["float32"] if (args.quick or device == "cpu") else ["float32", "bfloat16"]
+    dtypes = [getattr(torch, d) for d in (args.dtypes or default_dtypes)]
+    modes = args.modes or (["forward+backward"] if args.quick else list(MODES))
+    gammas = args.gammas or [2.0]
+    rounds = args.rounds or (7 if args.quick else 15)
+    sample_s = 0.02 if args.quick else 0.05
+    for impl in impls:
+        unsupported = [impl.supports(device=device, dtype=d) for d in dtypes]
+        if any(unsupported):
+            raise UsageError(next(u for u in unsupported if u))
+
+    started = time.perf_counter()
+    _eprint(f"focalbench run on {device}: {len(impls)} implementation(s) + cross_entropy, {len(shapes)} shape(s)")
+    env = environment(device)
+    env["bandwidth_gbps"] = copy_bandwidth(device)
+    _eprint(f"  copy bandwidth {env['bandwidth_gbps']:.1f} GB/s, {env['threads']} thread(s)")
+    rows = []
+    for shape in shapes:
+        for dtype in dtypes:
+            for mode in modes:
+                for gamma in gammas:
+                    _eprint(f"  {shape.name} {tuple(shape.shape)} {str(dtype)[6:]} {mode} gamma={gamma:g}")
+                    rows += run_case(impls, shape, dtype, mode, gamma, device, rounds, sample_s, env["bandwidth_gbps"])
+    checks = {}
+    if not args.skip_checks:  # after the timings, so that a compiled implementation's compile time shows there
+        _eprint("  correctness checks ...")
+        checks, _ = _check_matrix([i for i in impls if not i.external] or impls, device)
+    settings = {
+        "rounds": rounds, "sample_s": sample_s, "quick": args.quick, "modes": modes, "gammas": gammas,
+        "shapes": [s.name for s in shapes], "wall_s": round(time.perf_counter() - started, 1),
+    }  # fmt: skip
+    report = new_report(env, rows, checks, settings)
+    print(results_table(rows))
+    json_path, md_path = write_report(report, args.output)
+    print(f"\nreport: {json_path}\n        {md_path}")
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    try:
+        baseline, new = read_report(args.baseline), read_report(args.new)
+    except ReportError as error:
+        raise UsageError(str(error)) from error
+    if args.max_slowdown <= 0:
+        raise UsageError(f"--max-slowdown must be > 0. Got: {args.max_slowdown}")
+    comparison = compare_reports(baseline, new, args.max_slowdown)
+    print(comparison.table())
+    if comparison.unmatched:
+        print(f"\n{comparison.unmatched} row(s) present in only one report (not compared)")
+    for change in comparison.regressions:
+        print(f"REGRESSION {' / '.join(map(str, change.key))}: ratio to cross_entropy {change.old_ratio:.2f} -> "
+              f"{change.new_ratio:.2f} ({100 * change.change:+.0f}% > {100 * args.max_slowdown:.0f}%)")  # fmt: skip
+    for impl, check, old, verdict in comparison.broken_checks:
+        print(f"CHECK BROKEN {impl} / {check}: {old} -> {verdict}")
+    if comparison.exit_code == 0:
+        print(f"\nno regression beyond {100 * args.max_slowdown:.0f}% in {len(comparison.changes)} compared row(s)")
+    return comparison.exit_code
+
+
+def cmd_accuracy(args: argparse.Namespace) -> int:
+    dtype = getattr(torch, args.dtype)
+    impls = [i for i in _resolve(args.impls, args.device) if i.supports(dtype=dtype) is None]
+    rows = sweep(impls, dtype=dtype, device=args.device, progress=lambda gap: _eprint(f"  gap {gap:g} done"))
+    by_impl = {impl.name: {r.gap: r for r in rows if r.implementation == impl.name} for impl in impls}
+    gaps = sorted({r.gap for r in rows})
+    headers = ["implementation"] + [f"{g:g}" for g in gaps]
+
+    def cell(r):
+        return f"{max(r.max_loss_error, r.max_grad_error):.1e}"
+
+    table = [[name] + [cell(by_impl[name][g]) for g in gaps] for name in by_impl]
+    text = tabulate(table, headers=headers)
+    print(f"max relative error (loss and gradient) vs mpmath, {args.dtype}, by logit gap:\n{text}")
+    env = environment(args.device)
+    document = {
+        "schema_version": 1,
+        "kind": "accuracy",
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "environment": env,
+        "dtype": args.dtype,
+        "rows": [r.as_dict() for r in rows],
+    }
+    markdown = (
+        f"# focalbench accuracy: {args.dtype} on {args.device}\n\nCreated {document['created']} from commit "
+        f"`{env.get('git_commit')}`. Maximum relative error of the loss (per element) and of the gradient (per row, "
+        "max-norm) against the mpmath oracle, over shifts 0, +1e3, -3e3, gammas 0..5, C in 2, 20, 1000, confident "
+        "and hopeless rows; exact values below the dtype's smallest normal number are compared absolutely.\n\n"
+        + tabulate(table, headers=headers, tablefmt="github")
+        + "\n\nWorst case per implementation and gap:\n\n"
+        + tabulate([[r.implementation, f"{r.gap:g}", f"{r.max_loss_error:.2e}", f"{r.max_grad_error:.2e}", r.worst]
+                    for r in rows], headers=["implementation", "gap", "loss", "gradient", "where"], tablefmt="github")
+        + "\n"
+    )  # fmt: skip
+    json_path, md_path = write_document(document, markdown, args.output, "accuracy")
+    print(f"\nwritten: {json_path}\n         {md_path}")
+    return 0

@@ -1,0 +1,68 @@
+"""Compare two reports: per (implementation, shape, dtype, mode), the change of the ratio to the baseline.
+
+Ratios to F.cross_entropy measured in the same run cancel a faster or slower machine; a regression is a ratio that
+grew by more than ``max_slowdown`` (0.25 = 25 %), or a check that went from pass to fail.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from tabulate import tabulate
+
+__all__ = ["Comparison", "compare_reports"]
+
+
+@dataclass(frozen=True)
+class Change:
+    key: tuple
+    old_ratio: float
+    new_ratio: float
+
+    @property
+    def change(self) -> float:
+        return self.new_ratio / self.old_ratio - 1
+
+
+@dataclass(frozen=True)
+class Comparison:
+    changes: list[Change]
+    regressions: list[Change]
+    broken_checks: list[tuple[str, str, str, str]]  # (implementation, check, old verdict, new verdict)
+    unmatched: int
+
+    @property
+    def exit_code(self) -> int:
+        return 1 if self.regressions or self.broken_checks else 0
+
+    def table(self) -> str:
+        rows = [
+            [*c.key, f"{c.old_ratio:.2f}", f"{c.new_ratio:.2f}", f"{100 * c.change:+.1f}%",
+             "REGRESSION" if c in self.regressions else ""]
+            for c in self.changes
+        ]  # fmt: skip
+        headers = ["implementation", "shape", "dtype", "mode", "old x CE", "new x CE", "change", ""]
+        return tabulate(rows, headers=headers)
+
+
+def _key(row: dict) -> tuple:
+    return (row["implementation"], row.get("shape_name") or "x".join(map(str, row["shape"])), row["dtype"], row["mode"])
+
+
+def compare_reports(baseline: dict, new: dict, max_slowdown: float) -> Comparison:
+    old_rows = {_key(r): r for r in baseline["results"] if r["implementation"] != r["baseline"]}
+    new_rows = {_key(r): r for r in new["results"] if r["implementation"] != r["baseline"]}
+    changes = [
+        Change(key, old_rows[key]["ratio_to_baseline"], new_rows[key]["ratio_to_baseline"])
+        for key in old_rows
+        if key in new_rows
+    ]
+    regressions = [c for c in changes if c.change > max_slowdown]
+    broken = []
+    for impl, verdicts in new.get("checks", {}).items():
+        for check, verdict in verdicts.items():
+            old = baseline.get("checks", {}).get(impl, {}).get(check)
+            if old == "pass" and verdict != "pass":
+                broken.append((impl, check, old, verdict))
+    unmatched = len(set(old_rows) ^ set(new_rows))
+    return Comparison(changes, regressions, broken, unmatched)

@@ -1,0 +1,171 @@
+"""Reports: the JSON schema (read, write), markdown, and tables. Writing is atomic and never overwrites a report."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import tempfile
+from pathlib import Path
+
+from tabulate import tabulate
+
+__all__ = [
+    "SCHEMA_VERSION", "ReportError", "read_report", "results_table", "to_markdown", "write_document", "write_report",
+]  # fmt: skip
+
+SCHEMA_VERSION = 1
+REQUIRED_ROW_KEYS = (
+    "implementation", "device", "dtype", "shape", "mode", "gamma", "median_s", "iqr_s", "runs", "baseline",
+    "baseline_median_s", "ratio_to_baseline", "gbytes_per_s", "fraction_of_bandwidth", "peak_memory_bytes",
+    "compile_s",
+)  # fmt: skip
+
+CPU_MEMORY_NOTE = (
+    "CPU peak memory: bytes allocated through PyTorch's CPU allocator, peak at operator boundaries, from the "
+    "profiler's memory events (memory a kernel allocates with malloc is not seen)."
+)
+
+
+class ReportError(ValueError):
+    """A file that cannot be used as a report (unreadable, not a report, other schema version)."""
+
+
+def new_report(environment: dict, results: list[dict], checks: dict, settings: dict) -> dict:
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "environment": environment,
+        "settings": settings,
+        "results": results,
+        "checks": checks,
+        "notes": [CPU_MEMORY_NOTE] if environment.get("device") == "cpu" else [],
+    }
+
+
+def _unique_path(directory: Path, stem: str, suffix: str) -> Path:
+    path, n = directory / f"{stem}{suffix}", 1
+    while path.exists():
+        path, n = directory / f"{stem}-{n}{suffix}", n + 1
+    return path
+
+
+def _write_new(path: Path, text: str) -> Path:
+    """Write ``text`` to a new file next to ``path`` atomically; never replace an existing file."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=path.suffix)
+    try:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(text)
+        while True:
+            try:
+                os.link(tmp, path)  # fails if the name exists: a report is never overwritten
+                return path
+            except FileExistsError:
+                path = _unique_path(path.parent, path.stem, path.suffix)
+    finally:
+        os.unlink(tmp)
+
+
+def write_document(document: dict, markdown: str, directory: str | Path, kind: str) -> tuple[Path, Path]:
+    """Write a JSON document and its markdown under ``directory`` as new files named by kind, device, time, commit."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    env = document["environment"]
+    stamp = document["created"].replace(":", "").replace("-", "").replace("+0000", "Z")
+    commit = (env.get("git_commit") or "nogit")[:10]
+    stem = f"{kind}-{env['device']}-{stamp}-{commit}"
+    json_path = _write_new(_unique_path(directory, stem, ".json"), json.dumps(document, indent=1) + "\n")
+    md_path = _write_new(_unique_path(directory, json_path.stem, ".md"), markdown)
+    return json_path, md_path
+
+
+def write_report(report: dict, directory: str | Path) -> tuple[Path, Path]:
+    """Write a speed report as JSON and markdown under ``directory``; returns both paths."""
+    return write_document(report, to_markdown(report), directory, "focalbench")
+
+
+def read_report(path: str | Path) -> dict:
+    """Load and validate a report. Raises :class:`ReportError` with a one-line reason."""
+    try:
+        data = json.loads(Path(path).read_text())
+    except OSError as error:
+        raise ReportError(f"{path}: cannot read: {error.strerror or error}") from error
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ReportError(f"{path}: not a JSON report: {error}") from error
+    if not isinstance(data, dict) or "schema_version" not in data or "results" not in data:
+        raise ReportError(f"{path}: not a focalbench report (no schema_version/results)")
+    if data["schema_version"] != SCHEMA_VERSION:
+        raise ReportError(f"{path}: schema version {data['schema_version']!r}, this focalbench reads {SCHEMA_VERSION}")
+    for i, row in enumerate(data["results"]):
+        missing = [k for k in REQUIRED_ROW_KEYS if k not in row]
+        if missing:
+            raise ReportError(f"{path}: result row {i} lacks {', '.join(missing)}")
+    return data
+
+
+def _ms(seconds: float | None) -> str:
+    return "" if seconds is None else f"{seconds * 1e3:.3f}"
+
+
+def results_table(rows: list[dict], fmt: str = "simple") -> str:
+    headers = ["shape", "mode", "dtype", "implementation", "median ms", "IQR ms", "runs", "x cross_entropy", "GB/s",
+               "% BW", "peak MB", "peak / CE", "compile s"]  # fmt: skip
+    body = []
+    for r in rows:
+        base_peak = r.get("baseline_peak_memory_bytes")
+        body.append(
+            [
+                r.get("shape_name", "x".join(map(str, r["shape"]))),
+                r["mode"],
+                r["dtype"],
+                r["implementation"],
+                _ms(r["median_s"]),
+                _ms(r["iqr_s"]),
+                r["runs"],
+                f"{r['ratio_to_baseline']:.2f}",
+                f"{r['gbytes_per_s']:.1f}",
+                "" if r["fraction_of_bandwidth"] is None else f"{100 * r['fraction_of_bandwidth']:.0f}",
+                "" if r["peak_memory_bytes"] is None else f"{r['peak_memory_bytes'] / 2**20:.1f}",
+                f"{r['peak_memory_bytes'] / base_peak:.2f}" if base_peak and r["peak_memory_bytes"] is not None else "",
+                "" if r["compile_s"] is None else f"{r['compile_s']:.1f}",
+            ]
+        )
+    return tabulate(body, headers=headers, tablefmt=fmt)
+
+
+def checks_table(checks: dict, fmt: str = "simple") -> str:
+    if not checks:
+        return "(checks not run)"
+    names = sorted({c for verdicts in checks.values() for c in verdicts})
+    return tabulate([[impl] + [v.get(c, "") for c in names] for impl, v in checks.items()], headers=["", *names],
+                    tablefmt=fmt)  # fmt: skip
+
+
+def to_markdown(report: dict) -> str:
+    env = report["environment"]
+    lines = [
+        f"# focalbench report: {env['device']} ({env.get('device_name')})",
+        "",
+        f"Created {report['created']} from commit `{env.get('git_commit')}`.",
+        "",
+        "| python | torch | numpy | platform | cpu | threads | cuda | copy bandwidth GB/s |",
+        "|---|---|---|---|---|---|---|---|",
+        f"| {env['python']} | {env['torch']} | {env['numpy']} | {env['platform']} | {env['cpu']} | {env['threads']} | "
+        f"{env.get('cuda')} | {env.get('bandwidth_gbps') or 0:.1f} |",
+        "",
+        f"Settings: `{json.dumps(report.get('settings', {}))}`",
+        "",
+        "Each row: median of per-call times over rounds in which every implementation and F.cross_entropy took one "
+        "sample in rotating order; `x cross_entropy` is the ratio of medians on the same inputs in the same process.",
+        "",
+        "## Timings",
+        "",
+        results_table(report["results"], "github"),
+        "",
+        "## Checks",
+        "",
+        checks_table(report.get("checks", {}), "github"),
+        "",
+    ]
+    lines += [f"Note: {note}" for note in report.get("notes", [])]
+    return "\n".join(lines) + "\n"
