@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import torch
 import torch.utils.benchmark as benchmark
 
-__all__ = ["Timer", "copy_bandwidth", "peak_memory", "timer_for"]
+__all__ = ["Timer", "copy_bandwidth", "peak_memory", "synchronized_perf_counter", "timer_for"]
 
 L2_FLUSH_BYTES = 256 * 1024 * 1024
 
@@ -139,3 +139,10 @@ def peak_memory(fn: Callable[[], object], device: str) -> int:
         current += event.self_cpu_memory_usage if event.name != "[memory]" else event.cpu_memory_usage
         peak = max(peak, current)
     return peak
+
+
+def synchronized_perf_counter() -> float:
+    """``time.perf_counter`` after waiting for queued CUDA work: a timer for pytest-benchmark on a GPU."""
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        torch.cuda.synchronize()
+    return time.perf_counter()

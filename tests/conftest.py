@@ -15,9 +15,20 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "benchmark_suite: timings, collected only with --benchmark-only")
     if config.getoption("--device") == "cpu":
         # must be set before triton.jit runs, i.e. before the implementations are imported
         os.environ.setdefault("TRITON_INTERPRET", "1")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Benchmarks are not part of the default run: keep them only under --benchmark-only."""
+    if config.getoption("benchmark_only", default=False):
+        return
+    kept = [item for item in items if item.get_closest_marker("benchmark_suite") is None]
+    if len(kept) != len(items):
+        config.hook.pytest_deselected(items=[i for i in items if i not in kept])
+        items[:] = kept
 
 
 @pytest.fixture(scope="session")
