@@ -39,7 +39,9 @@ class Timer:
     def calibrate(self, target_s: float) -> float:
         """Choose ``number`` so one sample lasts about ``target_s``; returns the time of one call."""
         single = min(self._cpu_samples(1, 1) if self.device == "cpu" else self._cuda_samples(1), default=0.0)
-        self.number = max(1, int(target_s / max(single, 1e-7))) if self.device == "cpu" else 1
+        # one call per sample when an untimed prepare step runs before each call (it may cost far more than the call)
+        blocked = self.device == "cpu" and self.prepare is None
+        self.number = max(1, int(target_s / max(single, 1e-7))) if blocked else 1
         return single
 
     def sample(self) -> float:

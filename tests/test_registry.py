@@ -75,3 +75,14 @@ def test_users_module_attr_is_loaded_and_checked(monkeypatch):
 def test_bad_module_attr_is_a_clear_error():
     with pytest.raises(ValueError, match=r"could not be loaded"):
         load_implementation("no_such_module_here:loss")
+
+
+def test_focal_loss_uses_the_recommended_implementation_per_device():
+    from focalbench.loss import recommended
+
+    if "fused" in focalbench.list_implementations():
+        assert recommended("cpu").name == focalbench.RECOMMENDED
+    assert recommended("cuda").name == "fused_eager"
+    logits, target = torch.randn(5, 3, dtype=torch.float64), torch.tensor([0, 1, 2, 1, 0])
+    expected = recommended("cpu")(logits, target, gamma=1.0)
+    assert torch.equal(focalbench.focal_loss(logits, target, gamma=1.0), expected)
