@@ -1,4 +1,4 @@
-"""``focalbench``: argument parsing only. Subcommands: list | check | run | compare | accuracy."""
+"""``focalbench``: argument parsing only. Subcommands: list | check | run | compare | merge | accuracy."""
 
 from __future__ import annotations
 
@@ -44,6 +44,10 @@ def _parser() -> argparse.ArgumentParser:
     compare.add_argument("baseline")
     compare.add_argument("new")
     compare.add_argument("--max-slowdown", type=float, default=0.5, help="allowed growth of a ratio (0.5 = 50%%)")
+
+    merge = sub.add_parser("merge", help="a gate baseline: per-row medians of several reports")
+    merge.add_argument("reports", nargs="+", metavar="REPORT")
+    merge.add_argument("--output", required=True, help="file to write (must not exist)")
 
     accuracy = sub.add_parser("accuracy", help="worst relative error vs an arbitrary-precision oracle, by logit gap")
     accuracy.add_argument("--impl", action="append", dest="impls", metavar="NAME|module:attr")

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 import datetime as _dt
+import json
 import sys
 import time
+from pathlib import Path
 
 import torch
 from tabulate import tabulate
@@ -13,7 +15,7 @@ from tabulate import tabulate
 from focalbench.accuracy import sweep
 from focalbench.checks import CHECKS, run_matrix, summarize
 from focalbench.environment import environment
-from focalbench.gate import compare_reports
+from focalbench.gate import compare_reports, merge_reports
 from focalbench.registry import (
     Implementation,
     get_implementation,
@@ -21,11 +23,19 @@ from focalbench.registry import (
     load_implementation,
     unavailable_implementations,
 )
-from focalbench.report import ReportError, new_report, read_report, results_table, write_document, write_report
+from focalbench.report import (
+    ReportError,
+    new_report,
+    read_report,
+    results_table,
+    write_document,
+    write_new,
+    write_report,
+)
 from focalbench.runner import MODES, run_case, select_shapes
 from focalbench.timing import copy_bandwidth
 
-__all__ = ["UsageError", "cmd_accuracy", "cmd_check", "cmd_compare", "cmd_list", "cmd_run"]
+__all__ = ["UsageError", "cmd_accuracy", "cmd_check", "cmd_compare", "cmd_list", "cmd_merge", "cmd_run"]
 
 
 class UsageError(ValueError):
@@ -167,6 +177,20 @@ def cmd_compare(args: argparse.Namespace) -> int:
     if comparison.exit_code == 0:
         print(f"\nno regression beyond {100 * args.max_slowdown:.0f}% in {len(comparison.changes)} compared row(s)")
     return comparison.exit_code
+
+
+def cmd_merge(args: argparse.Namespace) -> int:
+    try:
+        reports = [read_report(path) for path in args.reports]
+    except ReportError as error:
+        raise UsageError(str(error)) from error
+    path = Path(args.output)
+    if path.exists():
+        raise UsageError(f"--output must be a new file (reports are never overwritten). Got: existing {path}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    written = write_new(path, json.dumps(merge_reports(reports), indent=1) + "\n")
+    print(f"merged {len(reports)} report(s) into {written}")
+    return 0
 
 
 def cmd_accuracy(args: argparse.Namespace) -> int:

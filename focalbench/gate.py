@@ -6,11 +6,13 @@ grew by more than ``max_slowdown`` (0.25 = 25 %), or a check that went from pass
 
 from __future__ import annotations
 
+import copy
+import statistics
 from dataclasses import dataclass
 
 from tabulate import tabulate
 
-__all__ = ["Comparison", "compare_reports"]
+__all__ = ["Comparison", "compare_reports", "merge_reports"]
 
 
 @dataclass(frozen=True)
@@ -66,3 +68,36 @@ def compare_reports(baseline: dict, new: dict, max_slowdown: float) -> Compariso
                 broken.append((impl, check, old, verdict))
     unmatched = len(set(old_rows) ^ set(new_rows))
     return Comparison(changes, regressions, broken, unmatched)
+
+
+def merge_reports(reports: list[dict]) -> dict:
+    """One report whose rows hold, per key, the median over ``reports`` of each timing field.
+
+    A gate baseline made this way carries the noise of one run less than a single report does: only the new run's
+    noise is left for the threshold to absorb. Checks are kept where every report agrees, else marked "mixed".
+    """
+    if not reports:
+        raise ValueError("reports must be non-empty. Got: []")
+    merged = copy.deepcopy(reports[0])
+    keyed = [{_key(r): r for r in report["results"]} for report in reports]
+    numeric = ("median_s", "iqr_s", "min_s", "baseline_median_s", "ratio_to_baseline", "gbytes_per_s",
+               "fraction_of_bandwidth", "peak_memory_bytes", "baseline_peak_memory_bytes", "compile_s")  # fmt: skip
+    rows = []
+    for row in merged["results"]:
+        key = _key(row)
+        present = [k[key] for k in keyed if key in k]
+        for field in numeric:
+            values = [r[field] for r in present if r.get(field) is not None]
+            row[field] = statistics.median(values) if values else None
+        row["runs"] = sum(r["runs"] for r in present)
+        rows.append(row)
+    merged["results"] = rows
+    checks: dict = {}
+    for impl, verdicts in merged.get("checks", {}).items():
+        checks[impl] = {
+            check: verdict if all(r.get("checks", {}).get(impl, {}).get(check) == verdict for r in reports) else "mixed"
+            for check, verdict in verdicts.items()
+        }
+    merged["checks"] = checks
+    merged.setdefault("settings", {})["merged_from"] = len(reports)
+    return merged

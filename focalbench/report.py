@@ -11,7 +11,8 @@ from pathlib import Path
 from tabulate import tabulate
 
 __all__ = [
-    "SCHEMA_VERSION", "ReportError", "read_report", "results_table", "to_markdown", "write_document", "write_report",
+    "SCHEMA_VERSION", "ReportError", "read_report", "results_table", "to_markdown", "write_document", "write_new",
+    "write_report",
 ]  # fmt: skip
 
 SCHEMA_VERSION = 1
@@ -50,7 +51,7 @@ def _unique_path(directory: Path, stem: str, suffix: str) -> Path:
     return path
 
 
-def _write_new(path: Path, text: str) -> Path:
+def write_new(path: Path, text: str) -> Path:
     """Write ``text`` to a new file next to ``path`` atomically; never replace an existing file."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=path.suffix)
     try:
@@ -74,8 +75,8 @@ def write_document(document: dict, markdown: str, directory: str | Path, kind: s
     stamp = document["created"].replace(":", "").replace("-", "").replace("+0000", "Z")
     commit = (env.get("git_commit") or "nogit")[:10]
     stem = f"{kind}-{env['device']}-{stamp}-{commit}"
-    json_path = _write_new(_unique_path(directory, stem, ".json"), json.dumps(document, indent=1) + "\n")
-    md_path = _write_new(_unique_path(directory, json_path.stem, ".md"), markdown)
+    json_path = write_new(_unique_path(directory, stem, ".json"), json.dumps(document, indent=1) + "\n")
+    md_path = write_new(_unique_path(directory, json_path.stem, ".md"), markdown)
     return json_path, md_path
 
 

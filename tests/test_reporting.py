@@ -1,0 +1,152 @@
+"""Statistics, the report format, the gate and the command line, end to end on small inputs."""
+
+from __future__ import annotations
+
+import copy
+import json
+
+import numpy as np
+import pytest
+
+from focalbench.cli import main
+from focalbench.gate import compare_reports, merge_reports
+from focalbench.report import REQUIRED_ROW_KEYS, SCHEMA_VERSION, ReportError, read_report, write_report
+from focalbench.stats import quantile, summarize
+
+
+def test_statistics_match_numpy():
+    samples = [3.0, 1.0, 4.0, 1.5, 9.0, 2.6]
+    s = summarize(samples)
+    assert s.median == np.median(samples) and s.runs == 6 and s.minimum == 1.0
+    assert s.iqr == pytest.approx(np.percentile(samples, 75) - np.percentile(samples, 25))
+    assert quantile([5.0], 0.3) == 5.0
+    with pytest.raises(ValueError, match="values must be non-empty"):
+        quantile([], 0.5)
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory) -> dict:
+    """A real (tiny) report from `focalbench run`."""
+    out = tmp_path_factory.mktemp("reports")
+    code = main(["run", "--impl", "fused", "--impl", "gather", "--shape", "512x7", "--shape", "2x5x4x4",
+                 "--rounds", "3", "--skip-checks", "--output", str(out)])  # fmt: skip
+    assert code == 0
+    (path,) = out.glob("focalbench-cpu-*.json")
+    return read_report(path)
+
+
+def test_run_writes_a_self_describing_report(report):
+    assert report["schema_version"] == SCHEMA_VERSION
+    assert {"python", "torch", "numpy", "platform", "cpu", "threads", "device", "device_name", "cuda", "git_commit",
+            "bandwidth_gbps"} <= set(report["environment"])  # fmt: skip
+    rows = report["results"]
+    assert {r["implementation"] for r in rows} == {"cross_entropy", "fused", "gather"}
+    assert all(set(REQUIRED_ROW_KEYS) <= set(r) for r in rows)
+    assert all(r["runs"] == 3 and r["median_s"] > 0 and r["peak_memory_bytes"] >= 0 for r in rows)
+    base = [r for r in rows if r["implementation"] == "cross_entropy"]
+    assert all(r["ratio_to_baseline"] == 1.0 for r in base)
+
+
+def test_reports_are_never_overwritten(report, tmp_path):
+    first, _ = write_report(report, tmp_path)
+    second, _ = write_report(report, tmp_path)
+    assert first != second and first.exists() and second.exists()
+    assert len(list(tmp_path.glob("*.json"))) == 2 and not list(tmp_path.glob(".tmp-*"))
+
+
+def _save(tmp_path, name, data) -> str:
+    path = tmp_path / name
+    path.write_text(json.dumps(data))
+    return str(path)
+
+
+def test_gate_passes_identical_and_flags_a_slowdown(report, tmp_path, capsys):
+    slower = copy.deepcopy(report)
+    for row in slower["results"]:
+        if row["implementation"] == "fused":
+            row["ratio_to_baseline"] *= 2
+    base, same, slow = (_save(tmp_path, n, d) for n, d in (("a.json", report), ("b.json", report), ("c.json", slower)))
+    assert main(["compare", base, same, "--max-slowdown", "0.5"]) == 0
+    assert main(["compare", base, slow, "--max-slowdown", "0.5"]) == 1
+    assert "REGRESSION fused / 512x7 / float32" in capsys.readouterr().out
+    assert compare_reports(report, slower, 1.5).exit_code == 0  # +100% is within a 150% allowance
+
+
+def test_gate_flags_a_check_that_broke(report):
+    old, new = copy.deepcopy(report), copy.deepcopy(report)
+    old["checks"] = {"fused": {"matches_reference": "pass"}}
+    new["checks"] = {"fused": {"matches_reference": "fail"}}
+    comparison = compare_reports(old, new, 0.5)
+    assert comparison.exit_code == 1 and comparison.broken_checks == [("fused", "matches_reference", "pass", "fail")]
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (None, "cannot read"),
+        ("not json", "not a JSON report"),
+        ('{"a": 1}', "not a focalbench report"),
+        ('{"schema_version": 99, "results": []}', "schema version 99"),
+        ('{"schema_version": 1, "results": [{"implementation": "x"}]}', "result row 0 lacks"),
+    ],
+)
+def test_unusable_files_exit_2_with_one_line(report, tmp_path, capsys, content, message):
+    good = _save(tmp_path, "good.json", report)
+    bad = tmp_path / "bad.json"
+    if content is not None:
+        bad.write_text(content)
+    with pytest.raises(ReportError, match=message):
+        read_report(bad)
+    assert main(["compare", good, str(bad)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1 and "Traceback" not in err
+
+
+def test_merge_takes_per_row_medians(report):
+    copies = [copy.deepcopy(report) for _ in range(3)]
+    for factor, rep in zip((1.0, 3.0, 2.0), copies, strict=True):
+        for row in rep["results"]:
+            row["ratio_to_baseline"] = factor
+    merged = merge_reports(copies)
+    assert {r["ratio_to_baseline"] for r in merged["results"]} == {2.0}
+    assert merged["settings"]["merged_from"] == 3
+
+
+def test_cuda_without_a_gpu_is_a_clear_exit_2(capsys):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present")
+    assert main(["run", "--device", "cuda"]) == 2
+    assert "torch.cuda.is_available() is False" in capsys.readouterr().err
+
+
+def test_list_and_check_commands(capsys):
+    assert main(["list"]) == 0
+    assert "numpy_reference" in capsys.readouterr().out
+    assert main(["check", "fused", "--check", "rejects_bad_input", "--check", "paper_figure_1"]) == 0
+    assert "pass" in capsys.readouterr().out
+
+
+def test_check_of_a_users_broken_loss_exits_1(monkeypatch, capsys):
+    import sys
+    import types
+
+    import torch
+
+    def clamps_and_logs(logits, target, *, gamma=2.0, alpha=None, reduction="mean", ignore_index=-100):
+        p = torch.softmax(logits, 1).gather(1, target.unsqueeze(1)).squeeze(1)
+        return (-((1 - p) ** gamma) * p.clamp_min(1e-7).log()).mean()
+
+    module = types.ModuleType("users_focal")
+    module.loss = clamps_and_logs
+    monkeypatch.setitem(sys.modules, "users_focal", module)
+    assert main(["check", "users_focal:loss", "--check", "matches_reference"]) == 1
+    assert "unexpected outcome" in capsys.readouterr().out
+
+
+def test_unknown_names_are_usage_errors(capsys):
+    assert main(["check", "no_such_impl"]) == 2
+    assert "implementation must be one of" in capsys.readouterr().err
+    assert main(["run", "--shape", "wide", "--skip-checks"]) == 2
+    assert "shape must be one of" in capsys.readouterr().err
