@@ -36,7 +36,7 @@ from collections.abc import Callable
 
 import torch
 
-from focalbench.semantics import FocalArgs, mean_scale
+from focalbench.semantics import FocalArgs, reduce_loss
 
 __all__ = ["ForwardKernel", "FusedFocalLoss", "fused_loss"]
 
@@ -52,13 +52,7 @@ class FusedFocalLoss(torch.autograd.Function):
         ctx.reduction = args.reduction
         if grad is not None:
             ctx.save_for_backward(grad)
-        if args.reduction == "none":
-            out = per_element
-        elif args.reduction == "sum":
-            out = per_element.sum()
-        else:
-            out = per_element.sum() * mean_scale(args).to(per_element.dtype)
-        return out.to(logits.dtype)
+        return reduce_loss(per_element, args).to(logits.dtype)
 
     @staticmethod
     @torch.autograd.function.once_differentiable

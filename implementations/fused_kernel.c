@@ -100,6 +100,26 @@ static inline __attribute__((always_inline)) double softplus(double x) {
     return (x > 0 ? x : 0.0) + log1p_unit(exp_nonpos(-ax));
 }
 
+/* Step 3 for one row: from the non-target sum s (of exp(z_j - mx)), the maximum mx and the target logit z_t, the loss
+ * and G (reduction scale folded in). s == 0: every other class underflowed, p_t = 1 to double precision: no loss, no
+ * gradient. Returns the loss; *big_g receives G and *coef G / s (the factor of the stored exponentials). */
+static inline __attribute__((always_inline)) double row_terms(double s, double mx, double z_t, double alpha,
+                                                              double gamma, double scale, double *big_g,
+                                                              double *coef) {
+    double safe_s = s > 0.0 ? s : 1.0;
+    double d = log_pos(safe_s) + (mx - z_t); /* log((1 - p_t) / p_t) */
+    double neg_log_p_t = softplus(d);
+    double log_one_minus_p_t = -softplus(-d);
+    double focal = gamma == 0.0 ? 1.0 : exp_nonpos(gamma * log_one_minus_p_t);
+    double one_minus_p_t = exp_nonpos(log_one_minus_p_t);
+    double p_t = exp_nonpos(-neg_log_p_t);
+    double w = alpha * focal;
+    double g = s > 0.0 ? w * (one_minus_p_t + gamma * p_t * neg_log_p_t) * scale : 0.0;
+    *big_g = g;
+    *coef = g / safe_s;
+    return s > 0.0 ? w * neg_log_p_t : 0.0;
+}
+
 /* Steps 1-4 on one block: buf[j * LANES + l] holds logit j of lane l on entry and its gradient on exit. */
 static inline __attribute__((always_inline)) void focal_block(double *restrict buf, int64_t C, const int64_t *restrict tt, const double *restrict alpha,
                         double gamma, double scale, double *restrict loss) {
@@ -130,22 +150,8 @@ static inline __attribute__((always_inline)) void focal_block(double *restrict b
     }
     /* 3. per-row scalars */
 #pragma omp simd
-    for (int l = 0; l < LANES; ++l) {
-        double s = sum[l];
-        double safe_s = s > 0.0 ? s : 1.0;
-        double d = log_pos(safe_s) + (mx[l] - zt[l]);
-        double neg_log_p_t = softplus(d);
-        double log_one_minus_p_t = -softplus(-d);
-        double focal = gamma == 0.0 ? 1.0 : exp_nonpos(gamma * log_one_minus_p_t);
-        double one_minus_p_t = exp_nonpos(log_one_minus_p_t);
-        double p_t = exp_nonpos(-neg_log_p_t);
-        double w = alpha[l] * focal;
-        /* s == 0: every other class underflowed, p_t = 1 to double precision: no loss, no gradient */
-        loss[l] = s > 0.0 ? w * neg_log_p_t : 0.0;
-        double g = s > 0.0 ? w * (one_minus_p_t + gamma * p_t * neg_log_p_t) * scale : 0.0;
-        big_g[l] = g;
-        coef[l] = g / safe_s;
-    }
+    for (int l = 0; l < LANES; ++l)
+        loss[l] = row_terms(sum[l], mx[l], zt[l], alpha[l], gamma, scale, &big_g[l], &coef[l]);
     /* 4. gradient over the stored exponentials: G q_j off the target, -G at it */
     for (int64_t j = 0; j < C; ++j) {
         double *row = buf + j * LANES;
@@ -246,18 +252,9 @@ static void focal_rows(const float *z, int64_t S, int64_t C, int64_t sB, int64_t
             sum += j == t ? 0.0 : e;
         }
         /* 3. per-row scalars */
-        double safe_s = sum > 0.0 ? sum : 1.0;
-        double d = log_pos(safe_s) + (mx - (double)zr[t]);
-        double neg_log_p_t = softplus(d);
-        double log_one_minus_p_t = -softplus(-d);
-        double focal = gamma == 0.0 ? 1.0 : exp_nonpos(gamma * log_one_minus_p_t);
-        double one_minus_p_t = exp_nonpos(log_one_minus_p_t);
-        double p_t = exp_nonpos(-neg_log_p_t);
-        double w = alpha_t[row] * focal;
-        loss[row] = sum > 0.0 ? w * neg_log_p_t : 0.0;
+        double g, coef;
+        loss[row] = row_terms(sum, mx, (double)zr[t], alpha_t[row], gamma, scale, &g, &coef);
         if (!need_grad) continue;
-        double g = sum > 0.0 ? w * (one_minus_p_t + gamma * p_t * neg_log_p_t) * scale : 0.0;
-        double coef = g / safe_s;
         /* 4. gradient: G q_j off the target, -G at it */
         float *gr = grad + b * gB + s * gS;
 #pragma omp simd

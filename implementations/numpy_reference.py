@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from focalbench.registry import register
-from focalbench.semantics import FocalArgs, mean_scale
+from focalbench.semantics import FocalArgs, mean_scale, reduce_loss
 
 
 def _softplus(x: np.ndarray) -> np.ndarray:
@@ -71,13 +71,7 @@ class _ReferenceFunction(torch.autograd.Function):
         grad_t = torch.from_numpy(grad).reshape(*args.target.shape, num_classes).movedim(-1, 1)
         ctx.args = args
         ctx.save_for_backward(grad_t)
-        if args.reduction == "none":
-            out = per_element
-        elif args.reduction == "sum":
-            out = per_element.sum()
-        else:
-            out = per_element.sum() * mean_scale(args).cpu()
-        return out.to(device=logits.device, dtype=logits.dtype)
+        return reduce_loss(per_element.to(logits.device), args).to(logits.dtype)
 
     @staticmethod
     @torch.autograd.function.once_differentiable
