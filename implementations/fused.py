@@ -73,7 +73,7 @@ def c_forward(library: ctypes.CDLL, args: FocalArgs, need_grad: bool) -> tuple[t
     loss = torch.empty(target.numel(), dtype=torch.float64)
 
     blocks = library.focal_blocks_count(blocks_b, lanes, c, strides[1], grad_strides[1], int(dtype == torch.float64))
-    threads = min(torch.get_num_threads(), max(1, x.numel() // 65536))  # threads pay off past ~64k logits
+    threads = min(torch.get_num_threads(), max(1, x.numel() // 16384))  # threads pay off past ~16k logits
     if library.focal_forward(
         _pointer(x),
         int(dtype == torch.float64),
