@@ -86,7 +86,7 @@ def _check_matrix(impls: list[Implementation], device: str, checks=None, progres
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    impls = _resolve(args.impls, args.device) if args.impls else _resolve(None, args.device)
+    impls = _resolve(args.impls, args.device)
     try:
         checks = [CHECKS[name] for name in args.checks] if args.checks else None
     except KeyError as error:
