@@ -29,12 +29,21 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("-v", "--verbose", action="store_true", help="print every unexpected outcome's detail")
 
     run = sub.add_parser("run", help="time implementations against F.cross_entropy and write a report")
-    run.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
-    run.add_argument("--impl", action="append", dest="impls", metavar="NAME|module:attr")
-    run.add_argument("--dtype", action="append", dest="dtypes", choices=DTYPES)
-    run.add_argument("--shape", action="append", dest="shapes", metavar="NAME|RxC", help="a named shape or 4096x20")
-    run.add_argument("--mode", action="append", dest="modes", choices=("forward", "backward", "forward+backward"))
-    run.add_argument("--gamma", action="append", dest="gammas", type=float)
+    run.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="default cpu")
+    run.add_argument("--impl", action="append", dest="impls", metavar="NAME|module:attr",
+                     help="repeatable; default: every implementation registered for the device")  # fmt: skip
+    run.add_argument("--dtype", action="append", dest="dtypes", choices=DTYPES,
+                     help="repeatable; default float32 (cuda: float32 and bfloat16)")  # fmt: skip
+    run.add_argument(
+        "--shape",
+        action="append",
+        dest="shapes",
+        metavar="NAME|RxC",
+        help="repeatable: yolov2_voc, coco_rows, imagenet, segmentation, sweep_<rows>x20, 4096x20",
+    )
+    run.add_argument("--mode", action="append", dest="modes", choices=("forward", "backward", "forward+backward"),
+                     help="repeatable; default all three (quick: forward+backward)")  # fmt: skip
+    run.add_argument("--gamma", action="append", dest="gammas", type=float, help="repeatable; default 2.0")
     run.add_argument("--rounds", type=int, help="samples per implementation (default 15, quick 7)")
     run.add_argument("--quick", action="store_true", help="representative shapes, forward+backward, float32 only")
     run.add_argument("--skip-checks", action="store_true", help="do not run the correctness checks")
