@@ -231,6 +231,6 @@ def reduce_loss(per_element: torch.Tensor, args: FocalArgs) -> torch.Tensor:
     return total / args.count.clamp_min(1).to(total.dtype)
 
 
-def mean_scale(args: FocalArgs) -> torch.Tensor:
-    """The factor ``reduce_loss`` applies to every element for ``"mean"`` (1 / count), as a float64 0-d tensor."""
-    return 1.0 / args.count.clamp_min(1).to(torch.float64)
+def mean_scale(args: FocalArgs) -> float:
+    """The factor ``reduce_loss`` applies to every element for ``"mean"``: 1 / count (1 when nothing is counted)."""
+    return 1.0 / max(int(args.count), 1)

@@ -69,7 +69,7 @@ def c_forward(library: ctypes.CDLL, args: FocalArgs, need_grad: bool) -> tuple[t
         grad_strides = (c * lanes, lanes, 1)
     target = args.safe_target.reshape(-1).contiguous()
     alpha_t = args.alpha_t(torch.float64).reshape(-1).contiguous()  # 0 at ignored positions
-    scale = float(mean_scale(args)) if args.reduction == "mean" else 1.0
+    scale = mean_scale(args) if args.reduction == "mean" else 1.0
     loss = torch.empty(target.numel(), dtype=torch.float64)
 
     blocks = library.focal_blocks_count(blocks_b, lanes, c, strides[1], grad_strides[1], int(dtype == torch.float64))

@@ -60,6 +60,40 @@ static inline __attribute__((always_inline)) double exp_nonpos(double x) {
     return x < -708.0 ? 0.0 : p * scale;
 }
 
+/* exp(x) for x <= 0 in float32, within about 2 ulp; 0 below -87 (where float32 leaves its normal range). Cody-Waite
+ * reduction with Cephes' two-part ln 2, Taylor series to r^7 (truncation 5e-9 on |r| <= 0.35). */
+static inline __attribute__((always_inline)) float expf_nonpos(float x) {
+    const float shifter = 12582912.0f; /* 1.5 * 2^23 */
+    float xc = x < -87.0f ? -87.0f : x;
+    float kk = fmaf(xc, 1.44269504088896341f, shifter);
+    float k = kk - shifter;
+    float r = fmaf(k, -0.693359375f, xc);
+    r = fmaf(k, 2.12194440e-4f, r);
+    float p = 1.0f / 5040.0f;
+    p = fmaf(p, r, 1.0f / 720.0f);
+    p = fmaf(p, r, 1.0f / 120.0f);
+    p = fmaf(p, r, 1.0f / 24.0f);
+    p = fmaf(p, r, 1.0f / 6.0f);
+    p = fmaf(p, r, 0.5f);
+    p = fmaf(p, r, 1.0f);
+    p = fmaf(p, r, 1.0f);
+    int32_t bits;
+    memcpy(&bits, &kk, 4);
+    bits = (bits - 0x4B400000 + 127) << 23; /* 2^k, k in [-126, 0] */
+    float scale;
+    memcpy(&scale, &bits, 4);
+    return x < -87.0f ? 0.0f : p * scale;
+}
+
+/* exp(z - m) for float32 z <= m, with the rounding error of z - m folded back in: hi + lo = z - m exactly (Knuth's
+ * TwoSum), exp(hi + lo) = exp(hi) (1 + lo) to within lo^2 (|lo| <= 2^-24 |hi|). */
+static inline __attribute__((always_inline)) float exp_diff_f32(float z, float m) {
+    float hi = z - m;
+    float back = hi - z;
+    float lo = (z - (hi - back)) + (-m - back);
+    return expf_nonpos(hi) * (1.0f + lo);
+}
+
 /* log(x) for normal x > 0: x = 2^k m, m in [sqrt(1/2), sqrt(2)), log m = 2 atanh(f), f = (m - 1) / (m + 1). */
 static inline __attribute__((always_inline)) double log_pos(double x) {
     int64_t bits;
@@ -236,29 +270,32 @@ static inline __attribute__((always_inline)) void focal_blocks(
 #define ROW_MIN_CLASSES 128
 static void focal_rows(const float *z, int64_t S, int64_t C, int64_t sB, int64_t sS, const int64_t *target,
                        const double *alpha_t, double gamma, double scale, double *loss, float *grad, int64_t gB,
-                       int64_t gS, int need_grad, int64_t row_begin, int64_t row_end, double *exps) {
+                       int64_t gS, int need_grad, int64_t row_begin, int64_t row_end, float *exps) {
     for (int64_t row = row_begin; row < row_end; ++row) {
         const int64_t b = row / S, s = row % S, t = target[row];
         const float *zr = z + b * sB + s * sS;
-        double mx = -INFINITY, sum = 0.0;
+        float mx = -INFINITY;
+        double sum = 0.0;
         /* 1. row maximum */
 #pragma omp simd reduction(max : mx)
-        for (int64_t j = 0; j < C; ++j) mx = (double)zr[j] > mx ? (double)zr[j] : mx;
-        /* 2. exponentials of exact differences and their sum over the other classes */
+        for (int64_t j = 0; j < C; ++j) mx = zr[j] > mx ? zr[j] : mx;
+        /* 2. exponentials of the differences with their rounding error folded back in (float32: twice the lanes
+         *    of double), summed in double over the other classes */
 #pragma omp simd reduction(+ : sum)
         for (int64_t j = 0; j < C; ++j) {
-            double e = exp_nonpos((double)zr[j] - mx);
+            float e = exp_diff_f32(zr[j], mx);
             exps[j] = e;
-            sum += j == t ? 0.0 : e;
+            sum += j == t ? 0.0 : (double)e;
         }
         /* 3. per-row scalars */
         double g, coef;
-        loss[row] = row_terms(sum, mx, (double)zr[t], alpha_t[row], gamma, scale, &g, &coef);
+        loss[row] = row_terms(sum, (double)mx, (double)zr[t], alpha_t[row], gamma, scale, &g, &coef);
         if (!need_grad) continue;
         /* 4. gradient: G q_j off the target, -G at it */
         float *gr = grad + b * gB + s * gS;
+        const float coef_f = (float)coef;
 #pragma omp simd
-        for (int64_t j = 0; j < C; ++j) gr[j] = (float)(exps[j] * coef);
+        for (int64_t j = 0; j < C; ++j) gr[j] = exps[j] * coef_f;
         gr[t] = (float)(-g);
     }
 }
@@ -283,7 +320,7 @@ static int focal_share(const void *z, int is_double, int64_t S, int64_t C, int64
     if (memory == NULL) return 1;
     if (!is_double && sC == 1 && gC == 1 && C >= ROW_MIN_CLASSES) { /* long rows: blocks are single rows */
         focal_rows((const float *)z, S, C, sB, sS, target, alpha_t, gamma, scale, loss, (float *)grad, gB, gS,
-                   need_grad, block_begin, block_end, memory);
+                   need_grad, block_begin, block_end, (float *)memory);
     } else if (!is_double && sC == 1 && gC == 1) { /* (N, C) rows, classes contiguous */
         if (gamma == 2.0) FOCAL_CALL(1, sS, 1, gS, 2.0);
         else FOCAL_CALL(1, sS, 1, gS, gamma);

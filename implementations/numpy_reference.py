@@ -82,7 +82,7 @@ class _ReferenceFunction(torch.autograd.Function):
         if args.reduction == "none":
             grad = grad * upstream.unsqueeze(1)
         else:
-            scale = mean_scale(args).cpu() if args.reduction == "mean" else 1.0
+            scale = mean_scale(args) if args.reduction == "mean" else 1.0
             grad = grad * (upstream * scale)
         return grad.to(device=grad_output.device, dtype=ctx.args.logits.dtype), None
 

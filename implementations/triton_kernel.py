@@ -142,7 +142,7 @@ if triton is not None:
         alpha_t = args.alpha_t(torch.float32).reshape(-1).contiguous()
         loss = torch.empty(rows, dtype=torch.float32, device=logits.device)
         grad = torch.empty((n, c, spatial), dtype=logits.dtype, device=logits.device) if need_grad else loss
-        scale = float(mean_scale(args)) if args.reduction == "mean" else 1.0
+        scale = mean_scale(args) if args.reduction == "mean" else 1.0
         if rows:
             block_r, block_c = _blocks(rows, c)
             # the interpreter evaluates both sides of every tl.where in NumPy, masked lanes included
