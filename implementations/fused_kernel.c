@@ -154,116 +154,119 @@ static inline __attribute__((always_inline)) double row_terms(double s, double m
     return s > 0.0 ? w * neg_log_p_t : 0.0;
 }
 
-/* Steps 1-4 on one block: buf[j * LANES + l] holds logit j of lane l on entry and its gradient on exit. */
-static inline __attribute__((always_inline)) void focal_block(double *restrict buf, int64_t C, const int64_t *restrict tt, const double *restrict alpha,
-                        double gamma, double scale, double *restrict loss) {
-    double mx[LANES], sum[LANES], zt[LANES], coef[LANES], big_g[LANES];
-    for (int l = 0; l < LANES; ++l) {
-        mx[l] = -INFINITY;
-        sum[l] = 0.0;
-        zt[l] = 0.0;
-    }
-    /* 1. row maxima */
-    for (int64_t j = 0; j < C; ++j) {
-        const double *row = buf + j * LANES;
-#pragma omp simd
-        for (int l = 0; l < LANES; ++l) mx[l] = row[l] > mx[l] ? row[l] : mx[l];
-    }
-    /* 2. exponentials of exact differences, their sum over the other classes, the target logit */
-    for (int64_t j = 0; j < C; ++j) {
-        double *row = buf + j * LANES;
-#pragma omp simd
-        for (int l = 0; l < LANES; ++l) {
-            double v = row[l];
-            double e = exp_nonpos(v - mx[l]);
-            int is_t = j == tt[l];
-            sum[l] += is_t ? 0.0 : e;
-            zt[l] = is_t ? v : zt[l];
-            row[l] = e;
-        }
-    }
-    /* 3. per-row scalars */
-#pragma omp simd
-    for (int l = 0; l < LANES; ++l)
-        loss[l] = row_terms(sum[l], mx[l], zt[l], alpha[l], gamma, scale, &big_g[l], &coef[l]);
-    /* 4. gradient over the stored exponentials: G q_j off the target, -G at it */
-    for (int64_t j = 0; j < C; ++j) {
-        double *row = buf + j * LANES;
-#pragma omp simd
-        for (int l = 0; l < LANES; ++l) row[l] = j == tt[l] ? -big_g[l] : row[l] * coef[l];
-    }
-}
+/* exp(z - m) for float64 z <= m (the difference rounds by at most |z - m| 2^-53, far inside the float64 bound). */
+static inline __attribute__((always_inline)) double exp_diff_f64(double z, double m) { return exp_nonpos(z - m); }
 
 /* One block in flight: its position and a class-major buffer of its logits, then of its gradient. */
 typedef struct {
     int64_t b, s0, n;
     int64_t tt[LANES];
     double alpha[LANES], loss[LANES];
-    double *buf;
+    void *buf;
 } block_t;
 
-/* Blocks [block_begin, block_end) of a (B, C, S) input; target and alpha_t are (B, S) contiguous, loss too.
- * Three buffers rotate so that a block is copied in, computed and copied out at three different steps. */
-static inline __attribute__((always_inline)) void focal_blocks(
-    const void *z_, int is_double, int64_t S, int64_t C, int64_t sB, int64_t sC, int64_t sS, const int64_t *target,
-    const double *alpha_t, double gamma, double scale, double *loss, void *grad_, int64_t gB, int64_t gC, int64_t gS,
-    int need_grad, int64_t block_begin, int64_t block_end, double *memory) {
-    block_t slots[3];
-    for (int i = 0; i < 3; ++i) slots[i].buf = memory + (size_t)i * C * LANES;
-    const int64_t blocks_per_b = (S + LANES - 1) / LANES;
-    for (int64_t step = block_begin; step < block_end + 2; ++step) {
-        if (step < block_end) { /* copy block `step` in */
-            block_t *in = &slots[step % 3];
-            in->b = step / blocks_per_b;
-            in->s0 = (step % blocks_per_b) * LANES;
-            in->n = S - in->s0 < LANES ? S - in->s0 : LANES;
-            const int64_t n = in->n, row0 = in->b * S + in->s0, base = in->b * sB + in->s0 * sS;
-            double *buf = in->buf;
-            for (int64_t l = 0; l < LANES; ++l) {
-                in->tt[l] = l < n ? target[row0 + l] : 0;
-                in->alpha[l] = l < n ? alpha_t[row0 + l] : 0.0;
-            }
-            if (n < LANES) memset(buf, 0, sizeof(double) * (size_t)C * LANES);
-            if (is_double) {
-                const double *zb = (const double *)z_ + base;
-                for (int64_t l = 0; l < n; ++l)
-                    for (int64_t j = 0; j < C; ++j) buf[j * LANES + l] = zb[l * sS + j * sC];
-            } else if (sS == 1) { /* positions contiguous: copy along them */
-                const float *zb = (const float *)z_ + base;
-                for (int64_t j = 0; j < C; ++j)
-                    for (int64_t l = 0; l < n; ++l) buf[j * LANES + l] = (double)zb[l + j * sC];
-            } else {
-                const float *zb = (const float *)z_ + base;
-                for (int64_t l = 0; l < n; ++l)
-                    for (int64_t j = 0; j < C; ++j) buf[j * LANES + l] = (double)zb[l * sS + j * sC];
-            }
-        }
-        if (step - 1 >= block_begin && step - 1 < block_end) { /* compute block step - 1 */
-            block_t *mid = &slots[(step - 1) % 3];
-            focal_block(mid->buf, C, mid->tt, mid->alpha, gamma, scale, mid->loss);
-        }
-        if (step - 2 >= block_begin) { /* copy block step - 2 out */
-            block_t *out = &slots[(step - 2) % 3];
-            const int64_t n = out->n, row0 = out->b * S + out->s0, base = out->b * gB + out->s0 * gS;
-            for (int64_t l = 0; l < n; ++l) loss[row0 + l] = out->loss[l];
-            if (!need_grad) continue;
-            const double *buf = out->buf;
-            if (is_double) {
-                double *gb = (double *)grad_ + base;
-                for (int64_t l = 0; l < n; ++l)
-                    for (int64_t j = 0; j < C; ++j) gb[l * gS + j * gC] = buf[j * LANES + l];
-            } else if (gS == 1) {
-                float *gb = (float *)grad_ + base;
-                for (int64_t j = 0; j < C; ++j)
-                    for (int64_t l = 0; l < n; ++l) gb[l + j * gC] = (float)buf[j * LANES + l];
-            } else {
-                float *gb = (float *)grad_ + base;
-                for (int64_t l = 0; l < n; ++l)
-                    for (int64_t j = 0; j < C; ++j) gb[l * gS + j * gC] = (float)buf[j * LANES + l];
-            }
-        }
+/* Two instances, for float32 and float64 logits (T), each with its exponential (EXP_DIFF, see above):
+ *
+ * focal_block_T: steps 1-4 on one block; buf[j * LANES + l] holds logit j of lane l on entry, its gradient on exit.
+ * Sums are accumulated in double whatever T is.
+ *
+ * focal_blocks_T: blocks [block_begin, block_end) of a (B, C, S) input; target and alpha_t are (B, S) contiguous,
+ * loss too. Three buffers rotate so that a block is copied in, computed and copied out at three different steps. */
+#define DEFINE_BLOCK_KERNELS(T, EXP_DIFF)                                                                            \
+    static inline __attribute__((always_inline)) void focal_block_##T(T *restrict buf, int64_t C,                   \
+                                                                      const int64_t *restrict tt,                  \
+                                                                      const double *restrict alpha, double gamma,  \
+                                                                      double scale, double *restrict loss) {       \
+        T mx[LANES], zt[LANES], coef_t[LANES];                                                                      \
+        double sum[LANES], coef[LANES], big_g[LANES];                                                               \
+        for (int l = 0; l < LANES; ++l) {                                                                           \
+            mx[l] = -INFINITY;                                                                                      \
+            sum[l] = 0.0;                                                                                           \
+            zt[l] = 0;                                                                                              \
+        }                                                                                                           \
+        /* 1. row maxima */                                                                                         \
+        for (int64_t j = 0; j < C; ++j) {                                                                           \
+            const T *row = buf + j * LANES;                                                                         \
+            _Pragma("omp simd") for (int l = 0; l < LANES; ++l) mx[l] = row[l] > mx[l] ? row[l] : mx[l];          \
+        }                                                                                                           \
+        /* 2. exponentials of the corrected differences, their sum over the other classes, the target logit */     \
+        for (int64_t j = 0; j < C; ++j) {                                                                           \
+            T *row = buf + j * LANES;                                                                               \
+            _Pragma("omp simd") for (int l = 0; l < LANES; ++l) {                                                   \
+                T v = row[l];                                                                                       \
+                T e = EXP_DIFF(v, mx[l]);                                                                           \
+                int is_t = j == tt[l];                                                                              \
+                sum[l] += is_t ? 0.0 : (double)e;                                                                   \
+                zt[l] = is_t ? v : zt[l];                                                                           \
+                row[l] = e;                                                                                         \
+            }                                                                                                       \
+        }                                                                                                           \
+        /* 3. per-row scalars */                                                                                    \
+        _Pragma("omp simd") for (int l = 0; l < LANES; ++l) {                                                       \
+            loss[l] = row_terms(sum[l], (double)mx[l], (double)zt[l], alpha[l], gamma, scale, &big_g[l], &coef[l]); \
+            coef_t[l] = (T)coef[l];                                                                                 \
+        }                                                                                                           \
+        /* 4. gradient over the stored exponentials: G q_j off the target, -G at it */                              \
+        for (int64_t j = 0; j < C; ++j) {                                                                           \
+            T *row = buf + j * LANES;                                                                               \
+            _Pragma("omp simd") for (int l = 0; l < LANES; ++l) row[l] =                                            \
+                j == tt[l] ? (T)(-big_g[l]) : row[l] * coef_t[l];                                                   \
+        }                                                                                                           \
+    }                                                                                                               \
+                                                                                                                    \
+    static inline __attribute__((always_inline)) void focal_blocks_##T(                                             \
+        const T *z, int64_t S, int64_t C, int64_t sB, int64_t sC, int64_t sS, const int64_t *target,               \
+        const double *alpha_t, double gamma, double scale, double *loss, T *grad, int64_t gB, int64_t gC,          \
+        int64_t gS, int need_grad, int64_t block_begin, int64_t block_end, T *memory) {                            \
+        block_t slots[3];                                                                                           \
+        for (int i = 0; i < 3; ++i) slots[i].buf = memory + (size_t)i * C * LANES;                                 \
+        const int64_t blocks_per_b = (S + LANES - 1) / LANES;                                                       \
+        for (int64_t step = block_begin; step < block_end + 2; ++step) {                                           \
+            if (step < block_end) { /* copy block `step` in */                                                      \
+                block_t *in = &slots[step % 3];                                                                     \
+                in->b = step / blocks_per_b;                                                                        \
+                in->s0 = (step % blocks_per_b) * LANES;                                                             \
+                in->n = S - in->s0 < LANES ? S - in->s0 : LANES;                                                    \
+                const int64_t n = in->n, row0 = in->b * S + in->s0;                                                 \
+                const T *zb = z + in->b * sB + in->s0 * sS;                                                         \
+                T *buf = (T *)in->buf;                                                                              \
+                for (int64_t l = 0; l < LANES; ++l) {                                                               \
+                    in->tt[l] = l < n ? target[row0 + l] : 0;                                                       \
+                    in->alpha[l] = l < n ? alpha_t[row0 + l] : 0.0;                                                 \
+                }                                                                                                   \
+                if (n < LANES) memset(buf, 0, sizeof(T) * (size_t)C * LANES);                                       \
+                if (sS == 1) { /* positions contiguous: copy along them */                                          \
+                    for (int64_t j = 0; j < C; ++j)                                                                 \
+                        for (int64_t l = 0; l < n; ++l) buf[j * LANES + l] = zb[l + j * sC];                        \
+                } else {                                                                                            \
+                    for (int64_t l = 0; l < n; ++l)                                                                 \
+                        for (int64_t j = 0; j < C; ++j) buf[j * LANES + l] = zb[l * sS + j * sC];                   \
+                }                                                                                                   \
+            }                                                                                                       \
+            if (step - 1 >= block_begin && step - 1 < block_end) { /* compute block step - 1 */                    \
+                block_t *mid = &slots[(step - 1) % 3];                                                              \
+                focal_block_##T((T *)mid->buf, C, mid->tt, mid->alpha, gamma, scale, mid->loss);                    \
+            }                                                                                                       \
+            if (step - 2 >= block_begin) { /* copy block step - 2 out */                                            \
+                block_t *out = &slots[(step - 2) % 3];                                                              \
+                const int64_t n = out->n, row0 = out->b * S + out->s0;                                              \
+                for (int64_t l = 0; l < n; ++l) loss[row0 + l] = out->loss[l];                                      \
+                if (!need_grad) continue;                                                                           \
+                const T *buf = (const T *)out->buf;                                                                 \
+                T *gb = grad + out->b * gB + out->s0 * gS;                                                          \
+                if (gS == 1) {                                                                                      \
+                    for (int64_t j = 0; j < C; ++j)                                                                 \
+                        for (int64_t l = 0; l < n; ++l) gb[l + j * gC] = buf[j * LANES + l];                        \
+                } else {                                                                                            \
+                    for (int64_t l = 0; l < n; ++l)                                                                 \
+                        for (int64_t j = 0; j < C; ++j) gb[l * gS + j * gC] = buf[j * LANES + l];                  \
+                }                                                                                                   \
+            }                                                                                                       \
+        }                                                                                                           \
     }
-}
+
+DEFINE_BLOCK_KERNELS(float, exp_diff_f32)
+DEFINE_BLOCK_KERNELS(double, exp_diff_f64)
 
 /* Long rows with contiguous classes (C >= ROW_MIN_CLASSES, measured: blocks win at C = 80, rows at C = 1000):
  * one row at a time, vectorized along the classes. */
@@ -302,9 +305,9 @@ static void focal_rows(const float *z, int64_t S, int64_t C, int64_t sB, int64_t
 
 /* The exported entry point: the common layouts get their unit strides (and gamma = 2) as compile-time constants,
  * which lets the compiler vectorize the copies and fold the per-row formulas. Returns 1 if out of memory. */
-#define FOCAL_CALL(SC, SS, GC, GS, GAMMA) \
-    focal_blocks(z, is_double, S, C, sB, SC, SS, target, alpha_t, GAMMA, scale, loss, grad, gB, GC, GS, need_grad, \
-                 block_begin, block_end, memory)
+#define FOCAL_CALL(SC, SS, GC, GS, GAMMA)                                                                        \
+    focal_blocks_float((const float *)z, S, C, sB, SC, SS, target, alpha_t, GAMMA, scale, loss, (float *)grad, gB, \
+                       GC, GS, need_grad, block_begin, block_end, (float *)memory)
 
 int64_t focal_blocks_count(int64_t B, int64_t S, int64_t C, int64_t sC, int64_t gC, int is_double) {
     if (!is_double && sC == 1 && gC == 1 && C >= ROW_MIN_CLASSES) return B * S;
@@ -327,8 +330,11 @@ static int focal_share(const void *z, int is_double, int64_t S, int64_t C, int64
     } else if (!is_double && sS == 1 && gS == 1) { /* dense (N, C, d1..dk), positions contiguous */
         if (gamma == 2.0) FOCAL_CALL(sC, 1, gC, 1, 2.0);
         else FOCAL_CALL(sC, 1, gC, 1, gamma);
-    } else {
+    } else if (!is_double) {
         FOCAL_CALL(sC, sS, gC, gS, gamma);
+    } else {
+        focal_blocks_double((const double *)z, S, C, sB, sC, sS, target, alpha_t, gamma, scale, loss, (double *)grad,
+                            gB, gC, gS, need_grad, block_begin, block_end, memory);
     }
     free(memory);
     return 0;
