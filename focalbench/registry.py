@@ -128,7 +128,7 @@ def _call_needs(args: FocalArgs, capabilities: frozenset[str]) -> list[str]:
         needs.append("reduction:none")
     if args.alpha is not None and f"alpha:{args.alpha_kind}" not in capabilities:
         needs.append(f"alpha:{args.alpha_kind}")
-    if "ignore_index" not in capabilities and bool((~args.valid).any()):
+    if "ignore_index" not in capabilities and not args.all_counted and bool((~args.valid).any()):
         needs.append("ignore_index")
     return needs
 

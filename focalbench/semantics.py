@@ -58,6 +58,7 @@ class FocalArgs:
     reduction: str
     ignore_index: int
     raw_alpha: object = None  # alpha exactly as the caller gave it (for adapters that reproduce a seed's handling)
+    all_counted: bool = False  # known to hold no ignore_index (then valid, count and safe_target cost nothing)
 
     @property
     def num_classes(self) -> int:
@@ -73,9 +74,9 @@ class FocalArgs:
         return self.target != self.ignore_index
 
     @functools.cached_property
-    def count(self) -> torch.Tensor:
-        """Number of counted elements, a 0-d int64 tensor on the logits' device."""
-        return self.valid.sum()
+    def count(self) -> int:
+        """Number of counted (non-ignored) elements."""
+        return self.target.numel() if self.all_counted else int(self.valid.sum())
 
     @property
     def alpha_kind(self) -> str:
@@ -86,7 +87,7 @@ class FocalArgs:
     @functools.cached_property
     def safe_target(self) -> torch.Tensor:
         """``target`` with ignored positions replaced by class 0, safe to use as an index."""
-        return self.target.masked_fill(~self.valid, 0)
+        return self.target if self.all_counted else self.target.masked_fill(~self.valid, 0)
 
     def alpha_t(self, dtype: torch.dtype) -> torch.Tensor:
         """Per-element weight ``alpha[target]`` (1 where alpha is None), 0 at ignored positions."""
@@ -201,12 +202,15 @@ def validate(
     gamma_value = _validate_gamma(gamma)
     alpha_value = _validate_alpha(alpha, num_classes, compute_dtype(logits.dtype), logits.device)
     target = target.long()
-    args = FocalArgs(logits, target, gamma_value, alpha_value, reduction, ignore_index, raw_alpha=alpha)
+    low = high = 0
     if target.numel():
         # Checked on the host before any kernel runs: an out-of-range index must never become a device-side assert.
         # One pass finds the extremes; only when they are out of range is the ignore mask consulted.
-        low, high = torch.aminmax(target)
-        if int(low) < 0 or int(high) >= num_classes:
+        low, high = (int(v) for v in torch.aminmax(target))
+    all_counted = not low <= ignore_index <= high  # ignore_index lies outside the targets' range: none ignored
+    args = FocalArgs(logits, target, gamma_value, alpha_value, reduction, ignore_index, alpha, all_counted)
+    if target.numel():
+        if low < 0 or high >= num_classes:
             out_of_range = args.valid & ((target < 0) | (target >= num_classes))
             if bool(out_of_range.any()):
                 bad = target[out_of_range]
@@ -228,9 +232,9 @@ def reduce_loss(per_element: torch.Tensor, args: FocalArgs) -> torch.Tensor:
     total = per_element.sum()
     if args.reduction == "sum":
         return total
-    return total / args.count.clamp_min(1).to(total.dtype)
+    return total / max(args.count, 1)
 
 
 def mean_scale(args: FocalArgs) -> float:
     """The factor ``reduce_loss`` applies to every element for ``"mean"``: 1 / count (1 when nothing is counted)."""
-    return 1.0 / max(int(args.count), 1)
+    return 1.0 / max(args.count, 1)

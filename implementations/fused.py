@@ -68,7 +68,8 @@ def c_forward(library: ctypes.CDLL, args: FocalArgs, need_grad: bool) -> tuple[t
         grad = torch.empty(x.shape, dtype=dtype) if need_grad else None
         grad_strides = (c * lanes, lanes, 1)
     target = args.safe_target.reshape(-1).contiguous()
-    alpha_t = args.alpha_t(torch.float64).reshape(-1).contiguous()  # 0 at ignored positions
+    # per-row weights, 0 at ignored positions; none to pass when every weight is 1
+    alpha_t = None if args.alpha is None and args.all_counted else args.alpha_t(torch.float64).reshape(-1).contiguous()
     scale = mean_scale(args) if args.reduction == "mean" else 1.0
     loss = torch.empty(target.numel(), dtype=torch.float64)
 

@@ -7,7 +7,8 @@
  * Layout: logits viewed as (B, C, S) with element strides (sB, sC, sS); a "row" is one (b, s) pair. LANES rows are
  * copied into a class-major double buffer and processed together, one per SIMD lane, so a short class dimension
  * (C = 20) vectorizes as well as a long one. A 2-D (N, C) input is passed as B = 1, S = N, sS = its row stride; a
- * dense (N, C, d1..dk) input as S = d1*...*dk. The gradient has its own strides (gB, gC, gS).
+ * dense (N, C, d1..dk) input as S = d1*...*dk. The gradient has its own strides (gB, gC, gS). alpha_t (the per-row
+ * weight, 0 at ignored rows) may be NULL: every weight is 1.
  *
  * Per row (derivation in implementations/fused.py), all in double precision:
  *   1. m = max_j z_j
@@ -232,7 +233,7 @@ typedef struct {
                 T *buf = (T *)in->buf;                                                                              \
                 for (int64_t l = 0; l < LANES; ++l) {                                                               \
                     in->tt[l] = l < n ? target[row0 + l] : 0;                                                       \
-                    in->alpha[l] = l < n ? alpha_t[row0 + l] : 0.0;                                                 \
+                    in->alpha[l] = l < n ? (alpha_t ? alpha_t[row0 + l] : 1.0) : 0.0;                               \
                 }                                                                                                   \
                 if (n < LANES) memset(buf, 0, sizeof(T) * (size_t)C * LANES);                                       \
                 if (sS == 1) { /* positions contiguous: copy along them */                                          \
@@ -292,7 +293,7 @@ static void focal_rows(const float *z, int64_t S, int64_t C, int64_t sB, int64_t
         }
         /* 3. per-row scalars */
         double g, coef;
-        loss[row] = row_terms(sum, (double)mx, (double)zr[t], alpha_t[row], gamma, scale, &g, &coef);
+        loss[row] = row_terms(sum, (double)mx, (double)zr[t], alpha_t ? alpha_t[row] : 1.0, gamma, scale, &g, &coef);
         if (!need_grad) continue;
         /* 4. gradient: G q_j off the target, -G at it */
         float *gr = grad + b * gB + s * gS;
