@@ -1,9 +1,10 @@
 """``fused``: the closed-form focal loss as one C kernel over the logits (CPU).
 
-The derivation is in :mod:`focalbench.fused`; the kernel and its step comments in ``fused_kernel.c``. Each row's
-differences ``z_j - max`` are taken in double precision, where they are exact for float32 logits, so the loss and
-gradient are within a few float32 ulp of the exact values at every finite logit gap; the gradient is written in the
-same sweep, so the logits are read twice and the gradient written once (then rescaled in cache).
+The derivation is in :mod:`focalbench.fused`; the kernel and its step comments in ``fused_kernel.c``. For float32
+logits each difference ``z_j - max`` carries its own rounding error back into the float32 exponential (TwoSum), sums
+and per-row terms are double, so the loss and gradient are within a few float32 ulp of the exact values at every
+finite logit gap (float64 logits are computed in double throughout); the gradient is written in the same sweep, so
+the logits are read twice and the gradient written once (then rescaled in cache).
 
 The kernel is compiled at first use with the system C compiler (cached, see :mod:`focalbench.native`); without a
 compiler the implementation is unavailable and ``focalbench list`` says why.
@@ -111,7 +112,7 @@ else:
 
     @register(
         "fused",
-        description="closed form as one C kernel: double-precision differences, gradient in the same sweep",
+        description="closed form as one C kernel: corrected exponentials, double row terms, gradient in the forward",
         devices=("cpu",),
         capabilities={"dense", "ignore_index", "reduction:none", "alpha:scalar", "alpha:per_class"},
     )

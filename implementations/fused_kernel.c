@@ -5,15 +5,15 @@
  * arithmetic below relies on IEEE rounding). Called through ctypes; OpenMP splits the blocks between threads.
  *
  * Layout: logits viewed as (B, C, S) with element strides (sB, sC, sS); a "row" is one (b, s) pair. LANES rows are
- * copied into a class-major double buffer and processed together, one per SIMD lane, so a short class dimension
+ * copied into a class-major buffer and processed together, one per SIMD lane, so a short class dimension
  * (C = 20) vectorizes as well as a long one. A 2-D (N, C) input is passed as B = 1, S = N, sS = its row stride; a
  * dense (N, C, d1..dk) input as S = d1*...*dk. The gradient has its own strides (gB, gC, gS). alpha_t (the per-row
  * weight, 0 at ignored rows) may be NULL: every weight is 1.
  *
- * Per row (derivation in implementations/fused.py), all in double precision:
+ * Per row (derivation in focalbench/fused.py); float32 logits keep float32 exponentials, float64 ones double:
  *   1. m = max_j z_j
- *   2. e_j = exp(z_j - m) with the difference taken in double (exact for float32 logits), S = sum_{j != t} e_j
- *   3. d = log((1 - p_t) / p_t) = log S + (m - z_t); -log p_t = softplus(d); log(1 - p_t) = -softplus(-d)
+ *   2. e_j = exp(z_j - m), the rounding error of z_j - m folded back in (exp_diff_f32); S = sum_{j != t} e_j in double
+ *   3. in double: d = log((1 - p_t) / p_t) = log S + (m - z_t); -log p_t = softplus(d); log(1 - p_t) = -softplus(-d)
  *      loss = a (1 - p_t)^gamma softplus(d);  G = a (1 - p_t)^gamma [(1 - p_t) + gamma p_t softplus(d)] * scale
  *   4. grad_j = G e_j / S off the target (G q_j, q the softmax over the other classes), -G at the target
  */
