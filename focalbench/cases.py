@@ -151,6 +151,8 @@ def random_cases() -> list[Case]:
         plain,
         plain.with_(gamma=0.5, seed=3),
         plain.with_(reduction="sum", alpha_kind="scalar", seed=4),
+        plain.with_(alpha_kind="per_class", seed=96),  # the seed's 1-D alpha broadcast shows here
+        plain.with_(reduction="sum", alpha_kind="per_class", seed=97),
         Case(shape=(2, 2), seed=5),
         Case(shape=(13, 2), gamma=0.25, seed=6),
         Case(shape=(31, 97), ignore_fraction=0.1, reduction="none", seed=7),

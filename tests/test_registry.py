@@ -86,3 +86,19 @@ def test_focal_loss_uses_the_recommended_implementation_per_device():
     logits, target = torch.randn(5, 3, dtype=torch.float64), torch.tensor([0, 1, 2, 1, 0])
     expected = recommended("cpu")(logits, target, gamma=1.0)
     assert torch.equal(focalbench.focal_loss(logits, target, gamma=1.0), expected)
+
+
+def test_every_declared_defect_is_exercised_by_an_applicable_case():
+    """A known defect that no applicable case reaches would be a claim the suite never checks."""
+    from focalbench.checks import applicability
+
+    for name in focalbench.list_implementations():
+        impl = focalbench.get_implementation(name)
+        for defect in impl.known_defects:
+            check = CHECKS[defect.check]
+            reached = [
+                case
+                for case in check.cases()
+                if defect.applies(check.name, case) and applicability(impl, check, case, "cpu") is None
+            ]
+            assert reached, f"{name}: no applicable case of {defect.check} reaches the defect {defect.reason!r}"
