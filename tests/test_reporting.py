@@ -78,6 +78,10 @@ def test_gate_flags_a_check_that_broke(report):
     new["checks"] = {"fused": {"matches_reference": "fail"}}
     comparison = compare_reports(old, new, 0.5)
     assert comparison.exit_code == 1 and comparison.broken_checks == [("fused", "matches_reference", "pass", "fail")]
+    new["checks"] = {"fused": {"matches_reference": "xfail"}}  # a declared defect: reported by check, not a break
+    assert compare_reports(old, new, 0.5).exit_code == 0
+    new["checks"] = {"fused": {"matches_reference": "xpass"}}
+    assert compare_reports(old, new, 0.5).exit_code == 1
 
 
 @pytest.mark.parametrize(
