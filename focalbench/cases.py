@@ -64,10 +64,6 @@ class Case:
     def num_classes(self) -> int:
         return self.shape[1]
 
-    @property
-    def is_extreme(self) -> bool:
-        return self.margin is not None
-
     def needs(self) -> set[str]:
         """Capabilities (see :data:`focalbench.registry.CAPABILITIES`) an implementation must have for this case."""
         needs = set()

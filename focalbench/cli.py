@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from collections.abc import Sequence
 
@@ -12,7 +11,7 @@ __all__ = ["main"]
 DTYPES = ("float16", "bfloat16", "float32", "float64")
 
 
-def _eprint(*parts: object) -> None:
+def eprint(*parts: object) -> None:
     print(*parts, file=sys.stderr, flush=True)
 
 
@@ -72,17 +71,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         import torch
 
         if not torch.cuda.is_available():
-            _eprint("focalbench: --device cuda, but torch.cuda.is_available() is False (no GPU or a CPU-only torch)")
+            eprint("focalbench: --device cuda, but torch.cuda.is_available() is False (no GPU or a CPU-only torch)")
             return 2
     from focalbench import commands  # imports torch: after argument errors have had their say
 
     try:
         return getattr(commands, f"cmd_{args.command}")(args)
     except commands.UsageError as error:
-        _eprint(f"focalbench {args.command}: {error}")
+        eprint(f"focalbench {args.command}: {error}")
         return 2
 
 
 if __name__ == "__main__":  # pragma: no cover
-    os.environ.setdefault("PYTHONUNBUFFERED", "1")
     sys.exit(main())

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import datetime as _dt
 import json
-import sys
 import time
 from pathlib import Path
 
@@ -14,6 +13,7 @@ from tabulate import tabulate
 
 from focalbench.accuracy import sweep
 from focalbench.checks import CHECKS, run_matrix, summarize
+from focalbench.cli import eprint
 from focalbench.environment import environment
 from focalbench.gate import compare_reports, merge_reports
 from focalbench.registry import (
@@ -40,10 +40,6 @@ __all__ = ["UsageError", "cmd_accuracy", "cmd_check", "cmd_compare", "cmd_list",
 
 class UsageError(ValueError):
     """A bad argument value: reported in one line, exit 2."""
-
-
-def _eprint(*parts: object) -> None:
-    print(*parts, file=sys.stderr, flush=True)
 
 
 def _resolve(names: list[str] | None, device: str) -> list[Implementation]:
@@ -92,7 +88,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     except KeyError as error:
         raise UsageError(f"--check must be one of {', '.join(CHECKS)}. Got: {error.args[0]!r}") from error
     verdicts, matrix = _check_matrix(
-        impls, args.device, checks, progress=lambda impl, check, verdict: _eprint(f"  {impl:18s} {check:30s} {verdict}")
+        impls, args.device, checks, progress=lambda impl, check, verdict: eprint(f"  {impl:18s} {check:30s} {verdict}")
     )
     names = list(next(iter(verdicts.values())).keys()) if verdicts else []
     print(tabulate([[impl] + [v[c] for c in names] for impl, v in verdicts.items()], headers=["", *names]))
@@ -132,20 +128,20 @@ def cmd_run(args: argparse.Namespace) -> int:
             raise UsageError(next(u for u in unsupported if u))
 
     started = time.perf_counter()
-    _eprint(f"focalbench run on {device}: {len(impls)} implementation(s) + cross_entropy, {len(shapes)} shape(s)")
+    eprint(f"focalbench run on {device}: {len(impls)} implementation(s) + cross_entropy, {len(shapes)} shape(s)")
     env = environment(device)
     env["bandwidth_gbps"] = copy_bandwidth(device)
-    _eprint(f"  copy bandwidth {env['bandwidth_gbps']:.1f} GB/s, {env['threads']} thread(s)")
+    eprint(f"  copy bandwidth {env['bandwidth_gbps']:.1f} GB/s, {env['threads']} thread(s)")
     rows = []
     for shape in shapes:
         for dtype in dtypes:
             for mode in modes:
                 for gamma in gammas:
-                    _eprint(f"  {shape.name} {tuple(shape.shape)} {str(dtype)[6:]} {mode} gamma={gamma:g}")
+                    eprint(f"  {shape.name} {tuple(shape.shape)} {str(dtype)[6:]} {mode} gamma={gamma:g}")
                     rows += run_case(impls, shape, dtype, mode, gamma, device, rounds, sample_s, env["bandwidth_gbps"])
     checks = {}
     if not args.skip_checks:  # after the timings, so that a compiled implementation's compile time shows there
-        _eprint("  correctness checks ...")
+        eprint("  correctness checks ...")
         checks, _ = _check_matrix([i for i in impls if not i.external] or impls, device)
     settings = {
         "rounds": rounds, "sample_s": sample_s, "quick": args.quick, "modes": modes, "gammas": gammas,
@@ -196,7 +192,7 @@ def cmd_merge(args: argparse.Namespace) -> int:
 def cmd_accuracy(args: argparse.Namespace) -> int:
     dtype = getattr(torch, args.dtype)
     impls = [i for i in _resolve(args.impls, args.device) if i.supports(dtype=dtype) is None]
-    rows = sweep(impls, dtype=dtype, device=args.device, progress=lambda gap: _eprint(f"  gap {gap:g} done"))
+    rows = sweep(impls, dtype=dtype, device=args.device, progress=lambda gap: eprint(f"  gap {gap:g} done"))
     by_impl = {impl.name: {r.gap: r for r in rows if r.implementation == impl.name} for impl in impls}
     gaps = sorted({r.gap for r in rows})
     headers = ["implementation"] + [f"{g:g}" for g in gaps]

@@ -24,7 +24,7 @@ def _loss(row: Sequence, target: int, gamma, alpha) -> tuple:
     rest = mpmath.fsum(mpmath.exp(z_j - z_t) for j, z_j in enumerate(z) if j != target)
     log_p_t = -mpmath.log1p(rest)
     p_t = mpmath.exp(log_p_t)
-    total = mpmath.fsum(mpmath.exp(z_j - z_t) for z_j in z)  # = 1 / p_t
+    total = 1 + rest  # = 1 / p_t
     p = [mpmath.exp(z_j - z_t) / total for z_j in z]
     one_minus_p_t = mpmath.fsum(p_j for j, p_j in enumerate(p) if j != target)
     gamma = mpmath.mpf(gamma)

@@ -57,7 +57,6 @@ class FocalArgs:
     alpha: None | float | torch.Tensor
     reduction: str
     ignore_index: int
-    raw_alpha: object = None  # alpha exactly as the caller gave it (for adapters that reproduce a seed's handling)
     all_counted: bool = False  # known to hold no ignore_index (then valid, count and safe_target cost nothing)
 
     @property
@@ -208,7 +207,7 @@ def validate(
         # One pass finds the extremes; only when they are out of range is the ignore mask consulted.
         low, high = (int(v) for v in torch.aminmax(target))
     all_counted = not low <= ignore_index <= high  # ignore_index lies outside the targets' range: none ignored
-    args = FocalArgs(logits, target, gamma_value, alpha_value, reduction, ignore_index, alpha, all_counted)
+    args = FocalArgs(logits, target, gamma_value, alpha_value, reduction, ignore_index, all_counted)
     if target.numel():
         if low < 0 or high >= num_classes:
             out_of_range = args.valid & ((target < 0) | (target >= num_classes))

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import torch
 
-__all__ = ["ACCURACY_BOUND", "TOLERANCES", "Tolerance", "compare", "relative_error"]
+__all__ = ["ACCURACY_BOUND", "TOLERANCES", "Tolerance", "compare"]
 
 
 @dataclass(frozen=True)
@@ -31,19 +31,6 @@ TOLERANCES: dict[torch.dtype, Tolerance] = {
 #: Accuracy claimed at extreme inputs (``accurate_at_extremes``): maximum relative error of each loss element and
 #: normwise (max-norm, per row) relative error of the gradient against an exact answer. 2e-6 is about 16 float32 ulp.
 ACCURACY_BOUND: dict[torch.dtype, float] = {torch.float32: 2e-6, torch.float64: 1e-12}
-
-
-def relative_error(actual: torch.Tensor, expected: torch.Tensor, floor: float = 0.0) -> float:
-    """max |a - e| / max(|e|, floor) elementwise, in float64; exact matches (incl. both 0) count as 0."""
-    a = actual.detach().double().cpu()
-    e = expected.detach().double().cpu()
-    if a.shape != e.shape:
-        return float("inf")
-    if not bool(torch.isfinite(a).all()):
-        return float("inf")
-    err = (a - e).abs() / e.abs().clamp_min(floor)
-    err = torch.where(a == e, torch.zeros_like(err), err)
-    return float(err.max()) if err.numel() else 0.0
 
 
 def compare(actual: torch.Tensor, expected: torch.Tensor, dtype: torch.dtype, what: str) -> str | None:
