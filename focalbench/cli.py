@@ -1,4 +1,4 @@
-"""``focalbench``: argument parsing only. Subcommands: list | check | run | compare | merge | accuracy."""
+"""``focalbench``: argument parsing only. Subcommands: list | check | run | compare | merge | accuracy | experiment."""
 
 from __future__ import annotations
 
@@ -62,6 +62,12 @@ def _parser() -> argparse.ArgumentParser:
     accuracy.add_argument("--dtype", choices=("float32", "float64"), default="float32")
     accuracy.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     accuracy.add_argument("--output", default="results", help="directory for the JSON and markdown tables")
+
+    experiment = sub.add_parser("experiment", help="reproducible training experiments on the CPU")
+    experiment.add_argument("name", choices=("soft-gamma",), help="soft-gamma: gamma schedules vs fixed gamma 2")
+    experiment.add_argument("--quick", action="store_true", help="3 seeds instead of 20 (same task and budget)")
+    experiment.add_argument("--seeds", type=int, metavar="N", help="seeds 0..N-1, N >= 2 (default 20, quick 3)")
+    experiment.add_argument("--output", default="results", help="directory for the JSON and markdown reports")
     return parser
 
 

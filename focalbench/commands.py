@@ -35,7 +35,9 @@ from focalbench.report import (
 from focalbench.runner import MODES, run_case, select_shapes
 from focalbench.timing import copy_bandwidth
 
-__all__ = ["UsageError", "cmd_accuracy", "cmd_check", "cmd_compare", "cmd_list", "cmd_merge", "cmd_run"]
+__all__ = [
+    "UsageError", "cmd_accuracy", "cmd_check", "cmd_compare", "cmd_experiment", "cmd_list", "cmd_merge", "cmd_run",
+]  # fmt: skip
 
 
 class UsageError(ValueError):
@@ -225,4 +227,23 @@ def cmd_accuracy(args: argparse.Namespace) -> int:
     )  # fmt: skip
     json_path, md_path = write_document(document, markdown, args.output, "accuracy")
     print(f"\nwritten: {json_path}\n         {md_path}")
+    return 0
+
+
+def cmd_experiment(args: argparse.Namespace) -> int:
+    # imported here: scipy and the training code are not needed by the other subcommands
+    from focalbench.experiment import run_soft_gamma, seed_list
+    from focalbench.experiment_report import paired_table, summary_table, write_soft_gamma_report
+
+    try:
+        seeds = seed_list(args.seeds, args.quick)
+    except (TypeError, ValueError) as error:
+        raise UsageError(f"--{error}") from error
+    eprint(f"focalbench experiment {args.name}: {len(seeds)} seed(s), one line per run")
+    document = run_soft_gamma(seeds, quick=args.quick, progress=eprint)
+    json_path, md_path = write_soft_gamma_report(document, args.output)
+    for alpha in document["settings"]["alphas"]:
+        print(f"alpha = {alpha}: mean ± std over {len(seeds)} seeds\n{summary_table(document, alpha, 'simple')}\n")
+    print(f"paired differences against {document['settings']['reference']}:\n{paired_table(document, 'simple')}")
+    print(f"\nreport: {json_path}\n        {md_path}")
     return 0
