@@ -1,14 +1,17 @@
-"""``focalbench``: argument parsing only. Subcommands: list | check | run | compare | merge | accuracy | experiment."""
+"""``focalbench``: argument parsing only. Subcommands: list | check | run | compare | merge | accuracy | experiment |
+fingerprint."""
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
 __all__ = ["main"]
 
 DTYPES = ("float16", "bfloat16", "float32", "float64")
+CPU_TARGETS = ("native", "x86-64-v2", "x86-64-v3", "x86-64-v4", "generic")  # as focalbench.native.TARGETS
 
 
 def eprint(*parts: object) -> None:
@@ -47,21 +50,39 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--quick", action="store_true", help="representative shapes, forward+backward, float32 only")
     run.add_argument("--skip-checks", action="store_true", help="do not run the correctness checks")
     run.add_argument("--output", default="results", help="directory for the JSON and markdown reports")
+    run.add_argument("--cpu-target", choices=CPU_TARGETS,
+                     help="instruction set of the C kernel (sets FOCALBENCH_CPU_TARGET; default native)")  # fmt: skip
 
     compare = sub.add_parser("compare", help="gate: compare a new report with a baseline report")
     compare.add_argument("baseline")
     compare.add_argument("new")
     compare.add_argument("--max-slowdown", type=float, default=0.5, help="allowed growth of a ratio (0.5 = 50%%)")
+    compare.add_argument("--impl", action="append", dest="impls", metavar="NAME",
+                         help="repeatable: gate only these implementations' timings (default: all)")  # fmt: skip
+    compare.add_argument("--same-machine", action="store_true",
+                         help="compare even if the reports name different machine kinds or builds (say so only when "
+                              "both ran on one machine, e.g. an A/B run in one job)")  # fmt: skip
 
     merge = sub.add_parser("merge", help="a gate baseline: per-row medians of several reports")
     merge.add_argument("reports", nargs="+", metavar="REPORT")
     merge.add_argument("--output", required=True, help="file to write (must not exist)")
+    merge.add_argument("--same-machine", action="store_true", help="merge reports that do not name their machine")
 
     accuracy = sub.add_parser("accuracy", help="worst relative error vs an arbitrary-precision oracle, by logit gap")
     accuracy.add_argument("--impl", action="append", dest="impls", metavar="NAME|module:attr")
     accuracy.add_argument("--dtype", choices=("float32", "float64"), default="float32")
     accuracy.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     accuracy.add_argument("--output", default="results", help="directory for the JSON and markdown tables")
+
+    sub.add_parser("fingerprint", help="print this machine's fingerprint (the name of its gate baseline)")
+
+    ab = sub.add_parser("ab", help="gate without a baseline: two commits timed here in alternating rounds")
+    ab.add_argument("--base", required=True, metavar="REF", help="the commit to compare against (e.g. HEAD~1)")
+    ab.add_argument("--new", metavar="REF", help="default: this checkout as installed")
+    ab.add_argument("--rounds", type=int, default=3, help="quick runs per side (default 3)")
+    ab.add_argument("--impl", action="append", dest="impls", metavar="NAME", help="repeatable; default fused")
+    ab.add_argument("--max-slowdown", type=float, default=0.5, help="allowed growth of a ratio (0.5 = 50%%)")
+    ab.add_argument("--output", help="directory for the two merged reports (default: a temporary one)")
 
     experiment = sub.add_parser("experiment", help="reproducible training experiments on the CPU")
     experiment.add_argument("name", choices=("soft-gamma",), help="soft-gamma: gamma schedules vs fixed gamma 2")
@@ -73,6 +94,8 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if getattr(args, "cpu_target", None):  # before anything builds the kernel
+        os.environ["FOCALBENCH_CPU_TARGET"] = args.cpu_target
     if getattr(args, "device", "cpu") == "cuda":
         import torch
 

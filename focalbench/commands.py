@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import datetime as _dt
 import json
+import math
+import tempfile
 import time
 from pathlib import Path
 
@@ -15,7 +17,7 @@ from focalbench.accuracy import sweep
 from focalbench.checks import CHECKS, run_matrix, summarize
 from focalbench.cli import eprint
 from focalbench.environment import environment
-from focalbench.gate import compare_reports, merge_reports
+from focalbench.gate import Comparison, comparable, compare_reports, merge_reports
 from focalbench.registry import (
     Implementation,
     get_implementation,
@@ -36,7 +38,8 @@ from focalbench.runner import MODES, run_case, select_shapes
 from focalbench.timing import copy_bandwidth
 
 __all__ = [
-    "UsageError", "cmd_accuracy", "cmd_check", "cmd_compare", "cmd_experiment", "cmd_list", "cmd_merge", "cmd_run",
+    "UsageError", "cmd_ab", "cmd_accuracy", "cmd_check", "cmd_compare", "cmd_experiment", "cmd_fingerprint", "cmd_list",
+    "cmd_merge", "cmd_run",
 ]  # fmt: skip
 
 
@@ -111,18 +114,36 @@ def cmd_check(args: argparse.Namespace) -> int:
     return 0
 
 
+def _writable_directory(path: str, option: str) -> Path:
+    """Create ``path`` if needed and prove a file can be written there, before any measurement."""
+    directory = Path(path)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=directory):
+            pass
+    except OSError as error:
+        raise UsageError(f"{option} must be a writable directory. Got: {path} ({error.strerror or error})") from error
+    return directory
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     device = args.device
-    impls = _resolve(args.impls, device)
+    if args.rounds is not None and args.rounds < 1:
+        raise UsageError(f"--rounds must be >= 1. Got: {args.rounds}")
+    for gamma in args.gammas or []:
+        if not math.isfinite(gamma) or gamma < 0:
+            raise UsageError(f"--gamma must be a finite number >= 0. Got: {gamma}")
     try:
         shapes = select_shapes(args.shapes, args.quick)
     except ValueError as error:
         raise UsageError(str(error)) from error
+    _writable_directory(args.output, "--output")
+    impls = _resolve(args.impls, device)
     default_dtypes = ["float32"] if (args.quick or device == "cpu") else ["float32", "bfloat16"]
     dtypes = [getattr(torch, d) for d in (args.dtypes or default_dtypes)]
     modes = args.modes or (["forward+backward"] if args.quick else list(MODES))
     gammas = args.gammas or [2.0]
-    rounds = args.rounds or (7 if args.quick else 15)
+    rounds = args.rounds if args.rounds is not None else (7 if args.quick else 15)
     sample_s = 0.02 if args.quick else 0.05
     for impl in impls:
         unsupported = [impl.supports(device=device, dtype=d) for d in dtypes]
@@ -157,23 +178,19 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
+    if not math.isfinite(args.max_slowdown) or args.max_slowdown < 0:
+        raise UsageError(f"--max-slowdown must be a finite number >= 0. Got: {args.max_slowdown}")
     try:
         baseline, new = read_report(args.baseline), read_report(args.new)
     except ReportError as error:
         raise UsageError(str(error)) from error
-    if args.max_slowdown <= 0:
-        raise UsageError(f"--max-slowdown must be > 0. Got: {args.max_slowdown}")
-    comparison = compare_reports(baseline, new, args.max_slowdown)
-    print(comparison.table())
-    if comparison.unmatched:
-        print(f"\n{comparison.unmatched} row(s) present in only one report (not compared)")
-    for change in comparison.regressions:
-        print(f"REGRESSION {' / '.join(map(str, change.key))}: ratio to cross_entropy {change.old_ratio:.2f} -> "
-              f"{change.new_ratio:.2f} ({100 * change.change:+.0f}% > {100 * args.max_slowdown:.0f}%)")  # fmt: skip
-    for impl, check, old, verdict in comparison.broken_checks:
-        print(f"CHECK BROKEN {impl} / {check}: {old} -> {verdict}")
-    if comparison.exit_code == 0:
-        print(f"\nno regression beyond {100 * args.max_slowdown:.0f}% in {len(comparison.changes)} compared row(s)")
+    reason = comparable(baseline, new)
+    if reason is not None and not args.same_machine:
+        raise UsageError(f"refusing to gate across machines: {reason} (--same-machine overrides)")
+    comparison = compare_reports(baseline, new, args.max_slowdown, args.impls)
+    if not comparison.changes and args.impls:
+        raise UsageError(f"--impl {', '.join(args.impls)}: no timing row of that name in both reports")
+    _print_comparison(comparison, args.max_slowdown)
     return comparison.exit_code
 
 
@@ -186,8 +203,61 @@ def cmd_merge(args: argparse.Namespace) -> int:
     if path.exists():
         raise UsageError(f"--output must be a new file (reports are never overwritten). Got: existing {path}")
     path.parent.mkdir(parents=True, exist_ok=True)
-    written = write_new(path, json.dumps(merge_reports(reports), indent=1) + "\n")
+    try:
+        merged = merge_reports(reports, same_machine=args.same_machine)
+    except ValueError as error:
+        raise UsageError(str(error)) from error
+    written = write_new(path, json.dumps(merged, indent=1) + "\n")
     print(f"merged {len(reports)} report(s) into {written}")
+    return 0
+
+
+def _print_comparison(comparison: Comparison, max_slowdown: float) -> None:
+    print(comparison.table())
+    if comparison.unmatched:
+        print(f"\n{comparison.unmatched} row(s) present in only one report (not compared)")
+    for change in comparison.regressions:
+        print(f"REGRESSION {' / '.join(map(str, change.key))}: ratio to cross_entropy {change.old_ratio:.2f} -> "
+              f"{change.new_ratio:.2f} ({100 * change.change:+.0f}% > {100 * max_slowdown:.0f}%)")  # fmt: skip
+    for impl, check, old, verdict in comparison.broken_checks:
+        print(f"CHECK BROKEN {impl} / {check}: {old} -> {verdict}")
+    if comparison.exit_code == 0:
+        print(f"\nno regression beyond {100 * max_slowdown:.0f}% in {len(comparison.changes)} compared row(s)")
+
+
+def cmd_ab(args: argparse.Namespace) -> int:
+    from focalbench.ab import ABError, install_commit, run_alternating
+
+    if not math.isfinite(args.max_slowdown) or args.max_slowdown < 0:
+        raise UsageError(f"--max-slowdown must be a finite number >= 0. Got: {args.max_slowdown}")
+    if args.rounds < 1:
+        raise UsageError(f"--rounds must be >= 1. Got: {args.rounds}")
+    impls = args.impls or ["fused"]
+    output = _writable_directory(args.output or tempfile.mkdtemp(prefix="focalbench-ab-"), "--output")
+    run_args = ["--quick", "--skip-checks", *[a for name in impls for a in ("--impl", name)]]
+    try:
+        work = Path(tempfile.mkdtemp(prefix="focalbench-ab-work-"))
+        eprint(f"focalbench ab: installing {args.base} (and {args.new or 'this checkout'}) ...")
+        base_site = install_commit(args.base, work)
+        new_site = install_commit(args.new, work) if args.new else None
+        base, new = run_alternating(
+            base_site, new_site, work, args.rounds, run_args, progress=lambda message: eprint("  " + message)
+        )
+    except ABError as error:
+        raise UsageError(str(error)) from error
+    for side, report in (("base", base), ("new", new)):
+        report.setdefault("settings", {})["ab_side"] = side
+        write_new(output / f"ab-{side}.json", json.dumps(report, indent=1) + "\n")
+    eprint(f"  merged reports in {output}")
+    comparison = compare_reports(base, new, args.max_slowdown, impls)
+    _print_comparison(comparison, args.max_slowdown)
+    return comparison.exit_code
+
+
+def cmd_fingerprint(args: argparse.Namespace) -> int:
+    env = environment("cpu")
+    print(env["machine_fingerprint"])
+    eprint(f"{env['cpu']} ({env['cpu_id']}), {env['isa']}, {env['threads']} thread(s), torch {env['torch']}")
     return 0
 
 

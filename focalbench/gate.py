@@ -1,19 +1,24 @@
 """Compare two reports: per (implementation, shape, dtype, mode), the change of the ratio to the baseline.
 
-Ratios to F.cross_entropy measured in the same run cancel a faster or slower machine; a regression is a ratio that
-grew by more than ``max_slowdown`` (0.25 = 25 %), or a check that went from pass to fail (or to a known defect
-that no longer reproduces).
+Ratios to F.cross_entropy measured in the same run cancel a uniformly faster or slower machine, but not a different
+kind of machine: the C kernel is vectorized differently with AVX2 than with AVX-512, torch's own kernels differ too,
+and the ratio moves by 2x between machine kinds on unchanged code. So two reports are compared only when they come
+from the same machine kind (the same ``machine_fingerprint``: CPU model and id, widest SIMD extension, threads, torch)
+and the same kernel build target; :func:`comparable` says why not otherwise. A regression is a ratio that grew by
+more than ``max_slowdown`` (0.5 = 50 %), or a check that went from pass to fail (or to a known defect that no longer
+reproduces).
 """
 
 from __future__ import annotations
 
 import copy
 import statistics
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from tabulate import tabulate
 
-__all__ = ["Comparison", "compare_reports", "merge_reports"]
+__all__ = ["Comparison", "comparable", "compare_reports", "machine_kind", "merge_reports"]
 
 
 @dataclass(frozen=True)
@@ -52,9 +57,39 @@ def _key(row: dict) -> tuple:
     return (row["implementation"], row.get("shape_name") or "x".join(map(str, row["shape"])), row["dtype"], row["mode"])
 
 
-def compare_reports(baseline: dict, new: dict, max_slowdown: float) -> Comparison:
-    old_rows = {_key(r): r for r in baseline["results"] if r["implementation"] != r["baseline"]}
-    new_rows = {_key(r): r for r in new["results"] if r["implementation"] != r["baseline"]}
+def machine_kind(report: dict) -> tuple[str | None, str | None]:
+    """(machine fingerprint, kernel build target) of a report; None where the report does not say."""
+    env = report.get("environment") or {}
+    build = env.get("kernel_build") if isinstance(env.get("kernel_build"), dict) else {}
+    return env.get("machine_fingerprint"), build.get("target")
+
+
+def comparable(baseline: dict, new: dict) -> str | None:
+    """None when the two reports' timings may be compared, else the one-line reason they may not."""
+    (old_fp, old_target), (new_fp, new_target) = machine_kind(baseline), machine_kind(new)
+    if old_fp is None or new_fp is None:
+        return "a report does not name its machine (no environment.machine_fingerprint)"
+    if old_fp != new_fp:
+        old_env, new_env = baseline["environment"], new["environment"]
+        return (f"different machine kinds: {old_fp} ({old_env.get('cpu')}, {old_env.get('isa')}) vs {new_fp} "
+                f"({new_env.get('cpu')}, {new_env.get('isa')})")  # fmt: skip
+    if old_target != new_target:
+        return f"different kernel build targets: {old_target} vs {new_target}"
+    return None
+
+
+def compare_reports(baseline: dict, new: dict, max_slowdown: float, impls: Iterable[str] | None = None) -> Comparison:
+    """Timing rows of ``impls`` (default: every implementation) and every check, ``baseline`` against ``new``."""
+    wanted = set(impls) if impls else None
+
+    def timed(report: dict) -> dict:
+        return {
+            _key(r): r
+            for r in report["results"]
+            if r["implementation"] != r["baseline"] and (wanted is None or r["implementation"] in wanted)
+        }
+
+    old_rows, new_rows = timed(baseline), timed(new)
     changes = [
         Change(key, old_rows[key]["ratio_to_baseline"], new_rows[key]["ratio_to_baseline"])
         for key in old_rows
@@ -72,7 +107,7 @@ def compare_reports(baseline: dict, new: dict, max_slowdown: float) -> Compariso
     return Comparison(changes, regressions, broken, unmatched)
 
 
-def merge_reports(reports: list[dict]) -> dict:
+def merge_reports(reports: list[dict], same_machine: bool = False) -> dict:
     """One report whose rows hold, per key, the median over ``reports`` of each timing field.
 
     A gate baseline made this way carries the noise of one run less than a single report does: only the new run's
@@ -80,10 +115,15 @@ def merge_reports(reports: list[dict]) -> dict:
     """
     if not reports:
         raise ValueError("reports must be non-empty. Got: []")
+    for report in reports[1:]:
+        reason = None if same_machine else comparable(reports[0], report)
+        if reason is not None:
+            raise ValueError(f"reports must come from one machine kind and build to be merged: {reason}")
     merged = copy.deepcopy(reports[0])
     keyed = [{_key(r): r for r in report["results"]} for report in reports]
     numeric = ("median_s", "iqr_s", "min_s", "baseline_median_s", "ratio_to_baseline", "gbytes_per_s",
-               "fraction_of_bandwidth", "peak_memory_bytes", "baseline_peak_memory_bytes", "compile_s")  # fmt: skip
+               "fraction_of_bandwidth", "peak_memory_bytes", "baseline_peak_memory_bytes", "compile_s",
+               "floor_median_s", "ns_per_logit", "ratio_to_floor")  # fmt: skip
     rows = []
     for row in merged["results"]:
         key = _key(row)

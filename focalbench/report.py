@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
+import math
 import os
 import tempfile
 from pathlib import Path
@@ -97,10 +98,25 @@ def read_report(path: str | Path) -> dict:
         raise ReportError(f"{path}: not a focalbench report (no schema_version/results)")
     if data["schema_version"] != SCHEMA_VERSION:
         raise ReportError(f"{path}: schema version {data['schema_version']!r}, this focalbench reads {SCHEMA_VERSION}")
+    if not isinstance(data["results"], list):
+        raise ReportError(f"{path}: results must be a list of rows. Got: {type(data['results']).__name__}")
+    if not isinstance(data.get("checks", {}), dict):
+        raise ReportError(f"{path}: checks must be an object. Got: {type(data['checks']).__name__}")
+    if not isinstance(data.get("environment", {}), dict):
+        raise ReportError(f"{path}: environment must be an object. Got: {type(data['environment']).__name__}")
     for i, row in enumerate(data["results"]):
+        if not isinstance(row, dict):
+            raise ReportError(f"{path}: result row {i} must be an object. Got: {row!r}")
         missing = [k for k in REQUIRED_ROW_KEYS if k not in row]
         if missing:
             raise ReportError(f"{path}: result row {i} lacks {', '.join(missing)}")
+        for key in ("median_s", "baseline_median_s", "ratio_to_baseline"):
+            value = row[key]
+            if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value <= 0:
+                raise ReportError(f"{path}: result row {i}: {key} must be a finite number > 0. Got: {value!r}")
+    for impl, verdicts in data.get("checks", {}).items():
+        if not isinstance(verdicts, dict):
+            raise ReportError(f"{path}: checks[{impl!r}] must be an object. Got: {verdicts!r}")
     return data
 
 
@@ -109,8 +125,8 @@ def _ms(seconds: float | None) -> str:
 
 
 def results_table(rows: list[dict], fmt: str = "simple") -> str:
-    headers = ["shape", "mode", "dtype", "implementation", "median ms", "IQR ms", "runs", "x cross_entropy", "GB/s",
-               "% BW", "peak MB", "peak / CE", "compile s"]  # fmt: skip
+    headers = ["shape", "mode", "dtype", "implementation", "median ms", "IQR ms", "runs", "x cross_entropy", "ns/logit",
+               "x exp floor", "GB/s", "% BW", "peak MB", "peak / CE", "compile s"]  # fmt: skip
     body = []
     for r in rows:
         base_peak = r.get("baseline_peak_memory_bytes")
@@ -124,6 +140,8 @@ def results_table(rows: list[dict], fmt: str = "simple") -> str:
                 _ms(r["iqr_s"]),
                 r["runs"],
                 f"{r['ratio_to_baseline']:.2f}",
+                "" if r.get("ns_per_logit") is None else f"{r['ns_per_logit']:.2f}",
+                "" if r.get("ratio_to_floor") is None else f"{r['ratio_to_floor']:.2f}",
                 f"{r['gbytes_per_s']:.1f}",
                 "" if r["fraction_of_bandwidth"] is None else f"{100 * r['fraction_of_bandwidth']:.0f}",
                 "" if r["peak_memory_bytes"] is None else f"{r['peak_memory_bytes'] / 2**20:.1f}",
@@ -149,15 +167,20 @@ def to_markdown(report: dict) -> str:
         "",
         f"Created {report['created']} from commit `{env.get('git_commit')}`.",
         "",
-        "| python | torch | numpy | platform | cpu | threads | cuda | copy bandwidth GB/s |",
-        "|---|---|---|---|---|---|---|---|",
-        f"| {env['python']} | {env['torch']} | {env['numpy']} | {env['platform']} | {env['cpu']} | {env['threads']} | "
-        f"{env.get('cuda')} | {env.get('bandwidth_gbps') or 0:.1f} |",
+        "| python | torch | numpy | platform | cpu | isa | threads | cuda | copy bandwidth GB/s |",
+        "|---|---|---|---|---|---|---|---|---|",
+        f"| {env['python']} | {env['torch']} | {env['numpy']} | {env['platform']} | {env['cpu']} ({env.get('cpu_id')}) "
+        f"| {env.get('isa')} | {env['threads']} | {env.get('cuda')} | {env.get('bandwidth_gbps') or 0:.1f} |",
+        "",
+        f"Machine fingerprint `{env.get('machine_fingerprint')}`; C kernel built for "
+        f"`{(env.get('kernel_build') or {}).get('target')}` (`{(env.get('kernel_build') or {}).get('flags')}`).",
         "",
         f"Settings: `{json.dumps(report.get('settings', {}))}`",
         "",
         "Each row: median of per-call times over rounds in which every implementation and F.cross_entropy took one "
-        "sample in rotating order; `x cross_entropy` is the ratio of medians on the same inputs in the same process.",
+        "sample in rotating order; `x cross_entropy` is the ratio of medians on the same inputs in the same process; "
+        "`ns/logit` is the median per logit and `x exp floor` its ratio to one `torch.exp` over the same logits (the "
+        "compute floor: one vectorized exponential per logit), timed in the same rounds.",
         "",
         "## Timings",
         "",

@@ -21,9 +21,12 @@ from focalbench.registry import Implementation
 from focalbench.stats import summarize
 from focalbench.timing import peak_memory, timer_for
 
-__all__ = ["BASELINE", "MODES", "SHAPES", "Shape", "run_case", "select_shapes"]
+__all__ = ["BASELINE", "FLOOR", "MODES", "SHAPES", "Shape", "run_case", "select_shapes"]
 
 BASELINE = "cross_entropy"
+#: The compute floor on the CPU: one vectorized exponential per logit (``torch.exp`` into a preallocated output, same
+#: threads), timed in the same rounds; every row reports its time per logit and its ratio to this floor.
+FLOOR = "exp_floor"
 MODES = ("forward", "backward", "forward+backward")
 
 
@@ -65,8 +68,10 @@ def select_shapes(names: Sequence[str] | None, quick: bool) -> list[Shape]:
             dims = tuple(int(d) for d in name.lower().split("x"))
         except ValueError:
             dims = ()
-        if len(dims) < 2 or min(dims) < 1:
-            raise ValueError(f"shape must be one of {', '.join(known)} or like 4096x20. Got: {name!r}")
+        if len(dims) < 2 or min(dims) < 1 or dims[1] < 2:
+            raise ValueError(
+                f"shape must be one of {', '.join(known)} or like 4096x20 (rows x classes, classes >= 2). Got: {name!r}"
+            )
         chosen.append(Shape(name, dims, "custom"))
     return chosen
 
@@ -140,6 +145,9 @@ def run_case(
         if impl.supports(device=device, dtype=dtype, needs=needs) is None:  # else: no row (the seed has no dense)
             losses[impl.name] = lambda x, impl=impl: impl(x, target, gamma=gamma)
     timers, compile_s, peaks = {}, {}, {}
+    exp_out = torch.empty_like(logits)
+    floor = timer_for(lambda: torch.exp(logits, out=exp_out), device, None)
+    floor.calibrate(sample_s)
     for name, loss in losses.items():
         fn, prepare, reset = _callables(loss, logits, mode)
         start = time.perf_counter()
@@ -156,6 +164,7 @@ def run_case(
         timer = timer_for(fn, device, prepare)
         timer.calibrate(sample_s)
         timers[name] = timer
+    timers[FLOOR] = floor
     names = list(timers)
     samples: dict[str, list[float]] = {name: [] for name in names}
     with _no_recompilation():
@@ -165,6 +174,8 @@ def run_case(
             if progress is not None:
                 progress(f"{shape.name} {str(dtype).replace('torch.', '')} {mode}: round {r + 1}/{rounds}")
     base = summarize(samples[BASELINE])
+    floor_median = summarize(samples.pop(FLOOR)).median
+    names.remove(FLOOR)
     moved = _bytes_moved(shape, dtype, mode)
     rows = []
     for name in names:
@@ -193,6 +204,10 @@ def run_case(
                 "peak_memory_bytes": peaks[name],
                 "baseline_peak_memory_bytes": peaks[BASELINE],
                 "compile_s": compile_s[name],
+                "floor": FLOOR,
+                "floor_median_s": floor_median,
+                "ns_per_logit": stats.median / shape.numel * 1e9,
+                "ratio_to_floor": stats.median / floor_median,
             }
         )
     return rows

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import ctypes
 import functools
+import math
 from pathlib import Path
 
 import torch
@@ -64,13 +65,14 @@ def c_forward(library: ctypes.CDLL, args: FocalArgs, need_grad: bool) -> tuple[t
         grad = torch.empty((n, c), dtype=dtype) if need_grad else None
         grad_strides = (0, 1, c)
     else:
-        x = x.reshape(n, c, -1)
+        x = x.reshape(n, c, math.prod(x.shape[2:]))  # not -1: a batch of 0 elements has no inferable size
         blocks_b, lanes, strides = n, x.shape[2], x.stride()
         grad = torch.empty(x.shape, dtype=dtype) if need_grad else None
         grad_strides = (c * lanes, lanes, 1)
-    target = args.safe_target.reshape(-1).contiguous()
-    # per-row weights, 0 at ignored positions; none to pass when every weight is 1
-    alpha_t = None if args.alpha is None and args.all_counted else args.alpha_t(torch.float64).reshape(-1).contiguous()
+    # -1 marks an ignored row: the kernel reads none of its logits, so garbage there (NaN, -inf) stays out
+    target = (args.target if args.all_counted else args.target.masked_fill(~args.valid, -1)).reshape(-1).contiguous()
+    # per-row weights; none to pass when every weight is 1
+    alpha_t = None if args.alpha is None else args.alpha_t(torch.float64).reshape(-1).contiguous()
     scale = mean_scale(args) if args.reduction == "mean" else 1.0
     loss = torch.empty(target.numel(), dtype=torch.float64)
 

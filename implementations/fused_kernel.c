@@ -1,14 +1,16 @@
 /*
  * Fused softmax focal loss, forward and gradient in one sweep over the logits (CPU).
  *
- * Built at first use by focalbench.native with the system C compiler (-O3 -march=native, no fast-math: the
- * arithmetic below relies on IEEE rounding). Called through ctypes; OpenMP splits the blocks between threads.
+ * Built at first use by focalbench.native with the system C compiler, for the CPU target it selects (-march=native
+ * by default; x86-64-v2/v3/v4 on request), -O3 and no fast-math: the arithmetic below relies on IEEE rounding, inf
+ * and NaN. Called through ctypes; OpenMP splits the blocks between threads.
  *
  * Layout: logits viewed as (B, C, S) with element strides (sB, sC, sS); a "row" is one (b, s) pair. LANES rows are
  * copied into a class-major buffer and processed together, one per SIMD lane, so a short class dimension
  * (C = 20) vectorizes as well as a long one. A 2-D (N, C) input is passed as B = 1, S = N, sS = its row stride; a
- * dense (N, C, d1..dk) input as S = d1*...*dk. The gradient has its own strides (gB, gC, gS). alpha_t (the per-row
- * weight, 0 at ignored rows) may be NULL: every weight is 1.
+ * dense (N, C, d1..dk) input as S = d1*...*dk. The gradient has its own strides (gB, gC, gS). target holds -1 at
+ * ignored rows (they give 0 and a zero gradient whatever their logits hold). alpha_t (the per-row weight) may be
+ * NULL: every weight is 1.
  *
  * Per row (derivation in focalbench/fused.py); float32 logits keep float32 exponentials, float64 ones double:
  *   1. m = max_j z_j
@@ -27,6 +29,17 @@
 
 #define LANES 16
 
+/* fma where the target has it in hardware; elsewhere (x86-64-v2) a multiply and an add: libm's software fma would
+ * cost ~100x, and every fma below is either a polynomial step or a Cody-Waite reduction whose constants are split so
+ * that k * hi is exact without a fused multiply-add. */
+#if defined(__FMA__) || defined(__aarch64__)
+#define FMA(a, b, c) fma(a, b, c)
+#define FMAF(a, b, c) fmaf(a, b, c)
+#else
+#define FMA(a, b, c) ((a) * (b) + (c))
+#define FMAF(a, b, c) ((a) * (b) + (c))
+#endif
+
 static const double LN2_HI = 6.93147180369123816490e-01;
 static const double LN2_LO = 1.90821492927058770002e-10;
 
@@ -34,25 +47,25 @@ static const double LN2_LO = 1.90821492927058770002e-10;
 static inline __attribute__((always_inline)) double exp_nonpos(double x) {
     const double shifter = 6755399441055744.0; /* 1.5 * 2^52: adding it rounds to an integer held in the low bits */
     double xc = x < -708.0 ? -708.0 : x;
-    double kk = fma(xc, 1.4426950408889634, shifter);
+    double kk = FMA(xc, 1.4426950408889634, shifter);
     double k = kk - shifter;
-    double r = fma(k, -LN2_HI, xc);
-    r = fma(k, -LN2_LO, r); /* |r| <= ln2 / 2 */
+    double r = FMA(k, -LN2_HI, xc);
+    r = FMA(k, -LN2_LO, r); /* |r| <= ln2 / 2 */
     /* Taylor series to r^13: truncation below 2e-16 on |r| <= 0.347 */
     double p = 1.0 / 6227020800.0;
-    p = fma(p, r, 1.0 / 479001600.0);
-    p = fma(p, r, 1.0 / 39916800.0);
-    p = fma(p, r, 1.0 / 3628800.0);
-    p = fma(p, r, 1.0 / 362880.0);
-    p = fma(p, r, 1.0 / 40320.0);
-    p = fma(p, r, 1.0 / 5040.0);
-    p = fma(p, r, 1.0 / 720.0);
-    p = fma(p, r, 1.0 / 120.0);
-    p = fma(p, r, 1.0 / 24.0);
-    p = fma(p, r, 1.0 / 6.0);
-    p = fma(p, r, 0.5);
-    p = fma(p, r, 1.0);
-    p = fma(p, r, 1.0);
+    p = FMA(p, r, 1.0 / 479001600.0);
+    p = FMA(p, r, 1.0 / 39916800.0);
+    p = FMA(p, r, 1.0 / 3628800.0);
+    p = FMA(p, r, 1.0 / 362880.0);
+    p = FMA(p, r, 1.0 / 40320.0);
+    p = FMA(p, r, 1.0 / 5040.0);
+    p = FMA(p, r, 1.0 / 720.0);
+    p = FMA(p, r, 1.0 / 120.0);
+    p = FMA(p, r, 1.0 / 24.0);
+    p = FMA(p, r, 1.0 / 6.0);
+    p = FMA(p, r, 0.5);
+    p = FMA(p, r, 1.0);
+    p = FMA(p, r, 1.0);
     int64_t bits;
     memcpy(&bits, &kk, 8);
     bits = (bits - (int64_t)0x4338000000000000LL + 1023) << 52; /* 2^k, k in [-1022, 0] */
@@ -66,18 +79,18 @@ static inline __attribute__((always_inline)) double exp_nonpos(double x) {
 static inline __attribute__((always_inline)) float expf_nonpos(float x) {
     const float shifter = 12582912.0f; /* 1.5 * 2^23 */
     float xc = x < -87.0f ? -87.0f : x;
-    float kk = fmaf(xc, 1.44269504088896341f, shifter);
+    float kk = FMAF(xc, 1.44269504088896341f, shifter);
     float k = kk - shifter;
-    float r = fmaf(k, -0.693359375f, xc);
-    r = fmaf(k, 2.12194440e-4f, r);
+    float r = FMAF(k, -0.693359375f, xc);
+    r = FMAF(k, 2.12194440e-4f, r);
     float p = 1.0f / 5040.0f;
-    p = fmaf(p, r, 1.0f / 720.0f);
-    p = fmaf(p, r, 1.0f / 120.0f);
-    p = fmaf(p, r, 1.0f / 24.0f);
-    p = fmaf(p, r, 1.0f / 6.0f);
-    p = fmaf(p, r, 0.5f);
-    p = fmaf(p, r, 1.0f);
-    p = fmaf(p, r, 1.0f);
+    p = FMAF(p, r, 1.0f / 720.0f);
+    p = FMAF(p, r, 1.0f / 120.0f);
+    p = FMAF(p, r, 1.0f / 24.0f);
+    p = FMAF(p, r, 1.0f / 6.0f);
+    p = FMAF(p, r, 0.5f);
+    p = FMAF(p, r, 1.0f);
+    p = FMAF(p, r, 1.0f);
     int32_t bits;
     memcpy(&bits, &kk, 4);
     bits = (bits - 0x4B400000 + 127) << 23; /* 2^k, k in [-126, 0] */
@@ -87,39 +100,47 @@ static inline __attribute__((always_inline)) float expf_nonpos(float x) {
 }
 
 /* exp(z - m) for float32 z <= m, with the rounding error of z - m folded back in: hi + lo = z - m exactly (Knuth's
- * TwoSum), exp(hi + lo) = exp(hi) (1 + lo) to within lo^2 (|lo| <= 2^-24 |hi|). */
+ * TwoSum), exp(hi + lo) = exp(hi) (1 + lo) to within lo^2 (|lo| <= 2^-24 |hi|). A difference below -87 (a masked
+ * -inf class, or a gap beyond float32's range) is exactly 0: its TwoSum would form inf - inf. NaN stays NaN. */
 static inline __attribute__((always_inline)) float exp_diff_f32(float z, float m) {
     float hi = z - m;
     float back = hi - z;
     float lo = (z - (hi - back)) + (-m - back);
-    return expf_nonpos(hi) * (1.0f + lo);
+    float e = expf_nonpos(hi) * (1.0f + lo);
+    return hi < -87.0f ? 0.0f : e;
 }
 
-/* log(x) for normal x > 0: x = 2^k m, m in [sqrt(1/2), sqrt(2)), log m = 2 atanh(f), f = (m - 1) / (m + 1). */
+/* log(x) for normal x > 0: x = 2^k m, m in [sqrt(1/2), sqrt(2)), log m = 2 atanh(f), f = (m - 1) / (m + 1); NaN for
+ * NaN. Written by hand, with libm's exp beside it, because libm's scalar calls would keep step 3 from vectorizing:
+ * here every step is a lane-wise operation that AVX2 has (no int64 <-> double conversion, which x86 vectorizes only
+ * with AVX-512DQ: the exponent becomes a double by the 2^52 bit trick). */
 static inline __attribute__((always_inline)) double log_pos(double x) {
-    int64_t bits;
+    uint64_t bits;
     memcpy(&bits, &x, 8);
-    int64_t e = ((bits >> 52) & 0x7ff) - 1023;
-    int64_t mbits = (bits & 0x000fffffffffffffLL) | 0x3ff0000000000000LL;
+    uint64_t ebits = (bits >> 52) | 0x4330000000000000ULL; /* the double 2^52 + biased exponent */
+    double biased;
+    memcpy(&biased, &ebits, 8);
+    uint64_t mbits = (bits & 0x000fffffffffffffULL) | 0x3ff0000000000000ULL;
     double m;
     memcpy(&m, &mbits, 8);
-    int64_t big = m > 1.4142135623730951;
+    const int big = m > 1.4142135623730951;
     m = big ? m * 0.5 : m;
-    double k = (double)(e + big);
+    double k = (biased - 4503599627371519.0) + (big ? 1.0 : 0.0); /* 4503599627371519 = 2^52 + 1023 */
     double f = (m - 1.0) / (m + 1.0);
     double f2 = f * f; /* <= 0.0295: the series below is exact to 1e-17 */
     double p = 1.0 / 21.0;
-    p = fma(p, f2, 1.0 / 19.0);
-    p = fma(p, f2, 1.0 / 17.0);
-    p = fma(p, f2, 1.0 / 15.0);
-    p = fma(p, f2, 1.0 / 13.0);
-    p = fma(p, f2, 1.0 / 11.0);
-    p = fma(p, f2, 1.0 / 9.0);
-    p = fma(p, f2, 1.0 / 7.0);
-    p = fma(p, f2, 1.0 / 5.0);
-    p = fma(p, f2, 1.0 / 3.0);
+    p = FMA(p, f2, 1.0 / 19.0);
+    p = FMA(p, f2, 1.0 / 17.0);
+    p = FMA(p, f2, 1.0 / 15.0);
+    p = FMA(p, f2, 1.0 / 13.0);
+    p = FMA(p, f2, 1.0 / 11.0);
+    p = FMA(p, f2, 1.0 / 9.0);
+    p = FMA(p, f2, 1.0 / 7.0);
+    p = FMA(p, f2, 1.0 / 5.0);
+    p = FMA(p, f2, 1.0 / 3.0);
     double log_m = 2.0 * f + 2.0 * f * f2 * p;
-    return fma(k, LN2_HI, fma(k, LN2_LO, log_m));
+    double result = FMA(k, LN2_HI, FMA(k, LN2_LO, log_m));
+    return x == x ? result : x;
 }
 
 /* log(1 + x) for 0 <= x <= 1, accurate for tiny x: log(u) * x / (u - 1) with u = fl(1 + x) (Goldberg). */
@@ -129,30 +150,39 @@ static inline __attribute__((always_inline)) double log1p_unit(double x) {
     return um1 == 0.0 ? x : log_pos(u) * (x / um1);
 }
 
-/* softplus(x) = log(1 + e^x) = max(x, 0) + log1p(e^-|x|) */
-static inline __attribute__((always_inline)) double softplus(double x) {
-    double ax = x < 0 ? -x : x;
-    return (x > 0 ? x : 0.0) + log1p_unit(exp_nonpos(-ax));
-}
-
 /* Step 3 for one row: from the non-target sum s (of exp(z_j - mx)), the maximum mx and the target logit z_t, the loss
- * and G (reduction scale folded in). s == 0: every other class underflowed, p_t = 1 to double precision: no loss, no
- * gradient. Returns the loss; *big_g receives G and *coef G / s (the factor of the stored exponentials). */
+ * and G (reduction scale folded in). Everything comes from d = log((1 - p_t) / p_t) through u = e^-|d| (one exp, two
+ * logs, one division per row):
+ *   -log p_t = max(d, 0) + log1p(u),  log(1 - p_t) = -(max(-d, 0) + log1p(u)),
+ *   p_t = u / (1 + u) and 1 - p_t = 1 / (1 + u) for d > 0, the other way round for d <= 0.
+ * Limits, as cross-entropy takes them: s == 0 (every other class underflowed or is masked with -inf): p_t = 1, no
+ * loss, no gradient. z_t = -inf (an impossible target): d = +inf, loss +inf, G = alpha (p_t log p_t -> 0), a finite
+ * gradient. A NaN anywhere in the row reaches d and makes the loss NaN. An ignored row (counted == 0) gives 0 and 0
+ * whatever its logits hold. Returns the loss; *big_g receives G and *coef G / s (the factor of the exponentials). */
 static inline __attribute__((always_inline)) double row_terms(double s, double mx, double z_t, double alpha,
-                                                              double gamma, double scale, double *big_g,
-                                                              double *coef) {
-    double safe_s = s > 0.0 ? s : 1.0;
-    double d = log_pos(safe_s) + (mx - z_t); /* log((1 - p_t) / p_t) */
-    double neg_log_p_t = softplus(d);
-    double log_one_minus_p_t = -softplus(-d);
-    double focal = gamma == 0.0 ? 1.0 : exp_nonpos(gamma * log_one_minus_p_t);
-    double one_minus_p_t = exp_nonpos(log_one_minus_p_t);
-    double p_t = exp_nonpos(-neg_log_p_t);
-    double w = alpha * focal;
-    double g = s > 0.0 ? w * (one_minus_p_t + gamma * p_t * neg_log_p_t) * scale : 0.0;
+                                                              double gamma, double scale, int counted,
+                                                              double *big_g, double *coef) {
+    const int certain = s == 0.0;
+    const double safe_s = certain ? 1.0 : s;
+    const double d = log_pos(safe_s) + (mx - z_t);
+    const double ad = d < 0.0 ? -d : d;
+    const double u = exp_nonpos(-ad);
+    const double log1p_u = log1p_unit(u);
+    const double neg_log_p_t = (d > 0.0 ? d : 0.0) + log1p_u;
+    const double r = 1.0 / (1.0 + u);
+    const double p_t = d > 0.0 ? u * r : r;
+    const double one_minus_p_t = d > 0.0 ? r : u * r;
+    double focal;
+    if (gamma == 2.0) focal = one_minus_p_t * one_minus_p_t; /* the default gamma, without an exp */
+    else if (gamma == 0.0) focal = 1.0;
+    else focal = exp_nonpos(-gamma * ((d < 0.0 ? -d : 0.0) + log1p_u));
+    const double w = alpha * focal;
+    const double p_t_log = p_t > 0.0 ? p_t * neg_log_p_t : 0.0; /* -> 0 as p_t -> 0 */
+    const int live = counted && !certain;
+    const double g = live ? w * (one_minus_p_t + gamma * p_t_log) * scale : 0.0;
     *big_g = g;
     *coef = g / safe_s;
-    return s > 0.0 ? w * neg_log_p_t : 0.0;
+    return live ? w * neg_log_p_t : 0.0;
 }
 
 /* exp(z - m) for float64 z <= m (the difference rounds by at most |z - m| 2^-53, far inside the float64 bound). */
@@ -161,7 +191,7 @@ static inline __attribute__((always_inline)) double exp_diff_f64(double z, doubl
 /* One block in flight: its position and a class-major buffer of its logits, then of its gradient. */
 typedef struct {
     int64_t b, s0, n;
-    int64_t tt[LANES];
+    int32_t tt[LANES]; /* target class, -1 at an ignored row */
     double alpha[LANES], loss[LANES];
     void *buf;
 } block_t;
@@ -175,7 +205,7 @@ typedef struct {
  * loss too. Three buffers rotate so that a block is copied in, computed and copied out at three different steps. */
 #define DEFINE_BLOCK_KERNELS(T, EXP_DIFF)                                                                            \
     static inline __attribute__((always_inline)) void focal_block_##T(T *restrict buf, int64_t C,                   \
-                                                                      const int64_t *restrict tt,                  \
+                                                                      const int32_t *restrict tt,                  \
                                                                       const double *restrict alpha, double gamma,  \
                                                                       double scale, double *restrict loss) {       \
         T mx[LANES], zt[LANES], coef_t[LANES];                                                                      \
@@ -204,14 +234,15 @@ typedef struct {
         }                                                                                                           \
         /* 3. per-row scalars */                                                                                    \
         _Pragma("omp simd") for (int l = 0; l < LANES; ++l) {                                                       \
-            loss[l] = row_terms(sum[l], (double)mx[l], (double)zt[l], alpha[l], gamma, scale, &big_g[l], &coef[l]); \
+            loss[l] = row_terms(sum[l], (double)mx[l], (double)zt[l], alpha[l], gamma, scale, tt[l] >= 0, &big_g[l], \
+                                &coef[l]);                                                                          \
             coef_t[l] = (T)coef[l];                                                                                 \
         }                                                                                                           \
         /* 4. gradient over the stored exponentials: G q_j off the target, -G at it */                              \
         for (int64_t j = 0; j < C; ++j) {                                                                           \
             T *row = buf + j * LANES;                                                                               \
             _Pragma("omp simd") for (int l = 0; l < LANES; ++l) row[l] =                                            \
-                j == tt[l] ? (T)(-big_g[l]) : row[l] * coef_t[l];                                                   \
+                tt[l] < 0 ? (T)0 : j == tt[l] ? (T)(-big_g[l]) : row[l] * coef_t[l];                             \
         }                                                                                                           \
     }                                                                                                               \
                                                                                                                     \
@@ -232,7 +263,7 @@ typedef struct {
                 const T *zb = z + in->b * sB + in->s0 * sS;                                                         \
                 T *buf = (T *)in->buf;                                                                              \
                 for (int64_t l = 0; l < LANES; ++l) {                                                               \
-                    in->tt[l] = l < n ? target[row0 + l] : 0;                                                       \
+                    in->tt[l] = l < n ? (int32_t)target[row0 + l] : 0;                                              \
                     in->alpha[l] = l < n ? (alpha_t ? alpha_t[row0 + l] : 1.0) : 0.0;                               \
                 }                                                                                                   \
                 if (n < LANES) memset(buf, 0, sizeof(T) * (size_t)C * LANES);                                       \
@@ -278,6 +309,12 @@ static void focal_rows(const float *z, int64_t S, int64_t C, int64_t sB, int64_t
     for (int64_t row = row_begin; row < row_end; ++row) {
         const int64_t b = row / S, s = row % S, t = target[row];
         const float *zr = z + b * sB + s * sS;
+        float *gr = grad + b * gB + s * gS;
+        if (t < 0) { /* ignored: nothing read, no loss, no gradient */
+            loss[row] = 0.0;
+            if (need_grad) memset(gr, 0, sizeof(float) * (size_t)C);
+            continue;
+        }
         float mx = -INFINITY;
         double sum = 0.0;
         /* 1. row maximum */
@@ -293,10 +330,10 @@ static void focal_rows(const float *z, int64_t S, int64_t C, int64_t sB, int64_t
         }
         /* 3. per-row scalars */
         double g, coef;
-        loss[row] = row_terms(sum, (double)mx, (double)zr[t], alpha_t ? alpha_t[row] : 1.0, gamma, scale, &g, &coef);
+        loss[row] =
+            row_terms(sum, (double)mx, (double)zr[t], alpha_t ? alpha_t[row] : 1.0, gamma, scale, 1, &g, &coef);
         if (!need_grad) continue;
         /* 4. gradient: G q_j off the target, -G at it */
-        float *gr = grad + b * gB + s * gS;
         const float coef_f = (float)coef;
 #pragma omp simd
         for (int64_t j = 0; j < C; ++j) gr[j] = exps[j] * coef_f;

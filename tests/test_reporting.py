@@ -92,11 +92,22 @@ def test_gate_flags_a_check_that_broke(report):
         ('{"a": 1}', "not a focalbench report"),
         ('{"schema_version": 99, "results": []}', "schema version 99"),
         ('{"schema_version": 1, "results": [{"implementation": "x"}]}', "result row 0 lacks"),
+        ('{"schema_version": 1, "results": 5}', "results must be a list of rows. Got: int"),
+        ('{"schema_version": 1, "results": [1]}', "result row 0 must be an object. Got: 1"),
+        ('{"schema_version": 1, "results": [], "checks": []}', "checks must be an object. Got: list"),
+        ("RATIO:null", "ratio_to_baseline must be a finite number > 0. Got: None"),
+        ("RATIO:0", "ratio_to_baseline must be a finite number > 0. Got: 0"),
+        ("RATIO:-1.5", "ratio_to_baseline must be a finite number > 0. Got: -1.5"),
     ],
 )
 def test_unusable_files_exit_2_with_one_line(report, tmp_path, capsys, content, message):
     good = _save(tmp_path, "good.json", report)
     bad = tmp_path / "bad.json"
+    if content is not None and content.startswith("RATIO:"):
+        broken = copy.deepcopy(report)
+        broken["results"][1]["ratio_to_baseline"] = json.loads(content.partition(":")[2])
+        content = json.dumps(broken)
+        message = message.replace("result row", "result row 1")
     if content is not None:
         bad.write_text(content)
     with pytest.raises(ReportError, match=message):
@@ -154,3 +165,83 @@ def test_unknown_names_are_usage_errors(capsys):
     assert "implementation must be one of" in capsys.readouterr().err
     assert main(["run", "--shape", "wide", "--skip-checks"]) == 2
     assert "shape must be one of" in capsys.readouterr().err
+
+
+def _on_other_machine(report: dict, **environment) -> dict:
+    other = copy.deepcopy(report)
+    other["environment"].update(environment)
+    return other
+
+
+def test_the_gate_never_compares_machine_kinds(report, tmp_path, capsys):
+    """Different fingerprints or kernel builds: exit 2 and one line, unless --same-machine says otherwise."""
+    env = report["environment"]
+    assert env["machine_fingerprint"].startswith(f"{env['isa']}-{env['threads']}t-")
+    assert env["kernel_build"]["target"] in ("native", "x86-64-v2", "x86-64-v3", "x86-64-v4", "generic")
+    base = _save(tmp_path, "base.json", report)
+    for name, other in (
+        ("avx2.json", _on_other_machine(report, machine_fingerprint="avx2-2t-0123456789", isa="avx2")),
+        ("v3.json", _on_other_machine(report, kernel_build={"target": "x86-64-v3", "flags": "-march=x86-64-v3"})),
+        ("old.json", _on_other_machine(report, machine_fingerprint=None)),
+    ):
+        path = _save(tmp_path, name, other)
+        assert main(["compare", base, path]) == 2
+        err = capsys.readouterr().err.strip()
+        assert "refusing to gate across machines" in err and len(err.splitlines()) == 1
+        assert main(["compare", base, path, "--same-machine"]) == 0
+        capsys.readouterr()
+    with pytest.raises(ValueError, match="one machine kind"):
+        merge_reports([report, _on_other_machine(report, machine_fingerprint="x")])
+
+
+def test_the_gate_can_be_limited_to_the_recommended_implementation(report, tmp_path, capsys):
+    slower = copy.deepcopy(report)
+    for row in slower["results"]:
+        if row["implementation"] == "gather":
+            row["ratio_to_baseline"] *= 3
+    base, slow = _save(tmp_path, "a.json", report), _save(tmp_path, "b.json", slower)
+    assert main(["compare", base, slow]) == 1
+    assert main(["compare", base, slow, "--impl", "fused"]) == 0
+    assert main(["compare", base, slow, "--impl", "nothing"]) == 2
+    assert "no timing row of that name" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-0.1"])
+def test_max_slowdown_must_be_a_finite_number(report, tmp_path, capsys, value):
+    base = _save(tmp_path, "a.json", report)
+    assert main(["compare", base, base, f"--max-slowdown={value}"]) == 2
+    assert "--max-slowdown must be a finite number >= 0" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--rounds", "0"], "--rounds must be >= 1. Got: 0"),
+        (["--rounds", "-3"], "--rounds must be >= 1. Got: -3"),
+        (["--gamma", "-1"], "--gamma must be a finite number >= 0. Got: -1.0"),
+        (["--gamma", "nan"], "--gamma must be a finite number >= 0. Got: nan"),
+        (["--shape", "4x1"], "classes >= 2). Got: '4x1'"),
+        (["--output", "/dev/null/reports"], "--output must be a writable directory. Got: /dev/null/reports"),
+    ],
+)
+def test_run_refuses_bad_arguments_before_measuring(monkeypatch, capsys, argv, message):
+    import focalbench.commands
+
+    def no_measuring(*args, **kwargs):
+        raise AssertionError("measured before validating")
+
+    monkeypatch.setattr(focalbench.commands, "run_case", no_measuring)
+    monkeypatch.setattr(focalbench.commands, "copy_bandwidth", no_measuring)
+    assert main(["run", "--skip-checks", *argv]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1
+
+
+def test_rows_report_time_per_logit_and_the_exp_floor(report):
+    for row in report["results"]:
+        numel = 1
+        for d in row["shape"]:
+            numel *= d
+        assert row["floor"] == "exp_floor" and row["floor_median_s"] > 0
+        assert row["ns_per_logit"] == pytest.approx(row["median_s"] / numel * 1e9)
+        assert row["ratio_to_floor"] == pytest.approx(row["median_s"] / row["floor_median_s"])

@@ -1,0 +1,156 @@
+"""The C kernel's build: named CPU targets, machine facts, and a build that fails soft.
+
+Each target is built and checked in a fresh process (the library is loaded once per process), so these tests also
+prove that ``import focalbench`` and ``focal_loss`` survive an unusable cache or a refused target.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from focalbench import native
+from focalbench.environment import cpu_flags, isa, machine_fingerprint
+
+#: In a fresh process: `fused` against `numpy_reference` on ordinary, dense, ignored and -inf-masked inputs.
+CORRECTNESS = textwrap.dedent(
+    """
+    import torch
+    from focalbench.registry import get_implementation, list_implementations, unavailable_implementations
+    assert "fused" in list_implementations(), unavailable_implementations()
+    fused, reference = get_implementation("fused"), get_implementation("numpy_reference")
+    g = torch.Generator().manual_seed(0)
+    for shape in ((37, 2), (53, 20), (5, 300), (2, 21, 7, 5)):
+        for gamma in (0.0, 0.5, 2.0, 3.5):
+            x = (torch.randn(shape, generator=g, dtype=torch.float64) * 8).float()
+            x[(0, 1) + (0,) * (len(shape) - 2)] = float("-inf")
+            t = torch.randint(0, shape[1], (shape[0], *shape[2:]), generator=g)
+            t.view(-1)[0], t.view(-1)[1] = 0, -100  # element 0 has class 1 masked, element 1 is ignored
+            x.requires_grad_(True)
+            loss = fused(x, t, gamma=gamma, alpha=0.25)
+            loss.backward()
+            y = x.detach().double().requires_grad_(True)
+            ref = reference(y, t, gamma=gamma, alpha=0.25)
+            ref.backward()
+            assert abs(loss.item() - ref.item()) <= 2e-6 * abs(ref.item()), (shape, gamma, loss.item(), ref.item())
+            assert torch.allclose(x.grad.double(), y.grad, rtol=2e-5, atol=1e-9), (shape, gamma)
+    from focalbench.environment import environment
+    print("built for", environment()["kernel_build"]["target"])
+    """
+)
+
+
+def _python(code: str, **env: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=600, env={**os.environ, **env}
+    )
+
+
+def _runnable_targets() -> list[str]:
+    return [t for t, (_, needs) in native.TARGETS.items() if t in ("x86-64-v2", "x86-64-v3", "x86-64-v4")
+            and native._X86 and needs <= cpu_flags()]  # fmt: skip
+
+
+@pytest.mark.parametrize("target", ["x86-64-v2", "x86-64-v3", "x86-64-v4"])
+def test_every_named_target_builds_a_correct_kernel(target):
+    if target not in _runnable_targets():
+        pytest.skip(f"this CPU ({isa()}) cannot run {target} code")
+    result = _python(CORRECTNESS, FOCALBENCH_CPU_TARGET=target)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert f"built for {target}" in result.stdout
+
+
+def test_an_unknown_or_unrunnable_target_is_refused(monkeypatch):
+    monkeypatch.setenv(native.TARGET_ENV, "pentium4")
+    with pytest.raises(native.NativeBuildError, match="FOCALBENCH_CPU_TARGET must be one of native, x86-64-v2"):
+        native.build_target()
+    assert native.build_settings()["flags"] is None
+    monkeypatch.setenv(native.TARGET_ENV, "x86-64-v4")
+    monkeypatch.setattr(native, "cpu_flags", lambda: frozenset({"sse4_2", "avx2", "fma"}))
+    if native._X86:
+        with pytest.raises(native.NativeBuildError, match="needs CPU flags this CPU lacks: avx512bw"):
+            native.build_target()
+
+
+def test_build_flags_follow_the_target():
+    assert "-march=native" in native.build_flags("native")
+    assert "-march=x86-64-v3" in native.build_flags("x86-64-v3")
+    assert "-mprefer-vector-width=512" not in native.build_flags("x86-64-v3")
+    assert not any(flag.startswith("-march") for flag in native.build_flags("generic"))
+    assert "-ffast-math" not in native.build_flags("native")
+
+
+def test_an_unrunnable_target_leaves_focal_loss_working():
+    code = textwrap.dedent(
+        """
+        import torch, focalbench
+        from focalbench.registry import unavailable_implementations
+        loss = focalbench.focal_loss(torch.randn(4, 3), torch.tensor([0, 1, 2, 0]))
+        assert torch.isfinite(loss)
+        print(unavailable_implementations()["fused"])
+        """
+    )
+    result = _python(code, FOCALBENCH_CPU_TARGET="pentium4")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "FOCALBENCH_CPU_TARGET must be one of" in result.stdout
+
+
+@pytest.mark.parametrize("cache", ["a-file", "under-a-file", "read-only", "foreign-library"])
+def test_an_unusable_cache_is_bypassed(tmp_path, cache):
+    """The kernel is built privately instead; `focalbench list` exits 0 and `fused` stays registered."""
+    if cache == "a-file":
+        path = tmp_path / "cache"
+        path.write_text("not a directory")
+    elif cache == "under-a-file":
+        (tmp_path / "file").write_text("")
+        path = tmp_path / "file" / "cache"
+    elif cache == "read-only":
+        if hasattr(os, "geteuid") and os.geteuid() == 0:
+            pytest.skip("root writes to read-only directories")
+        path = tmp_path / "cache"
+        path.mkdir()
+        path.chmod(0o555)
+    else:  # a library in the shared cache that anyone may have replaced: group- and world-writable
+        path = tmp_path / "cache"
+        path.mkdir()
+        warm = _python("import focalbench.implementations.fused", FOCALBENCH_CACHE=str(path))
+        assert warm.returncode == 0, warm.stderr
+        for library in path.glob("fused_kernel-*.so"):
+            library.write_bytes(b"garbage")
+            library.chmod(0o666)
+    result = subprocess.run(
+        [sys.executable, "-m", "focalbench.cli", "list"], capture_output=True, text=True, timeout=600,
+        env={**os.environ, "FOCALBENCH_CACHE": str(path)},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "unavailable here" not in result.stdout and "fused " in result.stdout
+    if cache == "foreign-library":
+        assert all(lib.read_bytes() == b"garbage" for lib in path.glob("fused_kernel-*.so"))
+
+
+def test_a_degraded_build_is_cached_under_its_own_key(tmp_path, monkeypatch):
+    """A compiler that refuses -fopenmp gives a serial library, cached apart from the OpenMP build's key."""
+    wrapper = tmp_path / "cc"
+    wrapper.write_text('#!/bin/sh\nfor a in "$@"; do [ "$a" = "-fopenmp" ] && exit 1; done\nexec gcc "$@"\n')
+    wrapper.chmod(0o755)
+    cache = tmp_path / "cache"
+    result = _python("import focalbench.implementations.fused", FOCALBENCH_CACHE=str(cache), CC=str(wrapper))
+    assert result.returncode == 0, result.stderr
+    serial = list(cache.glob("fused_kernel-*.so"))
+    assert len(serial) == 1
+    result = _python("import focalbench.implementations.fused", FOCALBENCH_CACHE=str(cache))
+    assert result.returncode == 0, result.stderr
+    assert len(list(cache.glob("fused_kernel-*.so"))) == 2  # the good build did not take the serial one
+
+
+def test_machine_facts():
+    assert isa(frozenset({"avx2", "fma", "sse4_2"})) == "avx2"
+    assert isa(frozenset({"avx512f", "avx512bw", "avx512dq", "avx512vl", "avx2", "fma"})) == "avx512"
+    assert isa(frozenset({"asimd"})) == "neon"
+    a = machine_fingerprint("AMD EPYC", "avx2", 2, "2.13.0")
+    assert a == machine_fingerprint("AMD EPYC", "avx2", 2, "2.13.0")
+    assert a != machine_fingerprint("AMD EPYC", "avx512", 2, "2.13.0") and a.startswith("avx2-2t-")
