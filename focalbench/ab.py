@@ -22,15 +22,13 @@ from focalbench.report import read_report
 
 __all__ = ["ABError", "install_commit", "run_alternating"]
 
-ROOT = Path(__file__).resolve().parent.parent
-
-
 class ABError(RuntimeError):
     """A commit that cannot be checked out, installed or run."""
 
 
-def _git(*args: str, cwd: Path = ROOT) -> str:
-    result = subprocess.run(["git", "-C", str(cwd), *args], capture_output=True, text=True)
+def _git(*args: str) -> str:
+    """git in the current directory: the repository the commits are named in."""
+    result = subprocess.run(["git", *args], capture_output=True, text=True)
     if result.returncode != 0:
         raise ABError(f"git {' '.join(args)}: {result.stderr.strip() or result.returncode}")
     return result.stdout.strip()
@@ -41,7 +39,7 @@ def install_commit(ref: str, workdir: Path) -> Path:
     commit = _git("rev-parse", "--verify", f"{ref}^{{commit}}")
     tree = workdir / f"tree-{commit[:10]}"
     site = workdir / f"site-{commit[:10]}"
-    archive = subprocess.run(["git", "-C", str(ROOT), "archive", commit], capture_output=True)
+    archive = subprocess.run(["git", "archive", commit], capture_output=True)
     if archive.returncode != 0:
         raise ABError(f"git archive {commit}: {archive.stderr.decode(errors='replace').strip()}")
     tree.mkdir(parents=True)

@@ -77,7 +77,8 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("fingerprint", help="print this machine's fingerprint (the name of its gate baseline)")
 
     ab = sub.add_parser("ab", help="gate without a baseline: two commits timed here in alternating rounds")
-    ab.add_argument("--base", required=True, metavar="REF", help="the commit to compare against (e.g. HEAD~1)")
+    ab.add_argument("--base", required=True, metavar="REF",
+                    help="commit to compare against (e.g. HEAD~1) in the current directory's repository")  # fmt: skip
     ab.add_argument("--new", metavar="REF", help="default: this checkout as installed")
     ab.add_argument("--rounds", type=int, default=3, help="quick runs per side (default 3)")
     ab.add_argument("--impl", action="append", dest="impls", metavar="NAME", help="repeatable; default fused")
