@@ -117,9 +117,9 @@ def test_an_unusable_cache_is_bypassed(tmp_path, cache):
     else:  # a library in the shared cache that anyone may have replaced: group- and world-writable
         path = tmp_path / "cache"
         path.mkdir()
-        warm = _python("import focalbench.implementations.fused", FOCALBENCH_CACHE=str(path))
+        warm = _python("import focalbench.kernels.cpu as k; k.library()", FOCALBENCH_CACHE=str(path))
         assert warm.returncode == 0, warm.stderr
-        for library in path.glob("fused_kernel-*.so"):
+        for library in path.glob("focal_cpu-*.so"):
             library.write_bytes(b"garbage")
             library.chmod(0o666)
     result = subprocess.run(
@@ -129,7 +129,7 @@ def test_an_unusable_cache_is_bypassed(tmp_path, cache):
     assert result.returncode == 0, result.stderr[-3000:]
     assert "unavailable here" not in result.stdout and "fused " in result.stdout
     if cache == "foreign-library":
-        assert all(lib.read_bytes() == b"garbage" for lib in path.glob("fused_kernel-*.so"))
+        assert all(lib.read_bytes() == b"garbage" for lib in path.glob("focal_cpu-*.so"))
 
 
 def test_a_degraded_build_is_cached_under_its_own_key(tmp_path, monkeypatch):
@@ -138,13 +138,13 @@ def test_a_degraded_build_is_cached_under_its_own_key(tmp_path, monkeypatch):
     wrapper.write_text('#!/bin/sh\nfor a in "$@"; do [ "$a" = "-fopenmp" ] && exit 1; done\nexec gcc "$@"\n')
     wrapper.chmod(0o755)
     cache = tmp_path / "cache"
-    result = _python("import focalbench.implementations.fused", FOCALBENCH_CACHE=str(cache), CC=str(wrapper))
+    result = _python("import focalbench.kernels.cpu as k; k.library()", FOCALBENCH_CACHE=str(cache), CC=str(wrapper))
     assert result.returncode == 0, result.stderr
-    serial = list(cache.glob("fused_kernel-*.so"))
+    serial = list(cache.glob("focal_cpu-*.so"))
     assert len(serial) == 1
-    result = _python("import focalbench.implementations.fused", FOCALBENCH_CACHE=str(cache))
+    result = _python("import focalbench.kernels.cpu as k; k.library()", FOCALBENCH_CACHE=str(cache))
     assert result.returncode == 0, result.stderr
-    assert len(list(cache.glob("fused_kernel-*.so"))) == 2  # the good build did not take the serial one
+    assert len(list(cache.glob("focal_cpu-*.so"))) == 2  # the good build did not take the serial one
 
 
 def test_machine_facts():
@@ -154,3 +154,29 @@ def test_machine_facts():
     a = machine_fingerprint("AMD EPYC", "avx2", 2, "2.13.0")
     assert a == machine_fingerprint("AMD EPYC", "avx2", 2, "2.13.0")
     assert a != machine_fingerprint("AMD EPYC", "avx512", 2, "2.13.0") and a.startswith("avx2-2t-")
+
+
+def test_the_ctypes_table_matches_the_c_prototypes():
+    """Every exported function of focal_cpu.c, parsed from the source, has exactly the types and names of
+    kernels.cpu.SIGNATURES (a drift would pass wrong arguments through ctypes)."""
+    import re
+
+    from focalbench.kernels import cpu
+
+    source = cpu.SOURCE.read_text()
+    exported = {}
+    for match in re.finditer(r"^(int64_t|int|double|void)\s+(\w+)\(([^)]*)\)\s*\{", source, re.MULTILINE):
+        restype, name, params = match.groups()
+        parsed = []
+        for param in " ".join(params.split()).split(","):
+            c_type, param_name = re.fullmatch(r"\s*(.*?)\s*(\w+)\s*", param).groups()
+            parsed.append((" ".join(c_type.replace("*", " *").split()), param_name))
+        exported[name] = (restype, parsed)
+    assert set(exported) == set(cpu.SIGNATURES)
+    for name, (restype, params) in cpu.SIGNATURES.items():
+        assert exported[name][0] == restype, name
+        assert [(" ".join(t.replace("*", " *").split()), p) for t, p in params] == exported[name][1], name
+    # static helpers are not exported, and every exported one is typed
+    library = cpu.library()
+    for name in cpu.SIGNATURES:
+        assert getattr(library, name).argtypes is not None

@@ -1,0 +1,156 @@
+"""The CPU kernel of the focal loss: ``focal_cpu.c``, built at first use, called through one typed table.
+
+The bridge is ctypes over a plain C library rather than a ``torch.utils.cpp_extension``: the C file builds in about
+1-2 s with the system compiler and no torch headers, where an extension against torch's headers takes tens of
+seconds on first use (measured in the README), and the call costs the same. What ctypes lacks, type checking, is
+:data:`SIGNATURES`: each exported function with its C types and parameter names, as declared in the C source. A test
+parses the prototypes in ``focal_cpu.c`` and checks them against this table, and :func:`_call` passes arguments by
+name, so a drift between the two is a test failure or a ``TypeError``, never silently corrupted memory.
+
+The exponential and logarithm in the C source are written there rather than taken from libm because libm's scalar
+calls keep the per-row terms from vectorizing (see the comment at ``log_pos``); they are checked against an mpmath
+oracle like everything else.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+import math
+from pathlib import Path
+
+import torch
+
+from focalbench.native import NativeBuildError, load
+from focalbench.semantics import FocalArgs, compute_dtype, mean_scale
+
+__all__ = ["SIGNATURES", "SOURCE", "available", "forward", "forward_args", "library"]
+
+SOURCE = Path(__file__).with_name("focal_cpu.c")
+
+#: The exported functions: name -> (C return type, [(C type, parameter name), ...]), in declaration order.
+SIGNATURES: dict[str, tuple[str, list[tuple[str, str]]]] = {
+    "focal_blocks_count": (
+        "int64_t",
+        [("int64_t", "B"), ("int64_t", "S"), ("int64_t", "C"), ("int64_t", "sC"), ("int64_t", "gC"),
+         ("int", "is_double")],
+    ),
+    "focal_forward": (
+        "int",
+        [("const void *", "z"), ("int", "is_double"), ("int64_t", "S"), ("int64_t", "C"), ("int64_t", "sB"),
+         ("int64_t", "sC"), ("int64_t", "sS"), ("const int64_t *", "target"), ("const double *", "alpha_t"),
+         ("double", "gamma"), ("double", "scale"), ("double *", "loss"), ("void *", "grad"), ("int64_t", "gB"),
+         ("int64_t", "gC"), ("int64_t", "gS"), ("int", "need_grad"), ("int64_t", "blocks"), ("int", "threads")],
+    ),
+}  # fmt: skip
+
+CTYPES = {
+    "int": ctypes.c_int,
+    "int64_t": ctypes.c_int64,
+    "double": ctypes.c_double,
+}  # every pointer is passed as c_void_p (a tensor's data_ptr() or None)
+
+
+def _ctype(c_type: str):
+    return ctypes.c_void_p if c_type.endswith("*") else CTYPES[c_type]
+
+
+@functools.cache
+def _build() -> ctypes.CDLL | NativeBuildError:
+    try:
+        lib = load(SOURCE)
+        for name, (restype, params) in SIGNATURES.items():
+            function = getattr(lib, name)
+            function.restype = _ctype(restype)
+            function.argtypes = [_ctype(c_type) for c_type, _ in params]
+    except NativeBuildError as error:  # remembered: a failed build is not retried at every call
+        return error
+    except AttributeError as error:  # a library without one of the functions
+        return NativeBuildError(f"{SOURCE.name}: {error}")
+    return lib
+
+
+def library() -> ctypes.CDLL:
+    """The built library with every function of :data:`SIGNATURES` typed (built once per process).
+
+    Raises:
+        NativeBuildError: it could not be built or loaded here (the reason is kept and raised again on later calls).
+    """
+    outcome = _build()
+    if isinstance(outcome, NativeBuildError):
+        raise outcome
+    return outcome
+
+
+def available() -> str | None:
+    """None when the kernel can run here, else why not (builds it if needed)."""
+    outcome = _build()
+    return str(outcome) if isinstance(outcome, NativeBuildError) else None
+
+
+def _call(name: str, **arguments):
+    """Call ``name`` with arguments by their C parameter names (a missing or unknown name is a TypeError)."""
+    params = [p for _, p in SIGNATURES[name][1]]
+    if set(arguments) != set(params):
+        raise TypeError(f"{name} takes {params}. Got: {sorted(arguments)}")
+    return getattr(library(), name)(*(arguments[p] for p in params))
+
+
+def _pointer(tensor: torch.Tensor | None) -> int | None:
+    return None if tensor is None else tensor.data_ptr()
+
+
+def forward(
+    logits: torch.Tensor,
+    target_rows: torch.Tensor,
+    alpha_rows: torch.Tensor | None,
+    gamma: float,
+    scale: float,
+    need_grad: bool,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Per-element loss (float64, the target's shape) and ``scale`` times its gradient (the logits' shape).
+
+    Args:
+        logits: ``(N, C, ...)`` float32 or float64 on the CPU, any strides.
+        target_rows: int64, one per row (``N * d1 * ... * dk``, contiguous), -1 at ignored rows.
+        alpha_rows: float64 weight per row (contiguous), or None for all ones.
+        gamma, scale: the focusing parameter and the factor folded into the gradient (1 / count for a mean).
+        need_grad: write the gradient (else None is returned for it).
+    """
+    dtype = logits.dtype
+    is_double = int(dtype == torch.float64)
+    n, c = logits.shape[:2]
+    if logits.dim() == 2:  # rows are the lanes: (1, C, N) with the row stride as the lane stride
+        x = logits
+        blocks_b, lanes, strides = 1, n, (0, x.stride(1), x.stride(0))
+        grad = torch.empty((n, c), dtype=dtype) if need_grad else None
+        grad_strides = (0, 1, c)
+    else:
+        x = logits.reshape(n, c, math.prod(logits.shape[2:]))  # not -1: 0 elements have no inferable size
+        blocks_b, lanes, strides = n, x.shape[2], x.stride()
+        grad = torch.empty(x.shape, dtype=dtype) if need_grad else None
+        grad_strides = (c * lanes, lanes, 1)
+    loss = torch.empty(target_rows.numel(), dtype=torch.float64)
+    blocks = _call("focal_blocks_count", B=blocks_b, S=lanes, C=c, sC=strides[1], gC=grad_strides[1],
+                   is_double=is_double)  # fmt: skip
+    threads = min(torch.get_num_threads(), max(1, x.numel() // 16384))  # threads pay off past ~16k logits
+    failed = _call(
+        "focal_forward", z=_pointer(x), is_double=is_double, S=lanes, C=c, sB=strides[0], sC=strides[1],
+        sS=strides[2], target=_pointer(target_rows), alpha_t=_pointer(alpha_rows), gamma=gamma, scale=scale,
+        loss=_pointer(loss), grad=_pointer(grad), gB=grad_strides[0], gC=grad_strides[1], gS=grad_strides[2],
+        need_grad=int(need_grad), blocks=blocks, threads=threads,
+    )  # fmt: skip
+    if failed:
+        raise MemoryError("focal_cpu: could not allocate its block buffers")
+    return loss, None if grad is None else grad.reshape(logits.shape)
+
+
+def forward_args(args: FocalArgs, need_grad: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """:func:`forward` for validated arguments: the per-element loss and the gradient of the *reduced* loss."""
+    logits = args.logits.to(compute_dtype(args.logits.dtype))
+    # -1 marks an ignored row: the kernel reads none of its logits, so garbage there (NaN, -inf) stays out
+    target = args.target if args.all_counted else args.target.masked_fill(~args.valid, -1)
+    alpha = None if args.alpha is None else args.alpha_t(torch.float64).reshape(-1).contiguous()
+    scale = mean_scale(args) if args.reduction == "mean" else 1.0
+    loss, grad = forward(logits, target.reshape(-1).contiguous(), alpha, args.gamma, scale, need_grad)
+    return loss.reshape(args.target.shape), grad
