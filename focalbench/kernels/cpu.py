@@ -1,8 +1,9 @@
 """The CPU kernel of the focal loss: ``focal_cpu.c``, built at first use, called through one typed table.
 
-The bridge is ctypes over a plain C library rather than a ``torch.utils.cpp_extension``: the C file builds in about
-1-2 s with the system compiler and no torch headers, where an extension against torch's headers takes tens of
-seconds on first use (measured in the README), and the call costs the same. What ctypes lacks, type checking, is
+The bridge is ctypes over a plain C library rather than a ``torch.utils.cpp_extension``: measured on a 2-core
+x86-64 VM, the C file built in 6.0 s with the system compiler and no torch headers, a one-line extension against
+torch's headers (``load_inline``) in 45.5 s, and first use is what a user waits for; the call itself is a few
+microseconds either way, small beside the autograd bookkeeping around it. What ctypes lacks, type checking, is
 :data:`SIGNATURES`: each exported function with its C types and parameter names, as declared in the C source. A test
 parses the prototypes in ``focal_cpu.c`` and checks them against this table, and :func:`_call` passes arguments by
 name, so a drift between the two is a test failure or a ``TypeError``, never silently corrupted memory.
