@@ -14,9 +14,11 @@ without our validation, so the checks judge its own behaviour.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import importlib.metadata
 import pkgutil
+import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -115,7 +117,9 @@ class Implementation:
 
 _REGISTRY: dict[str, Implementation] = {}
 _UNAVAILABLE: dict[str, str] = {}
-_DISCOVERED = False
+_DISCOVERED = False  # every implementation module has been imported
+_DISCOVERING = False  # the thread holding _DISCOVERY_LOCK is importing them
+_DISCOVERY_LOCK = threading.RLock()
 ENTRY_POINT_GROUP = "focalbench.implementations"
 
 
@@ -201,18 +205,40 @@ def register_unavailable(name: str, reason: str) -> None:
     _UNAVAILABLE[name] = reason
 
 
+def _import_registering(name: str, load: Callable[[], object]) -> None:
+    """Run one registering import; a module that fails to import makes ``name`` unavailable, never the registry."""
+    try:
+        load()
+    except Exception as error:  # noqa: BLE001 - whatever a module raises, the other implementations stay usable
+        register_unavailable(name, f"importing it failed: {type(error).__name__}: {error}")
+
+
 def _discover() -> None:
-    global _DISCOVERED
+    """Import every implementation module once, whichever thread asks first; the others wait for it to finish.
+
+    ``_DISCOVERED`` is set only after every import has run, under ``_DISCOVERY_LOCK``, so no thread can see a
+    half-filled registry. The lock is re-entrant and ``_DISCOVERING`` makes a nested call (a module that looks an
+    implementation up while it is being imported) return at once instead of starting discovery again.
+    """
+    global _DISCOVERED, _DISCOVERING
     if _DISCOVERED:
         return
-    _DISCOVERED = True
-    package = importlib.import_module("focalbench.implementations")
-    for module in sorted(pkgutil.iter_modules(package.__path__), key=lambda m: m.name):
-        if not module.name.startswith("_"):
-            importlib.import_module(f"{package.__name__}.{module.name}")
-    # Third-party packages can ship implementations through an entry point that imports their registering module.
-    for entry_point in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
-        entry_point.load()
+    with _DISCOVERY_LOCK:
+        if _DISCOVERED or _DISCOVERING:
+            return
+        _DISCOVERING = True
+        try:
+            package = importlib.import_module("focalbench.implementations")
+            for module in sorted(pkgutil.iter_modules(package.__path__), key=lambda m: m.name):
+                if not module.name.startswith("_"):
+                    qualified = f"{package.__name__}.{module.name}"
+                    _import_registering(module.name, functools.partial(importlib.import_module, qualified))
+            # Third-party packages can ship implementations through an entry point that imports their module.
+            for entry_point in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+                _import_registering(entry_point.name, entry_point.load)
+            _DISCOVERED = True
+        finally:
+            _DISCOVERING = False
 
 
 def list_implementations() -> list[str]:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import importlib
+import json
+import subprocess
 import sys
 import types
 
@@ -9,6 +12,7 @@ import pytest
 import torch
 
 import focalbench
+from focalbench import registry
 from focalbench.checks import CHECKS, evaluate
 from focalbench.registry import CAPABILITIES, load_implementation, register
 
@@ -102,3 +106,72 @@ def test_every_declared_defect_is_exercised_by_an_applicable_case():
                 if defect.applies(check.name, case) and applicability(impl, check, case, "cpu") is None
             ]
             assert reached, f"{name}: no applicable case of {defect.check} reaches the defect {defect.reason!r}"
+
+
+CONCURRENT_FIRST_CALLS = """
+import json, threading, torch, focalbench
+barrier, results, errors = threading.Barrier(8), {}, []
+
+def call(i):
+    logits = torch.randn(6, 5, generator=torch.Generator().manual_seed(i))
+    barrier.wait()  # eight first calls at once, in a process that has not discovered anything yet
+    try:
+        results[i] = focalbench.focal_loss(logits, torch.tensor([0, 1, 2, 3, 4, 0])).item()
+    except Exception as error:
+        errors.append(f"{type(error).__name__}: {error}")
+
+threads = [threading.Thread(target=call, args=(i,)) for i in range(8)]
+for thread in threads:
+    thread.start()
+for thread in threads:
+    thread.join()
+sequential = {
+    i: focalbench.focal_loss(torch.randn(6, 5, generator=torch.Generator().manual_seed(i)),
+                             torch.tensor([0, 1, 2, 3, 4, 0])).item()
+    for i in range(8)
+}
+print(json.dumps({"errors": errors, "same": all(results.get(i) == sequential[i] for i in range(8))}))
+"""
+
+
+def test_concurrent_first_calls_all_see_the_whole_registry():
+    """Discovery is set done only after every implementation is imported, under a lock (a fresh process, 8 threads)."""
+    done = subprocess.run(
+        [sys.executable, "-c", CONCURRENT_FIRST_CALLS], capture_output=True, text=True, timeout=300, check=False
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    outcome = json.loads(done.stdout.strip().splitlines()[-1])
+    assert outcome == {"errors": [], "same": True}
+
+
+def test_a_lookup_during_discovery_does_not_restart_it(monkeypatch):
+    """An implementation module that looks the registry up while it is imported gets the registry so far."""
+    monkeypatch.setattr(registry, "_DISCOVERED", False)
+    real_import = importlib.import_module
+    nested = []
+
+    def import_that_looks_up(name, *args):
+        if name.startswith("focalbench.implementations."):
+            nested.append(registry.list_implementations())  # re-enters _discover in the discovering thread
+        return real_import(name, *args)
+
+    monkeypatch.setattr(importlib, "import_module", import_that_looks_up)
+    assert "gather" in registry.list_implementations()
+    assert nested and registry._DISCOVERED and not registry._DISCOVERING
+
+
+def test_a_module_that_fails_to_import_is_unavailable_and_the_others_stay(monkeypatch):
+    monkeypatch.setattr(registry, "_DISCOVERED", False)
+    monkeypatch.setattr(registry, "_UNAVAILABLE", {})
+    real_import = importlib.import_module
+
+    def failing_import(name, *args):
+        if name.endswith(".scatter_mask"):
+            raise OSError("cannot read the module")
+        return real_import(name, *args)
+
+    monkeypatch.setattr(importlib, "import_module", failing_import)
+    assert {"gather", "fused_eager"} <= set(registry.list_implementations())
+    assert registry.unavailable_implementations() == {
+        "scatter_mask": "importing it failed: OSError: cannot read the module"
+    }
