@@ -25,9 +25,17 @@ log-sum-exps, so float32 inputs give a loss within a few ulp of the exact one fo
 shifts of all logits. Per-row scalars are float64 (they cost O(rows), not O(rows x classes)).
 
 Every implementation built on it supplies a *forward kernel* ``kernel(args, need_grad) -> (per_element, grad)``:
-the per-element loss (target's shape) and, when the logits require a gradient, the gradient of the *reduced* loss
-(the reduction's scale folded in), computed in the same sweep. :class:`FusedFocalLoss` then makes the backward a
-multiplication by the upstream gradient (skipped when that is 1), as in Liger-Kernel's cross-entropy.
+the per-element loss (target's shape) and, when ``need_grad``, the gradient of the *reduced* loss (the reduction's
+scale folded in), computed in the same sweep. :class:`FusedFocalLoss` then makes the backward a multiplication by the
+upstream gradient (skipped when that is 1), as in Liger-Kernel's cross-entropy. ``need_grad`` is decided before the
+autograd function runs (inside its forward, grad mode is always off): no gradient is computed under
+``torch.no_grad()`` / ``torch.inference_mode()`` or for logits that do not require one.
+
+Double backward (``create_graph=True``, e.g. a gradient penalty): the backward then adds the closed-form gradient
+written in differentiable PyTorch operations (:func:`differentiable_gradient`, float64) as ``y - y.detach()``: its
+value is exactly 0, so the gradient keeps the kernel's values, and autograd differentiates ``y`` for the second
+derivative. The closed form is smooth in the logits (``log(1 - p_t)`` as ``-softplus(-d)``, no power of ``1 - p_t``
+below ``gamma``), so the second derivative has no ``0 * inf`` either.
 """
 
 from __future__ import annotations
@@ -36,36 +44,74 @@ from collections.abc import Callable
 
 import torch
 
-from focalbench.semantics import FocalArgs, reduce_loss
+from focalbench.semantics import FocalArgs, mean_scale, reduce_loss
 
-__all__ = ["ForwardKernel", "FusedFocalLoss", "fused_loss"]
+__all__ = ["ForwardKernel", "FusedFocalLoss", "differentiable_gradient", "fused_loss"]
 
 ForwardKernel = Callable[[FocalArgs, bool], "tuple[torch.Tensor, torch.Tensor | None]"]
 
 
+def differentiable_gradient(logits: torch.Tensor, args: FocalArgs, upstream: torch.Tensor) -> torch.Tensor:
+    """d(reduced loss)/d logits times ``upstream``, in float64 PyTorch operations that autograd can differentiate.
+
+    The derivation above: ``-G`` at the target, ``G q_j`` elsewhere, scaled by the upstream gradient (per element for
+    ``"none"``) and by 1 / count for ``"mean"``. Ignored elements' logits are replaced by 0 first, so whatever they
+    hold contributes nothing, to the value or to its derivative.
+    """
+    x = logits.to(torch.float64)
+    if not args.all_counted:
+        x = torch.where(args.valid.unsqueeze(1), x, 0.0)
+    target = args.safe_target.unsqueeze(1)
+    others = x.scatter(1, target, float("-inf"))
+    # a row whose other classes are all at -inf has G = 0: computed on zeros there, so that no NaN of a 0/0 softmax
+    # reaches the second derivative
+    has_rest = (others > float("-inf")).any(dim=1, keepdim=True)
+    others = torch.where(has_rest, others, 0.0)
+    d = torch.logsumexp(others, dim=1, keepdim=True) - x.gather(1, target)  # log((1 - p_t) / p_t)
+    zero = torch.zeros((), dtype=torch.float64, device=x.device)
+    neg_log_p_t = torch.logaddexp(d, zero)  # softplus(d)
+    log_one_minus_p_t = -torch.logaddexp(-d, zero)
+    one_minus_p_t, p_t = log_one_minus_p_t.exp(), (-neg_log_p_t).exp()
+    weight = torch.where(has_rest, args.alpha_t(torch.float64).unsqueeze(1), 0.0)
+    if args.gamma:
+        weight = weight * (args.gamma * log_one_minus_p_t).exp()
+    big_g = weight * (one_minus_p_t + args.gamma * p_t * neg_log_p_t)
+    grad = big_g * (torch.softmax(others, dim=1) - torch.zeros_like(x).scatter(1, target, 1.0))
+    upstream = upstream.to(torch.float64)
+    if args.reduction == "none":
+        return grad * upstream.unsqueeze(1)
+    return grad * (upstream * mean_scale(args) if args.reduction == "mean" else upstream)
+
+
 class FusedFocalLoss(torch.autograd.Function):
-    """Forward runs the kernel (gradient included when the logits require it); backward scales that gradient."""
+    """Forward runs the kernel (gradient included when ``need_grad``); backward scales that gradient."""
 
     @staticmethod
-    def forward(ctx, logits: torch.Tensor, args: FocalArgs, kernel: ForwardKernel) -> torch.Tensor:
-        per_element, grad = kernel(args, ctx.needs_input_grad[0])
-        ctx.reduction = args.reduction
+    def forward(ctx, logits: torch.Tensor, args: FocalArgs, kernel: ForwardKernel, need_grad: bool) -> torch.Tensor:
+        per_element, grad = kernel(args, need_grad)
+        ctx.args = args
         if grad is not None:
-            ctx.save_for_backward(grad)
+            # the logits only for a double backward; saving an input keeps no extra memory
+            ctx.save_for_backward(grad, logits)
         return reduce_loss(per_element, args).to(logits.dtype)
 
     @staticmethod
-    @torch.autograd.function.once_differentiable
     def backward(ctx, grad_output: torch.Tensor):
-        (grad,) = ctx.saved_tensors
-        if ctx.reduction == "none":
-            grad = grad * grad_output.unsqueeze(1)
-        elif grad_output.device.type != "cpu" or float(grad_output) != 1.0:
+        grad, logits = ctx.saved_tensors
+        upstream = grad_output.detach()
+        if ctx.args.reduction == "none":
+            grad = grad * upstream.unsqueeze(1)
+        elif upstream.device.type != "cpu" or float(upstream) != 1.0:
             # on CUDA, multiply rather than read the value back (a host sync)
-            grad = grad * grad_output
-        return grad.to(grad_output.dtype), None, None
+            grad = grad * upstream
+        if torch.is_grad_enabled():  # create_graph=True: the same values, differentiable
+            exact = differentiable_gradient(logits, ctx.args, grad_output)
+            exact = torch.where(torch.isfinite(exact), exact, 0.0)  # a non-finite value must not reach the sum
+            grad = grad + (exact - exact.detach()).to(grad.dtype)
+        return grad.to(grad_output.dtype), None, None, None
 
 
 def fused_loss(args: FocalArgs, kernel: ForwardKernel) -> torch.Tensor:
-    """The focal loss of ``args`` through ``kernel``, differentiable once."""
-    return FusedFocalLoss.apply(args.logits, args, kernel)
+    """The focal loss of ``args`` through ``kernel``, differentiable twice; no gradient work when none is needed."""
+    need_grad = torch.is_grad_enabled() and args.logits.requires_grad
+    return FusedFocalLoss.apply(args.logits, args, kernel, need_grad)

@@ -9,6 +9,11 @@ Steps, each along dim 1 of the ``(N, C, ...)`` logits (dense inputs without a pe
    differences ``z_j - max`` carry a relative error that the loss multiplies by ``gamma + 1``, and rows whose ``p_t``
    underflowed.
 3. Loss and ``G`` per row; the gradient overwrites ``p``: ``G q_j`` off the target, ``-G`` at it.
+
+Non-finite logits take their limits: a -inf class has ``p_j = 0`` (absent); with every other class absent ``d = -inf``
+and loss and ``G`` are 0; a target at -inf (``p_t = 0``, recomputed in step 2) has ``d = +inf``, loss +inf and
+``G = alpha_t`` (``p_t log p_t`` taken as its limit 0); NaN and +inf propagate. Ignored elements are computed on zero
+logits, so nothing they hold reaches the result.
 """
 
 from __future__ import annotations
@@ -40,12 +45,14 @@ def _refine_confident_rows(x: torch.Tensor, target: torch.Tensor, rows: torch.Te
     logit_t = z.gather(1, t)
     others = z.scatter(1, t, float("-inf"))
     others_max = others.amax(dim=1, keepdim=True)
-    exp_others = torch.exp(others - others_max)
-    sum_others = exp_others.sum(dim=1, keepdim=True)
-    d = (others_max - logit_t) + sum_others.log()  # log((1 - p_t) / p_t), exact to float64 rounding
+    shift = others_max.masked_fill(others_max == float("-inf"), 0.0)  # no other class left: -inf - -inf is NaN
+    exp_others = torch.exp(others - shift)
+    sum_others = exp_others.sum(dim=1, keepdim=True)  # 0 when every other class is at -inf
+    d = (shift - logit_t) + sum_others.log()  # log((1 - p_t) / p_t), exact to float64 rounding; -inf: p_t = 1
     neg_log_p_t = _softplus(d)
     one_minus_p_t = torch.exp(-_softplus(-d))
-    return one_minus_p_t.squeeze(1), torch.exp(-neg_log_p_t).squeeze(1), neg_log_p_t.squeeze(1), exp_others / sum_others
+    q = torch.where(sum_others > 0, exp_others / sum_others, 0.0)
+    return one_minus_p_t.squeeze(1), torch.exp(-neg_log_p_t).squeeze(1), neg_log_p_t.squeeze(1), q
 
 
 #: Relative error the float32 pass may leave before a row is recomputed exactly: half the 2e-6 bound.
@@ -57,6 +64,10 @@ def eager_forward(args: FocalArgs, need_grad: bool) -> tuple[torch.Tensor, torch
     logits = args.logits
     dtype = compute_dtype(logits.dtype)
     x = logits.to(dtype)
+    if not args.all_counted:
+        # ignored elements count for nothing whatever their logits hold (-inf at class 0, NaN, +inf): compute them
+        # on zeros, where alpha_t = 0 makes loss and gradient exactly 0
+        x = x.masked_fill(~args.valid.unsqueeze(1), 0.0)
     target = args.safe_target.unsqueeze(1)
     num_classes = x.shape[1]
 
@@ -97,7 +108,8 @@ def eager_forward(args: FocalArgs, need_grad: bool) -> tuple[torch.Tensor, torch
         return per_element, None
 
     # 4. the gradient, written over the probabilities: G q_j off the target, -G at it
-    big_g = weighted * (one_minus_p_t + gamma * p_t * neg_log_p_t)
+    p_t_log_p_t = torch.where(p_t > 0, p_t * neg_log_p_t, 0.0)  # x log x -> 0 as x -> 0: a target at -inf
+    big_g = weighted * (one_minus_p_t + gamma * p_t_log_p_t)
     if args.reduction == "mean":
         big_g = big_g * mean_scale(args)
     # no non-target mass (every other class underflowed) means G = 0 too
@@ -110,7 +122,7 @@ def eager_forward(args: FocalArgs, need_grad: bool) -> tuple[torch.Tensor, torch
 @register(
     "fused_eager",
     description="closed form in PyTorch ops: softmax pass + exact float64 rows where float32 falls short",
-    capabilities={"dense", "ignore_index", "reduction:none", "alpha:scalar", "alpha:per_class"},
+    capabilities={"dense", "ignore_index", "reduction:none", "alpha:scalar", "alpha:per_class", "double_backward"},
 )
 def fused_eager(args: FocalArgs) -> torch.Tensor:
     """Closed-form focal loss in PyTorch operations, accurate at every finite logit gap."""

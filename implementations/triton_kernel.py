@@ -13,6 +13,10 @@ Each ``z_j - m`` is corrected by its exact float32 rounding error (Knuth's TwoSu
 so confident rows keep their digits. Dense inputs are addressed through their strides (no permute-copy). The loss is
 written per row and reduced by PyTorch: no atomics, the result does not depend on scheduling.
 
+Non-finite logits take their limits: an exponent below float32's range, -inf included, is exactly 0 (a -inf class is
+absent; no row sum: loss and gradient 0); a target at -inf gives ``d = +inf``, loss +inf and ``G = alpha_t``; a NaN
+sum counts as mass, so NaN reaches the loss. Ignored rows are passed as target -1 and read as zeros.
+
 With ``TRITON_INTERPRET=1`` (set by the test suite on a CPU run) the kernel runs in Triton's interpreter on CPU
 tensors, which is how it is checked without a GPU. Without triton installed the implementation is unavailable.
 """
@@ -20,6 +24,7 @@ tensors, which is how it is checked without a GPU. Without triton installed the 
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 
 import numpy
@@ -42,11 +47,15 @@ if triton is not None:
 
     @triton.jit
     def _exp_shifted(z, m):
-        """exp(z - m) with the float32 rounding error of z - m folded back in (TwoSum)."""
+        """exp(z - m) with the float32 rounding error of z - m folded back in (TwoSum).
+
+        Exactly 0 where ``z - m`` is below float32's exponent range, -inf included (an absent class, or a gap beyond
+        float32's range): there TwoSum's ``lo`` would be ``inf - inf``. A NaN ``z`` or ``m`` still gives NaN.
+        """
         hi = z - m
         back = hi - z
         lo = (z - (hi - back)) + (-m - back)
-        return tl.exp(hi) * (1.0 + lo)
+        return tl.where(hi < -104.0, 0.0, tl.exp(hi) * (1.0 + lo))
 
     @triton.jit
     def _log1p(y):
@@ -74,6 +83,9 @@ if triton is not None:
         s = (rows % S).to(tl.int64)
         z_row = z_ptr + n * s_n + s * s_s
         target = tl.load(t_ptr + rows, mask=row_ok, other=0)
+        # an ignored row (target -1) is read as zeros: alpha = 0 then makes its loss and gradient exactly 0, whatever
+        # its logits hold
+        counted = row_ok & (target >= 0)
         alpha = tl.load(a_ptr + rows, mask=row_ok, other=0.0).to(tl.float64)
         lowest = -3.4028234663852886e38
 
@@ -84,7 +96,8 @@ if triton is not None:
         for c0 in range(0, C, BLOCK_C):
             cols = c0 + tl.arange(0, BLOCK_C)
             ok = row_ok[:, None] & (cols < C)[None, :]
-            z = tl.load(z_row[:, None] + cols[None, :].to(tl.int64) * s_c, mask=ok, other=0.0).to(tl.float32)
+            live = ok & counted[:, None]
+            z = tl.load(z_row[:, None] + cols[None, :].to(tl.int64) * s_c, mask=live, other=0.0).to(tl.float32)
             z = tl.where(ok, z, lowest)
             is_t = cols[None, :] == target[:, None]
             z_t += tl.sum(tl.where(is_t & ok, z, 0.0), axis=1)
@@ -95,7 +108,7 @@ if triton is not None:
 
         # 2. per-row scalars in float64
         s64 = total.to(tl.float64)
-        has_rest = s64 > 0.0
+        has_rest = s64 != 0.0  # NaN counts as mass: it must reach the loss
         safe = tl.where(has_rest, s64, 1.0)
         d = tl.log(safe) + (m.to(tl.float64) - z_t.to(tl.float64))
         neg_log_p_t = _softplus(d)
@@ -108,14 +121,16 @@ if triton is not None:
         # 3. gradient: G exp(z_j - m) / S off the target, -G at it
         if NEED_GRAD:
             p_t = tl.exp(-neg_log_p_t)
-            big_g = tl.where(has_rest, weighted * (tl.exp(log_one_minus_p_t) + gamma * p_t * neg_log_p_t) * scale, 0.0)
+            p_t_log_p_t = tl.where(p_t > 0.0, p_t * neg_log_p_t, 0.0)  # x log x -> 0 as x -> 0: a target at -inf
+            big_g = tl.where(has_rest, weighted * (tl.exp(log_one_minus_p_t) + gamma * p_t_log_p_t) * scale, 0.0)
             coef = (big_g / safe).to(tl.float32)
             minus_g = (-big_g).to(tl.float32)
             g_row = g_ptr + n * g_n + s * g_s
             for c0 in range(0, C, BLOCK_C):
                 cols = c0 + tl.arange(0, BLOCK_C)
                 ok = row_ok[:, None] & (cols < C)[None, :]
-                z = tl.load(z_row[:, None] + cols[None, :].to(tl.int64) * s_c, mask=ok, other=0.0).to(tl.float32)
+                live = ok & counted[:, None]
+                z = tl.load(z_row[:, None] + cols[None, :].to(tl.int64) * s_c, mask=live, other=0.0).to(tl.float32)
                 is_t = cols[None, :] == target[:, None]
                 grad = tl.where(is_t, minus_g[:, None], _exp_shifted(z, m[:, None]) * coef[:, None])
                 tl.store(
@@ -135,10 +150,12 @@ if triton is not None:
         """Per-element loss (float32) and the reduction-scaled gradient (logits' dtype), from one launch."""
         logits = args.logits
         n, c = logits.shape[:2]
-        view = logits.reshape(n, c, -1)  # a view for contiguous dense inputs; strided addressing either way
-        spatial = view.shape[2]
+        spatial = math.prod(logits.shape[2:])
+        view = logits.reshape(n, c, spatial)  # a view for contiguous dense inputs; strided addressing either way
         rows = n * spatial
-        target = args.safe_target.reshape(-1).contiguous()
+        # ignored rows as -1: the kernel reads none of their logits
+        target = (args.target if args.all_counted else args.target.masked_fill(~args.valid, -1)).reshape(-1)
+        target = target.contiguous()
         alpha_t = args.alpha_t(torch.float32).reshape(-1).contiguous()
         loss = torch.empty(rows, dtype=torch.float32, device=logits.device)
         grad = torch.empty((n, c, spatial), dtype=logits.dtype, device=logits.device) if need_grad else loss
@@ -167,7 +184,7 @@ if triton is not None:
         + (" (interpreter)" if INTERPRETED else ""),
         devices=("cpu",) if INTERPRETED else ("cuda",),
         dtypes=(torch.float16, torch.bfloat16, torch.float32),
-        capabilities={"dense", "ignore_index", "reduction:none", "alpha:scalar", "alpha:per_class"},
+        capabilities={"dense", "ignore_index", "reduction:none", "alpha:scalar", "alpha:per_class", "double_backward"},
         interpreted=INTERPRETED,
     )
     def triton_focal_loss(args: FocalArgs) -> torch.Tensor:
