@@ -19,13 +19,38 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from focalbench.cases import BadInput, Case, bad_inputs, extreme_cases, random_cases
-from focalbench.registry import Implementation, get_implementation
+from focalbench.cases import (
+    BadInput,
+    Case,
+    absent_class_cases,
+    bad_inputs,
+    beyond_range_cases,
+    create_graph_cases,
+    empty_cases,
+    extreme_cases,
+    garbage_cases,
+    impossible_target_cases,
+    poisoned_cases,
+    random_cases,
+)
+from focalbench.registry import Implementation, KnownDefect, get_implementation
 from focalbench.tolerances import ACCURACY_BOUND, TOLERANCES, compare
 
-__all__ = ["CHECKS", "REFERENCE", "Check", "Outcome", "evaluate", "loss_and_grad", "run_matrix", "summarize"]
+__all__ = [
+    "CHECKS",
+    "REFERENCE",
+    "Check",
+    "Outcome",
+    "checks_reached",
+    "differential",
+    "evaluate",
+    "loss_and_grad",
+    "run_matrix",
+    "summarize",
+]
 
 REFERENCE = "numpy_reference"
+GRADIENT_PENALTY_REFERENCE = "gather"  # plain autograd through log_softmax: differentiable any number of times
 
 CheckFn = Callable[[Implementation, object, str], "str | None"]
 
@@ -104,6 +129,45 @@ def _cross_entropy_at_gamma_zero(impl: Implementation, case: Case, device: str) 
     )
 
 
+def _finite_stand_in(logits: torch.Tensor) -> torch.Tensor:
+    """Float64 ``logits`` with every -inf replaced by a finite number 1e4 below the smallest finite logit.
+
+    ``exp`` of a difference of 1e4 is exactly 0 in float64, so the reference computes on finite numbers what the
+    limit is: a class at -inf absent, a target at -inf with ``p_t = 0`` (gradient ``-alpha_t`` there, ``alpha_t q_j``
+    elsewhere) and a loss that is large where the limit is +inf.
+    """
+    x = logits.detach().double()
+    finite = x[torch.isfinite(x)]
+    low = (float(finite.min()) if finite.numel() else 0.0) - 1e4
+    return torch.where(torch.isneginf(x), low, x)
+
+
+def _matches_limits(impl: Implementation, case: Case, device: str) -> str | None:
+    """Loss and gradient equal the reference's on the finite stand-in (the limits), with a loss of +inf wherever a
+    target is impossible, and a gradient of exactly 0 at every non-target class whose logit is -inf."""
+    logits, target = case.make(device)
+    kwargs, upstream = case.kwargs(), _upstream(case, device)
+    loss, grad = loss_and_grad(impl, logits, target, kwargs, upstream)
+    if loss.dtype != case.dtype or grad.dtype != case.dtype:
+        return f"result/gradient dtype {loss.dtype}/{grad.dtype} != logits dtype {case.dtype}"
+    reference = get_implementation(REFERENCE)
+    ref_loss, ref_grad = loss_and_grad(reference, _finite_stand_in(logits), target, kwargs, upstream)
+    counted = target != case.ignore_index
+    at_target = torch.where(counted, target, 0).unsqueeze(1)
+    impossible = counted & torch.isneginf(logits.gather(1, at_target).squeeze(1))
+    if case.reduction == "none":
+        ref_loss = ref_loss.masked_fill(impossible, math.inf)
+    elif bool(impossible.any()):
+        ref_loss = torch.full_like(ref_loss, math.inf)
+    failure = compare(loss, ref_loss, case.dtype, "loss") or compare(grad, ref_grad, case.dtype, "gradient")
+    if failure:
+        return failure
+    absent = torch.isneginf(logits).scatter_(1, at_target, False)
+    if bool((grad[absent] != 0).any()):
+        return f"gradient at {int((grad[absent] != 0).sum())} class(es) whose logit is -inf is not exactly 0"
+    return None
+
+
 def _focal_terms(case: Case, device: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Exact-ish float64 ``(p_t, alpha_t, ce)`` per element for a case without ignored elements."""
     logits, target = case.make(device)
@@ -178,6 +242,92 @@ def _finite_at_extremes(impl: Implementation, case: Case, device: str) -> str | 
     return None
 
 
+def _propagates_non_finite(impl: Implementation, case: Case, device: str) -> str | None:
+    """+inf or NaN in a counted element: its loss is NaN or +inf, never a finite number (``"inf-target"``, +inf at the
+    target alone, may also give its limit 0; its cases are ``reduction="none"``); the other elements' losses and
+    gradients stay the reference's."""
+    logits, target = case.make(device)
+    kwargs, upstream = case.kwargs(), _upstream(case, device)
+    loss, grad = loss_and_grad(impl, logits, target, kwargs, upstream)
+    ref_loss, ref_grad = loss_and_grad(get_implementation(REFERENCE), logits.double(), target, kwargs, upstream)
+    poisoned = (torch.isnan(logits) | torch.isposinf(logits)).any(dim=1)
+    hit = loss[poisoned] if case.reduction == "none" else loss.reshape(1)
+    limit = (hit == 0) if case.poison == "inf-target" else torch.zeros_like(hit, dtype=torch.bool)
+    wrong = torch.isfinite(hit) & ~limit
+    if bool(wrong.any()):
+        return f"loss {hit[wrong][0].item():.9g} where a logit is {case.poison}: expected NaN or +inf"
+    clean = ~poisoned
+    failure = compare(loss[clean], ref_loss[clean], case.dtype, "loss elsewhere") if case.reduction == "none" else None
+    return failure or compare(
+        grad.movedim(1, -1)[clean], ref_grad.movedim(1, -1)[clean], case.dtype, "gradient elsewhere"
+    )
+
+
+def _ignored_are_inert(impl: Implementation, case: Case, device: str) -> str | None:
+    """Ignored elements holding -inf, NaN or +inf change nothing: loss and gradient as with finite logits there, and
+    their own gradient exactly 0."""
+    logits, target = case.make(device)
+    clean, _ = case.with_(garbage=False).make(device)
+    kwargs, upstream = case.kwargs(), _upstream(case, device)
+    loss, grad = loss_and_grad(impl, logits, target, kwargs, upstream)
+    clean_loss, clean_grad = loss_and_grad(impl, clean, target, kwargs, upstream)
+    nonzero = grad.movedim(1, -1)[target == case.ignore_index]
+    nonzero = nonzero[nonzero != 0]  # NaN included
+    if nonzero.numel():
+        return f"gradient of ignored elements not exactly 0 at {nonzero.numel()} place(s): {nonzero[:3].tolist()}"
+    return compare(loss, clean_loss, case.dtype, "loss vs finite ignored logits") or compare(
+        grad, clean_grad, case.dtype, "gradient vs finite ignored logits"
+    )
+
+
+def _empty_batch(impl: Implementation, case: Case, device: str) -> str | None:
+    """No element: 0 for ``"mean"``/``"sum"``, an empty tensor of the target's shape for ``"none"``, an empty
+    gradient of the logits' shape; dtypes of the logits."""
+    logits, target = case.make(device)
+    loss, grad = loss_and_grad(impl, logits, target, case.kwargs(), _upstream(case, device))
+    shape = tuple(target.shape) if case.reduction == "none" else ()
+    if tuple(loss.shape) != shape or loss.dtype != case.dtype:
+        return f"loss of shape {tuple(loss.shape)} and {loss.dtype}; expected {shape} and {case.dtype}"
+    if case.reduction != "none" and loss.item() != 0:
+        return f"loss {loss.item()!r} for an empty batch; expected 0"
+    if grad.shape != logits.shape or grad.dtype != case.dtype:
+        return f"gradient of shape {tuple(grad.shape)} and {grad.dtype}; expected {tuple(logits.shape)}"
+    return None
+
+
+def _create_graph(impl: Implementation, case: Case, device: str) -> str | None:
+    """``create_graph=True``: a gradient penalty's gradient equals gather's (autograd through log_softmax), or that
+    call raises a RuntimeError (only where double backward is not declared); never a gradient that silently does not
+    depend on the logits."""
+    logits, target = case.make(device)
+    g = torch.Generator().manual_seed(case.seed + 2)
+    direction = torch.rand(logits.shape, generator=g, dtype=torch.float64).to(device=device, dtype=logits.dtype)
+
+    def first_gradient(fn: Callable) -> tuple[torch.Tensor, torch.Tensor]:
+        x = logits.detach().clone().requires_grad_(True)
+        loss = fn(x, target, **case.kwargs())
+        upstream = _upstream(case, device).to(loss.dtype).expand_as(loss)
+        (grad,) = torch.autograd.grad(loss, x, upstream, create_graph=True)
+        return x, grad
+
+    def penalty_gradient(x: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
+        return torch.autograd.grad((grad * direction).pow(2).sum(), x)[0]
+
+    try:
+        x, grad = first_gradient(impl)
+    except RuntimeError as error:
+        if "double_backward" in impl.capabilities:
+            return f"declares double backward, but create_graph=True raised: {error}"
+        return None  # a clear refusal at the create_graph call
+    if not grad.requires_grad:
+        return "create_graph=True gave a gradient that does not require grad: a gradient penalty would add nothing"
+    expected_x, expected_grad = first_gradient(get_implementation(GRADIENT_PENALTY_REFERENCE))
+    penalty, expected_penalty = penalty_gradient(x, grad), penalty_gradient(expected_x, expected_grad)
+    return compare(grad, expected_grad, case.dtype, "gradient") or compare(
+        penalty, expected_penalty, case.dtype, "gradient penalty's gradient"
+    )
+
+
 def accuracy_errors(loss, grad, ref_loss, ref_grad, dtype: torch.dtype) -> tuple[float, float]:
     """(max relative error of the loss elements, max per-row normwise relative error of the gradient).
 
@@ -233,6 +383,14 @@ def _ce_cases() -> list[Case]:
         Case(shape=(2, 5, 3, 4, 5), gamma=0.0, ignore_fraction=0.2, reduction="sum", seed=203, label="vol"),
         Case(shape=(8, 1000), gamma=0.0, dtype=torch.float64, seed=204),
         Case(shape=(16, 7), gamma=0.0, ignore_fraction=1.0, seed=205, label="all-ignored"),
+        # where F.cross_entropy is defined on non-finite logits: absent classes, impossible targets, huge gaps
+        Case(shape=(16, 7), gamma=0.0, masked=0.3, reduction="none", seed=206),
+        Case(shape=(16, 7), gamma=0.0, masked=1.0, seed=207),
+        Case(shape=(5, 200), gamma=0.0, masked=0.5, seed=208),
+        Case(shape=(16, 7), gamma=0.0, impossible=0.25, reduction="none", seed=209),
+        Case(shape=(16, 7), gamma=0.0, impossible=0.25, seed=210),
+        Case(shape=(3, 7, 4, 5), gamma=0.0, masked=0.4, ignore_fraction=0.2, reduction="none", seed=211, label="seg"),
+        Case(shape=(8, 5), gamma=0.0, beyond_range=True, reduction="none", seed=212),
     ]
 
 
@@ -301,10 +459,56 @@ CHECKS: dict[str, Check] = {
             needs=frozenset({"double_backward"}),
         ),
         Check(
+            "create_graph",
+            "create_graph=True: a gradient penalty's gradient equals gather's, or a RuntimeError at that call "
+            "(where double backward is not declared); never a silently constant gradient",
+            _create_graph,
+            create_graph_cases,
+        ),
+        Check(
             "finite_at_extremes",
             "finite loss and gradient for logit gaps up to 1e30, shifts +-1e3, every gamma",
             _finite_at_extremes,
             functools.partial(extreme_cases, "sum"),
+        ),
+        Check(
+            "absent_classes",
+            "-inf logits off the target are absent: loss and gradient are the limits the reference computes, "
+            "the gradient exactly 0 there, also with every non-target class at -inf",
+            _matches_limits,
+            absent_class_cases,
+        ),
+        Check(
+            "impossible_target",
+            "a target logit of -inf: loss +inf and the gradient's finite limit (-alpha_t at the target, "
+            "alpha_t q_j elsewhere)",
+            _matches_limits,
+            impossible_target_cases,
+        ),
+        Check(
+            "beyond_range",
+            "gaps beyond the dtype's range (logits at +-3/4 of its largest number) give the limits: "
+            "loss 0 or its (possibly overflowing) value, finite gradient",
+            _matches_limits,
+            beyond_range_cases,
+        ),
+        Check(
+            "propagates_non_finite",
+            "NaN or +inf in a counted element gives a NaN or +inf loss, never a finite one; other elements unaffected",
+            _propagates_non_finite,
+            poisoned_cases,
+        ),
+        Check(
+            "ignored_are_inert",
+            "ignored elements holding -inf, NaN or +inf change no loss or gradient; their own gradient is exactly 0",
+            _ignored_are_inert,
+            garbage_cases,
+        ),
+        Check(
+            "empty_batch",
+            "no element: 0 (mean, sum) or an empty tensor (none), an empty gradient",
+            _empty_batch,
+            empty_cases,
         ),
         Check(
             "accurate_at_extremes",
@@ -324,6 +528,32 @@ CHECKS: dict[str, Check] = {
 }
 
 
+def checks_reached(case: Case) -> list[str]:
+    """The named checks whose cases ``case`` resembles: a declared defect of one of them may explain its failure."""
+    names = ["matches_reference"]
+    names += ["absent_classes"] if case.masked else []
+    names += ["impossible_target"] if case.impossible else []
+    names += ["ignored_are_inert"] if case.garbage else []
+    names += ["empty_batch"] if case.shape[0] == 0 else []
+    return names
+
+
+def differential(impl: Implementation, case: Case, device: str = "cpu") -> Outcome:
+    """One random case (:func:`focalbench.cases.differential_cases`) against the reference's limits.
+
+    ``n/a`` by the implementation's declared devices, dtypes and capabilities; a failure is ``xfail`` when a defect
+    declared for one of the checks the case reaches (:func:`checks_reached`) applies to it, else ``fail``.
+    """
+    reason = impl.supports(device=device, dtype=case.dtype, needs=case.needs())
+    if reason is not None:
+        return Outcome("n/a", reason)
+    failure = _failure(_matches_limits, impl, case, device)
+    if not failure:
+        return Outcome("pass")  # not "xpass": a random case may miss what a declared defect needs
+    defect = next((d for name in checks_reached(case) if (d := impl.defect_for(name, case)) is not None), None)
+    return _classified(failure, defect)
+
+
 def applicability(impl: Implementation, check: Check, case, device: str) -> str | None:
     """``None`` when ``check`` applies to ``impl`` on ``case`` and ``device``, else why not."""
     if check.skip_reference and impl.name == REFERENCE:
@@ -341,11 +571,17 @@ def evaluate(impl: Implementation, check: Check, case, device: str = "cpu") -> O
     reason = applicability(impl, check, case, device)
     if reason is not None:
         return Outcome("n/a", reason)
+    return _classified(_failure(check.fn, impl, case, device), impl.defect_for(check.name, case))
+
+
+def _failure(fn: CheckFn, impl: Implementation, case, device: str) -> str | None:
     try:
-        failure = check.fn(impl, case, device)
+        return fn(impl, case, device)
     except Exception as error:  # noqa: BLE001 - an exception from the implementation is a failed check
-        failure = f"raised {type(error).__name__}: {error}"
-    defect = impl.defect_for(check.name, case)
+        return f"raised {type(error).__name__}: {error}"
+
+
+def _classified(failure: str | None, defect: KnownDefect | None) -> Outcome:
     if defect is not None:
         if failure:
             return Outcome("xfail", f"known defect: {defect.reason} ({failure})")

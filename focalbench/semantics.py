@@ -41,6 +41,7 @@ __all__ = [
 
 FLOAT_DTYPES: tuple[torch.dtype, ...] = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 REDUCTIONS: tuple[str, ...] = ("mean", "sum", "none")
+_INT64 = torch.iinfo(torch.int64)
 
 
 @dataclass(frozen=True)
@@ -196,6 +197,8 @@ def validate(
     if isinstance(ignore_index, bool) or not isinstance(ignore_index, numbers.Integral):
         raise TypeError(f"ignore_index must be an int. Got: {type(ignore_index).__name__} {ignore_index!r}")
     ignore_index = int(ignore_index)
+    if not _INT64.min <= ignore_index <= _INT64.max:  # compared with int64 targets: a wider int overflows there
+        raise ValueError(f"ignore_index must be an int64, in [{_INT64.min}, {_INT64.max}]. Got: {ignore_index}")
     if not isinstance(reduction, str) or reduction not in REDUCTIONS:
         raise ValueError(f"reduction must be one of {', '.join(repr(r) for r in REDUCTIONS)}. Got: {reduction!r}")
     gamma_value = _validate_gamma(gamma)

@@ -6,6 +6,7 @@ A tolerance is ``rtol`` relative to each expected element plus ``atol`` relative
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -34,7 +35,11 @@ ACCURACY_BOUND: dict[torch.dtype, float] = {torch.float32: 2e-6, torch.float64: 
 
 
 def compare(actual: torch.Tensor, expected: torch.Tensor, dtype: torch.dtype, what: str) -> str | None:
-    """``None`` when ``actual`` agrees with ``expected`` within ``TOLERANCES[dtype]``, else the worst element."""
+    """``None`` when ``actual`` agrees with ``expected`` within ``TOLERANCES[dtype]``, else the worst element.
+
+    Where ``expected`` rounded to ``dtype`` is not finite (+-inf, including a value beyond the dtype's range, or NaN),
+    ``actual`` must hold exactly that; everywhere else it must be finite and within the tolerance.
+    """
     tol = TOLERANCES[dtype]
     a = actual.detach().double().cpu()
     e = expected.detach().double().cpu()
@@ -42,11 +47,20 @@ def compare(actual: torch.Tensor, expected: torch.Tensor, dtype: torch.dtype, wh
         return f"{what}: shape {tuple(a.shape)} != expected {tuple(e.shape)}"
     if a.numel() == 0:
         return None
-    if not bool(torch.isfinite(a).all()):
-        return f"{what}: {int((~torch.isfinite(a)).sum())} non-finite value(s)"
-    scale = float(e.abs().max())
+    limit = e.to(dtype).double()
+    special = ~torch.isfinite(limit)
+    mismatch = special & ~((a == limit) | (a.isnan() & limit.isnan()))
+    if bool(mismatch.any()):
+        i = int(mismatch.flatten().nonzero()[0])
+        return f"{what}: {a.flatten()[i].item():.9g} where {limit.flatten()[i].item():.9g} is expected, flat index {i}"
+    ordinary = ~special
+    if not bool(torch.isfinite(a[ordinary]).all()):
+        return f"{what}: {int((~torch.isfinite(a[ordinary])).sum())} non-finite value(s)"
+    if not bool(ordinary.any()):
+        return None
+    scale = float(e[ordinary].abs().max())
     bound = tol.atol * scale + tol.rtol * e.abs()
-    excess = (a - e).abs() - bound
+    excess = torch.where(ordinary, (a - e).abs() - bound, -math.inf)
     if bool((excess > 0).any()):
         i = int(excess.argmax())
         return (

@@ -23,7 +23,7 @@ import inspect
 import torch
 import torch._dynamo
 
-from focalbench.implementations.gather import EXPM1_ACCURACY, gather_per_element
+from focalbench.implementations.gather import EXPM1_ACCURACY, NON_FINITE_DEFECTS, gather_per_element
 from focalbench.registry import KnownDefect, register
 from focalbench.semantics import FocalArgs, compute_dtype, reduce_loss
 
@@ -44,6 +44,7 @@ def compiled_per_element():
     capabilities={"dense", "ignore_index", "reduction:none", "alpha:scalar", "alpha:per_class"},
     known_defects=(
         EXPM1_ACCURACY,
+        *NON_FINITE_DEFECTS,
         KnownDefect(
             "gradcheck",
             "AOTAutograd donates the backward's buffers, so backward(retain_graph=True), which gradcheck calls, raises "

@@ -44,10 +44,29 @@ EXPM1_ACCURACY = KnownDefect(
 )
 
 
+#: log p_t = -inf (a target logit at -inf, or a gap beyond the dtype's range: log_softmax's difference overflows; half
+#: precision is computed in float32, which holds its gaps): pow's backward gamma (1 - p_t)^(gamma - 1) (-p_t) = 0 is
+#: multiplied by log p_t = -inf, so the gradient is NaN for every gamma > 0 (at gamma 0 it is cross-entropy's).
+_LOG_P_T_INFINITE = "log p_t = -inf: pow's backward (0 at p_t = 0) times log p_t is 0 * inf, a NaN gradient"
+NON_FINITE_DEFECTS = (
+    KnownDefect("impossible_target", _LOG_P_T_INFINITE, when=lambda case: case.gamma > 0),
+    KnownDefect(
+        "beyond_range",
+        _LOG_P_T_INFINITE + " (log_softmax's difference overflows)",
+        when=lambda case: case.gamma > 0 and case.dtype in (torch.float32, torch.float64),
+    ),
+    KnownDefect(
+        "ignored_are_inert",
+        "ignored elements are computed at class 0 and multiplied by alpha_t = 0: -inf, NaN or +inf there makes the "
+        "loss 0 * inf = NaN and log_softmax's backward multiplies exp(NaN) by 0 (NaN gradients)",
+    ),
+)
+
+
 @register(
     "gather",
     description="log_softmax + gather + expm1, autograd backward (careful eager)",
-    known_defects=(EXPM1_ACCURACY,),
+    known_defects=(EXPM1_ACCURACY, *NON_FINITE_DEFECTS),
 )
 def gather(args: FocalArgs) -> torch.Tensor:
     """log_softmax + gather focal loss with a NaN-free pow at p_t -> 1."""

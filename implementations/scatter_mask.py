@@ -56,6 +56,19 @@ def _underflows(case) -> bool:
     return case.margin is not None and case.margin >= 1e3
 
 
+#: p_t = 0 exactly (a target logit at -inf, or a gap beyond the dtype's range): log(p_t) = -inf, and its backward
+#: 1 / p_t = inf times 0 is NaN
+_LOG_OF_ZERO = "p_t = 0 (softmax of a -inf target or of a gap beyond range): log(p_t)'s backward 1/p_t gives NaN"
+
+
+def _broadcast(check: str) -> KnownDefect:
+    return KnownDefect(
+        check,
+        "1-D per-class alpha of shape (N,) times an (N, 1) column broadcasts to (N, N): wrong mean/sum",
+        when=lambda case: case.alpha_kind == "per_class",
+    )
+
+
 def _confident_fractional_gamma(case) -> bool:
     """Confident rows whose p_t rounds to exactly 1: gap >= 30 in float32 (>= 1e3 in float64), with 0 < gamma < 1."""
     saturating_gap = 30.0 if case.dtype == torch.float32 else 1e3
@@ -67,16 +80,21 @@ def _confident_fractional_gamma(case) -> bool:
     description="the seed: softmax, scatter one-hot mask, .log(), pow (kept with its defects)",
     capabilities={"alpha:scalar", "alpha:per_class", "double_backward"},
     known_defects=(
-        KnownDefect(
-            "matches_reference",
-            "1-D per-class alpha of shape (N,) times an (N, 1) column broadcasts to (N, N): wrong mean/sum",
-            when=lambda case: case.alpha_kind == "per_class",
-        ),
+        _broadcast("matches_reference"),
+        _broadcast("create_graph"),
         KnownDefect("finite_at_extremes", "softmax underflows to p_t = 0, so log(p_t) = -inf", when=_underflows),
         KnownDefect(
             "finite_at_extremes",
             "p_t rounds to 1 and pow's backward at 0 gives 0 * inf = NaN for 0 < gamma < 1",
             when=_confident_fractional_gamma,
+        ),
+        KnownDefect("impossible_target", _LOG_OF_ZERO),
+        KnownDefect("beyond_range", _LOG_OF_ZERO),
+        KnownDefect("cross_entropy_at_gamma_zero", _LOG_OF_ZERO, when=lambda case: case.impossible > 0),
+        KnownDefect(
+            "empty_batch",
+            "the mean of no element is torch.mean of an empty tensor: 0 / 0 = NaN",
+            when=lambda case: case.reduction == "mean",
         ),
     ),
 )

@@ -29,6 +29,10 @@ MESSAGES = {
     "alpha-negative-scalar": r"alpha must be a finite float >= 0\. Got: -0\.25",
     "alpha-length": r"alpha must have one weight per class \(3\)\. Got: 2 weights",
     "alpha-shape": r"alpha must be 1-D with 3 per-class weights \(shape \(3,\)\)\. Got: shape \(3, 1\)",
+    "ignore-index-int64": (
+        r"ignore_index must be an int64, in \[-9223372036854775808, 9223372036854775807\]\. "
+        r"Got: 1180591620717411303424"
+    ),
     "target-device": r"target must be on the logits' device",
 }
 
@@ -56,12 +60,22 @@ def test_every_bad_input_has_a_pinned_message():
         ({"alpha": [0.1, "x", 0.3]}, TypeError, r"alpha must be a sequence of real numbers"),
         ({"alpha": [0.1, math.nan, 0.3]}, ValueError, r"alpha must hold finite weights"),
         ({"ignore_index": 1.5}, TypeError, r"ignore_index must be an int\. Got: float 1\.5"),
+        ({"ignore_index": -(2**63) - 1}, ValueError, r"ignore_index must be an int64, .* Got: -9223372036854775809"),
         ({"reduction": None}, ValueError, r"reduction must be one of"),
     ],
 )
 def test_more_rejections(kwargs, error, match):
     with pytest.raises(error, match=match):
         validate(torch.zeros(2, 3), torch.tensor([0, 1]), **kwargs)
+
+
+@pytest.mark.parametrize("ignore_index", [-(2**63), 2**63 - 1])
+def test_ignore_index_at_the_int64_bounds_is_accepted(ignore_index):
+    logits = torch.randn(3, 4, requires_grad=True)
+    target = torch.tensor([0, ignore_index, 3])
+    loss = focalbench.focal_loss(logits, target, ignore_index=ignore_index)
+    expected = focalbench.focal_loss(logits[[0, 2]], target[[0, 2]])
+    assert torch.allclose(loss, expected)
 
 
 def test_single_class_is_rejected():
