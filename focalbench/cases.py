@@ -301,6 +301,7 @@ def absent_class_cases() -> list[Case]:
         base.with_(dtype=torch.float16, reduction="sum", seed=511),
         base.with_(dtype=torch.bfloat16, seed=512),
         base.with_(layout="non_contiguous", masked=0.5, seed=513),
+        base.with_(masked=1.0, gamma=0.5, seed=514),
     ]
 
 

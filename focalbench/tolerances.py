@@ -34,11 +34,15 @@ TOLERANCES: dict[torch.dtype, Tolerance] = {
 ACCURACY_BOUND: dict[torch.dtype, float] = {torch.float32: 2e-6, torch.float64: 1e-12}
 
 
-def compare(actual: torch.Tensor, expected: torch.Tensor, dtype: torch.dtype, what: str) -> str | None:
+def compare(
+    actual: torch.Tensor, expected: torch.Tensor, dtype: torch.dtype, what: str, scale_floor: float = 0.0
+) -> str | None:
     """``None`` when ``actual`` agrees with ``expected`` within ``TOLERANCES[dtype]``, else the worst element.
 
     Where ``expected`` rounded to ``dtype`` is not finite (+-inf, including a value beyond the dtype's range, or NaN),
-    ``actual`` must hold exactly that; everywhere else it must be finite and within the tolerance.
+    ``actual`` must hold exactly that; everywhere else it must be finite and within the tolerance, plus the dtype's
+    smallest subnormal (its spacing below the normal range). ``scale_floor`` raises the magnitude ``atol`` is relative
+    to: 1 judges a total of tiny losses on the scale of a unit loss.
     """
     tol = TOLERANCES[dtype]
     a = actual.detach().double().cpu()
@@ -58,8 +62,9 @@ def compare(actual: torch.Tensor, expected: torch.Tensor, dtype: torch.dtype, wh
         return f"{what}: {int((~torch.isfinite(a[ordinary])).sum())} non-finite value(s)"
     if not bool(ordinary.any()):
         return None
-    scale = float(e[ordinary].abs().max())
-    bound = tol.atol * scale + tol.rtol * e.abs()
+    scale = max(float(e[ordinary].abs().max()), scale_floor)
+    finfo = torch.finfo(dtype)
+    bound = tol.atol * scale + tol.rtol * e.abs() + finfo.smallest_normal * finfo.eps
     excess = torch.where(ordinary, (a - e).abs() - bound, -math.inf)
     if bool((excess > 0).any()):
         i = int(excess.argmax())
