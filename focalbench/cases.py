@@ -393,6 +393,15 @@ def create_graph_cases() -> list[Case]:
     ]
 
 
+def compile_cases() -> list[Case]:
+    """Inputs for ``torch.compile(fullgraph=True)``: the argument forms a traced call must carry to the kernel."""
+    return [
+        Case(shape=(6, 5), dtype=torch.float32, gamma=2.0, alpha_kind="per_class", ignore_fraction=0.25, seed=640),
+        Case(shape=(2, 4, 3, 2), dtype=torch.float32, gamma=0.5, reduction="none", alpha_kind="scalar", seed=641),
+        Case(shape=(6, 5), dtype=torch.float64, gamma=1.5, reduction="sum", masked=0.4, seed=642),
+    ]
+
+
 def differential_cases(seed: int, count: int) -> list[Case]:
     """``count`` random cases drawn from ``seed``, each with its own seed (its repr reproduces it).
 

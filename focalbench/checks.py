@@ -25,6 +25,7 @@ from focalbench.cases import (
     absent_class_cases,
     bad_inputs,
     beyond_range_cases,
+    compile_cases,
     create_graph_cases,
     empty_cases,
     extreme_cases,
@@ -234,6 +235,26 @@ def _gradgradcheck(impl: Implementation, case: Case, device: str) -> str | None:
     x = logits.detach().clone().requires_grad_(True)
     ok = torch.autograd.gradgradcheck(lambda z: impl(z, target, **case.kwargs()), (x,), raise_exception=False)
     return None if ok else "torch.autograd.gradgradcheck failed"
+
+
+def _compiles_fullgraph(impl: Implementation, case: Case, device: str) -> str | None:
+    """``torch.compile(fullgraph=True)`` traces the call without a graph break and computes what eager mode does.
+
+    The ``aot_eager`` backend traces forward and backward as Inductor would but skips code generation: the check is
+    about tracing, and stays cheap."""
+    import torch._dynamo
+
+    logits, target = case.make(device)
+    kwargs = case.kwargs()
+    compiled = torch.compile(lambda z, t: impl(z, t, **kwargs), fullgraph=True, backend="aot_eager", dynamic=False)
+    try:
+        loss, grad = loss_and_grad(lambda z, t, **_: compiled(z, t), logits, target, {}, _upstream(case, device))
+    except torch._dynamo.exc.Unsupported as error:  # fullgraph=True: a graph break is an error
+        return f"graph break under torch.compile(fullgraph=True): {str(error).splitlines()[0]}"
+    eager_loss, eager_grad = loss_and_grad(impl, logits, target, kwargs, _upstream(case, device))
+    return compare(loss, eager_loss, case.dtype, "compiled loss vs eager") or compare(
+        grad, eager_grad, case.dtype, "compiled gradient vs eager"
+    )
 
 
 def _finite_at_extremes(impl: Implementation, case: Case, device: str) -> str | None:
@@ -468,6 +489,13 @@ CHECKS: dict[str, Check] = {
             "(where double backward is not declared); never a silently constant gradient",
             _create_graph,
             create_graph_cases,
+        ),
+        Check(
+            "compiles_fullgraph",
+            "torch.compile(fullgraph=True) traces the call with no graph break and matches eager mode",
+            _compiles_fullgraph,
+            compile_cases,
+            needs=frozenset({"compile"}),
         ),
         Check(
             "finite_at_extremes",

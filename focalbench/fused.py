@@ -46,7 +46,7 @@ import torch
 
 from focalbench.semantics import FocalArgs, mean_scale, reduce_loss
 
-__all__ = ["ForwardKernel", "FusedFocalLoss", "differentiable_gradient", "fused_loss"]
+__all__ = ["ForwardKernel", "FusedFocalLoss", "differentiable_gradient", "fused_loss", "scaled_gradient"]
 
 ForwardKernel = Callable[[FocalArgs, bool], "tuple[torch.Tensor, torch.Tensor | None]"]
 
@@ -98,17 +98,23 @@ class FusedFocalLoss(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_output: torch.Tensor):
         grad, logits = ctx.saved_tensors
-        upstream = grad_output.detach()
-        if ctx.args.reduction == "none":
-            grad = grad * upstream.unsqueeze(1)
-        elif upstream.device.type != "cpu" or float(upstream) != 1.0:
-            # on CUDA, multiply rather than read the value back (a host sync)
-            grad = grad * upstream
-        if torch.is_grad_enabled():  # create_graph=True: the same values, differentiable
-            exact = differentiable_gradient(logits, ctx.args, grad_output)
-            exact = torch.where(torch.isfinite(exact), exact, 0.0)  # a non-finite value must not reach the sum
-            grad = grad + (exact - exact.detach()).to(grad.dtype)
-        return grad.to(grad_output.dtype), None, None, None
+        return scaled_gradient(grad, grad_output, ctx.args, logits).to(grad_output.dtype), None, None, None
+
+
+def scaled_gradient(grad: torch.Tensor, grad_output: torch.Tensor, args: FocalArgs, logits: torch.Tensor):
+    """The backward: the kernel's gradient of the reduced loss times the upstream gradient; differentiable (through
+    :func:`differentiable_gradient`) when grad mode is on, i.e. under ``create_graph=True``."""
+    upstream = grad_output.detach()
+    if args.reduction == "none":
+        grad = grad * upstream.unsqueeze(1)
+    elif upstream.device.type != "cpu" or float(upstream) != 1.0:
+        # on CUDA, multiply rather than read the value back (a host sync)
+        grad = grad * upstream
+    if torch.is_grad_enabled():  # create_graph=True: the same values, differentiable
+        exact = differentiable_gradient(logits, args, grad_output)
+        exact = torch.where(torch.isfinite(exact), exact, 0.0)  # a non-finite value must not reach the sum
+        grad = grad + (exact - exact.detach()).to(grad.dtype)
+    return grad
 
 
 def fused_loss(args: FocalArgs, kernel: ForwardKernel) -> torch.Tensor:

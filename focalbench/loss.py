@@ -1,37 +1,50 @@
-"""``focal_loss`` and ``FocalLoss``: the recommended implementation behind the public API."""
+"""``focal_loss`` and ``FocalLoss``: the product, as usable as ``F.cross_entropy``.
+
+Eager mode validates the arguments (:func:`focalbench.semantics.validate`) and runs the kernel of the logits'
+device through :class:`focalbench.fused.FusedFocalLoss`: the C kernel on the CPU (:mod:`focalbench.kernels.cpu`,
+built at the first call; the closed form in PyTorch operations, :mod:`focalbench.kernels.eager`, where it cannot be
+built) and the closed form in PyTorch operations on CUDA and other devices. While ``torch.compile`` or
+``torch.export`` traces a call, the same kernels run as one custom operator (:mod:`focalbench.kernels.ops`) and the
+arguments' values are checked when it runs: no graph break, the same errors. Under ``torch.autocast`` half-precision
+logits are computed and returned in float32, as autocast does for ``F.cross_entropy``.
+
+Nothing is imported or built before the first call, and then only what that call's device needs.
+"""
 
 from __future__ import annotations
 
-import functools
+import numbers
 from typing import Any
 
 import torch
 from torch import nn
 
-from focalbench.registry import Implementation, get_implementation, list_implementations
+from focalbench.semantics import validate
 
-#: The implementation behind :func:`focal_loss` on the CPU: the fastest one that passes every check there (the
-#: measurement behind the choice is in the README). Each device tries its list in order and takes the first that is
-#: available and runs there; ``fused_eager`` (PyTorch operations, every device) closes every list.
+__all__ = ["RECOMMENDED", "FocalLoss", "focal_loss", "implementation_for"]
+
+#: The registered implementation (``focalbench.get_implementation``) that mirrors what :func:`focal_loss` runs, per
+#: device; the measurement behind the CPU choice is in the README. ``fused_eager`` where the C kernel is unavailable.
 RECOMMENDED = "fused"
-PREFERENCE: dict[str, tuple[str, ...]] = {"cpu": (RECOMMENDED, "fused_eager"), "cuda": ("fused_eager",)}
+_IMPLEMENTATIONS = {"cpu": RECOMMENDED}
+_HALF = (torch.float16, torch.bfloat16)
 
 
-@functools.cache
-def recommended(device_type: str) -> Implementation:
-    """The implementation :func:`focal_loss` uses for logits on ``device_type``."""
-    available = set(list_implementations())
-    for name in PREFERENCE.get(device_type, ("fused_eager",)):
-        if name in available and device_type in get_implementation(name).devices:
-            return get_implementation(name)
-    return get_implementation("fused_eager")
+def implementation_for(device_type: str) -> str:
+    """Name of the registered implementation that computes what :func:`focal_loss` computes on ``device_type``."""
+    if device_type == "cpu":
+        from focalbench.kernels import cpu
+
+        if cpu.available() is None:
+            return RECOMMENDED
+    return "fused_eager"
 
 
 def focal_loss(
     logits: torch.Tensor,
     target: torch.Tensor,
     *,
-    gamma: float = 2.0,
+    gamma: float | torch.Tensor = 2.0,
     alpha: Any = None,
     reduction: str = "mean",
     ignore_index: int = -100,
@@ -41,13 +54,15 @@ def focal_loss(
     Args:
         logits: ``(N, C)`` or ``(N, C, d1, ..., dk)``, float16/bfloat16/float32/float64.
         target: ``(N,)`` or ``(N, d1, ..., dk)`` class indices in ``[0, C)`` or ``ignore_index``.
-        gamma: focusing parameter ``>= 0``; 0 gives cross-entropy. Default: 2.0.
+        gamma: focusing parameter ``>= 0``, a float or a 0-dim tensor (a schedule's ``gamma_tensor``: compiled code
+            then takes a new gamma without recompiling); 0 gives cross-entropy. Default: 2.0.
         alpha: ``None`` (all ones), a float applied to every class, or ``C`` per-class weights. Default: None.
         reduction: ``"mean"`` over non-ignored elements, ``"sum"`` or ``"none"``. Default: ``"mean"``.
         ignore_index: target value that contributes no loss and no gradient. Default: -100.
 
     Shape:
-        Output: scalar, or the target's shape for ``reduction="none"``; dtype of ``logits``.
+        Output: scalar, or the target's shape for ``reduction="none"``; dtype of ``logits`` (float32 for
+        half-precision logits under ``torch.autocast``).
 
     Example:
         >>> import torch
@@ -57,28 +72,57 @@ def focal_loss(
         0.2462
         >>> loss.backward()
     """
-    device_type = logits.device.type if isinstance(logits, torch.Tensor) else "cpu"
-    return recommended(device_type)(
-        logits, target, gamma=gamma, alpha=alpha, reduction=reduction, ignore_index=ignore_index
+    if isinstance(logits, torch.Tensor) and logits.dtype in _HALF and torch.is_autocast_enabled(logits.device.type):
+        logits = logits.float()  # autocast's policy for losses: float32 arithmetic and result
+    if torch.compiler.is_compiling():
+        return _traced(logits, target, gamma, alpha, reduction, ignore_index)
+    from focalbench.fused import fused_loss
+    from focalbench.kernels import forward_kernel
+
+    args = validate(logits, target, gamma=gamma, alpha=alpha, reduction=reduction, ignore_index=ignore_index)
+    return fused_loss(args, forward_kernel(args.logits.device.type))
+
+
+def _traced(logits, target, gamma, alpha, reduction, ignore_index) -> torch.Tensor:
+    """The call as ``torch.compile``/``torch.export`` trace it: value-free checks here, the rest in the operator."""
+    from focalbench.kernels.ops import softmax_focal_loss
+
+    args = validate(logits, target, gamma=gamma, alpha=alpha, reduction=reduction, ignore_index=ignore_index,
+                    read_values=False)  # fmt: skip
+    alpha_tensor = args.alpha if isinstance(args.alpha, torch.Tensor) else None
+    alpha_scalar = args.alpha if isinstance(args.alpha, float) else None
+    gamma_tensor = args.gamma if isinstance(args.gamma, torch.Tensor) else torch.tensor(args.gamma, dtype=torch.float64)
+    need_grad = torch.is_grad_enabled() and logits.requires_grad
+    loss, _ = softmax_focal_loss(
+        args.logits, args.target, alpha_tensor, alpha_scalar, gamma_tensor, args.ignore_index, args.reduction, need_grad
     )
+    return loss
 
 
 class FocalLoss(nn.Module):
     """Module form of :func:`focal_loss`: stores the arguments and calls it.
+
+    ``alpha`` is a registered buffer, as ``nn.CrossEntropyLoss``'s ``weight``: it is in ``state_dict()``, moves with
+    ``.to()`` and round-trips through ``load_state_dict``; a scalar alpha is kept as a 0-dim buffer. ``gamma`` may be
+    a float or a 0-dim tensor (a gamma schedule sets it, see :mod:`focalbench.schedule`).
 
     Example:
         >>> import torch
         >>> criterion = FocalLoss(gamma=2.0, alpha=[0.25, 0.75], ignore_index=-1)
         >>> round(criterion(torch.zeros(3, 2), torch.tensor([0, 1, -1])).item(), 4)
         0.0866
+        >>> sorted(criterion.state_dict())
+        ['alpha']
     """
+
+    alpha: torch.Tensor | None
 
     def __init__(self, gamma: float = 2.0, alpha: Any = None, reduction: str = "mean", ignore_index: int = -100):
         super().__init__()
         self.gamma = gamma
-        self.alpha = alpha
         self.reduction = reduction
         self.ignore_index = ignore_index
+        self.register_buffer("alpha", _alpha_buffer(alpha))
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         return focal_loss(
@@ -86,4 +130,24 @@ class FocalLoss(nn.Module):
         )
 
     def extra_repr(self) -> str:
-        return f"gamma={self.gamma}, alpha={self.alpha}, reduction={self.reduction!r}, ignore_index={self.ignore_index}"
+        alpha = None if self.alpha is None else self.alpha.tolist()
+        return f"gamma={self.gamma}, alpha={alpha}, reduction={self.reduction!r}, ignore_index={self.ignore_index}"
+
+
+def _alpha_buffer(alpha: Any) -> torch.Tensor | None:
+    """alpha as a tensor to register (float64 unless given as a tensor), checked as far as it can be without C."""
+    if alpha is None:
+        return None
+    if isinstance(alpha, torch.Tensor):
+        buffer = alpha.detach().clone()
+    elif isinstance(alpha, numbers.Real) and not isinstance(alpha, bool):
+        buffer = torch.tensor(float(alpha), dtype=torch.float64)
+    else:
+        try:
+            buffer = torch.tensor(alpha, dtype=torch.float64)
+        except (TypeError, ValueError, RuntimeError) as error:
+            raise TypeError(f"alpha must be None, a float >= 0 or per-class weights. Got: {alpha!r}") from error
+    # the same checks a call makes, with the buffer's own length as the number of classes
+    classes = max(2, buffer.numel()) if buffer.dim() == 1 else 2
+    validate(torch.zeros(1, classes), torch.zeros(1, dtype=torch.long), alpha=buffer)
+    return buffer

@@ -48,6 +48,7 @@ CAPABILITIES: frozenset[str] = frozenset(
         "alpha:scalar",
         "alpha:per_class",
         "double_backward",  # differentiable gradient (gradgradcheck)
+        "compile",  # traceable by torch.compile(fullgraph=True) and torch.export: given by register(traced=...)
     }
 )
 
@@ -80,7 +81,7 @@ class Implementation:
     description: str = ""
     devices: tuple[str, ...] = ("cpu", "cuda")
     dtypes: tuple[torch.dtype, ...] = FLOAT_DTYPES
-    capabilities: frozenset[str] = CAPABILITIES
+    capabilities: frozenset[str] = CAPABILITIES - {"compile"}
     known_defects: tuple[KnownDefect, ...] = ()
     compiles: bool = False  # has a one-off compilation cost that benchmarks measure separately
     external: bool = False  # loaded from a user's "module:attr"; called without focalbench's validation
@@ -143,12 +144,17 @@ def register(
     description: str = "",
     devices: tuple[str, ...] = ("cpu", "cuda"),
     dtypes: tuple[torch.dtype, ...] = FLOAT_DTYPES,
-    capabilities: Iterable[str] = CAPABILITIES,
+    capabilities: Iterable[str] = CAPABILITIES - {"compile"},
     known_defects: Iterable[KnownDefect] = (),
     compiles: bool = False,
+    traced: Callable[..., torch.Tensor] | None = None,
     **extra: Any,
 ) -> Callable[[Kernel], Kernel]:
     """Register a kernel ``f(args: FocalArgs) -> Tensor`` under ``name``; returns the kernel unchanged.
+
+    ``traced``, a callable with the common signature, is what the implementation runs while ``torch.compile`` or
+    ``torch.export`` traces it (validation reads values on the host, which tracing cannot); giving it declares the
+    ``compile`` capability, which the ``compiles_fullgraph`` check verifies.
 
     Raises:
         ValueError: ``name`` is already registered, or a capability is unknown.
@@ -159,7 +165,7 @@ def register(
         ... def my_loss(args):
         ...     ...
     """
-    caps = frozenset(capabilities)
+    caps = frozenset(capabilities) | ({"compile"} if traced is not None else set())
     unknown = caps - CAPABILITIES
     if unknown:
         raise ValueError(f"capabilities must be among {sorted(CAPABILITIES)}. Got: {sorted(unknown)}")
@@ -169,6 +175,8 @@ def register(
             raise ValueError(f"implementation name must be unique: {name!r} is already registered")
 
         def impl(logits, target, *, gamma=2.0, alpha=None, reduction="mean", ignore_index=-100):
+            if traced is not None and torch.compiler.is_compiling():
+                return traced(logits, target, gamma=gamma, alpha=alpha, reduction=reduction, ignore_index=ignore_index)
             args = validate(logits, target, gamma=gamma, alpha=alpha, reduction=reduction, ignore_index=ignore_index)
             device = args.logits.device.type
             if device not in devices:

@@ -54,7 +54,7 @@ class FocalArgs:
 
     logits: torch.Tensor
     target: torch.Tensor
-    gamma: float
+    gamma: float  # a 0-dim tensor only in arguments validated with read_values=False
     alpha: None | float | torch.Tensor
     reduction: str
     ignore_index: int
@@ -108,7 +108,18 @@ def _shape(t: torch.Tensor) -> tuple[int, ...]:
     return tuple(t.shape)
 
 
-def _validate_gamma(gamma: object) -> float:
+def _validate_gamma(gamma: object, read_values: bool = True) -> float | torch.Tensor:
+    """A float; or a 0-dim floating tensor (a gamma schedule's, so compiled code sees a new value, not a new constant),
+    read as a float unless ``read_values`` is False (while tracing: the value is checked where the kernel runs)."""
+    if isinstance(gamma, torch.Tensor) and not isinstance(gamma, bool):
+        if gamma.dim() != 0 or not gamma.is_floating_point():
+            raise TypeError(
+                f"gamma must be a real number >= 0 or a 0-dim floating tensor. Got: tensor of shape "
+                f"{_shape(gamma)} and dtype {gamma.dtype}"
+            )
+        if not read_values:
+            return gamma
+        gamma = float(gamma)
     if isinstance(gamma, bool) or not isinstance(gamma, numbers.Real):
         raise TypeError(f"gamma must be a real number >= 0. Got: {type(gamma).__name__} {gamma!r}")
     value = float(gamma)
@@ -118,12 +129,18 @@ def _validate_gamma(gamma: object) -> float:
 
 
 def _validate_alpha(
-    alpha: object, num_classes: int, dtype: torch.dtype, device: torch.device
+    alpha: object, num_classes: int, dtype: torch.dtype, device: torch.device, read_values: bool = True
 ) -> None | float | torch.Tensor:
     if alpha is None:
         return None
     if isinstance(alpha, bool):
         raise TypeError(f"alpha must be None, a float >= 0 or {num_classes} per-class weights. Got: bool {alpha!r}")
+    if isinstance(alpha, torch.Tensor) and alpha.dim() == 0:  # a scalar kept in a tensor (FocalLoss's buffer)
+        if alpha.is_complex() or not alpha.is_floating_point():
+            raise TypeError(f"alpha must hold real numbers. Got: tensor of dtype {alpha.dtype}")
+        if not read_values:
+            return alpha.detach()
+        alpha = float(alpha)
     if isinstance(alpha, numbers.Real):
         value = float(alpha)
         if not (value >= 0) or math.isinf(value):
@@ -148,7 +165,7 @@ def _validate_alpha(
         )
     if weights.numel() != num_classes:
         raise ValueError(f"alpha must have one weight per class ({num_classes}). Got: {weights.numel()} weights")
-    if not bool(torch.isfinite(weights).all()) or bool((weights < 0).any()):
+    if read_values and (not bool(torch.isfinite(weights).all()) or bool((weights < 0).any())):
         raise ValueError(f"alpha must hold finite weights >= 0. Got: {weights.tolist()}")
     return weights.to(device=device, dtype=dtype)
 
@@ -161,8 +178,14 @@ def validate(
     alpha: object = None,
     reduction: object = "mean",
     ignore_index: object = -100,
+    read_values: bool = True,
 ) -> FocalArgs:
     """Check every argument before any computation and return them normalized.
+
+    ``read_values=False`` (used while ``torch.compile`` or ``torch.export`` traces a call) checks everything that does
+    not depend on the tensors' values — types, dtypes, shapes, devices, gamma and the reduction — and leaves the
+    values (target range, alpha's weights, a gamma tensor's value) to the custom operator, which calls this function
+    again with ``read_values=True`` on the real tensors when it runs: the same errors, raised without a graph break.
 
     Raises:
         TypeError: an argument of the wrong type or dtype.
@@ -201,9 +224,11 @@ def validate(
         raise ValueError(f"ignore_index must be an int64, in [{_INT64.min}, {_INT64.max}]. Got: {ignore_index}")
     if not isinstance(reduction, str) or reduction not in REDUCTIONS:
         raise ValueError(f"reduction must be one of {', '.join(repr(r) for r in REDUCTIONS)}. Got: {reduction!r}")
-    gamma_value = _validate_gamma(gamma)
-    alpha_value = _validate_alpha(alpha, num_classes, compute_dtype(logits.dtype), logits.device)
+    gamma_value = _validate_gamma(gamma, read_values)
+    alpha_value = _validate_alpha(alpha, num_classes, compute_dtype(logits.dtype), logits.device, read_values)
     target = target.long()
+    if not read_values:
+        return FocalArgs(logits, target, gamma_value, alpha_value, reduction, ignore_index, all_counted=False)
     low = high = 0
     if target.numel():
         # Checked on the host before any kernel runs: an out-of-range index must never become a device-side assert.

@@ -17,6 +17,7 @@ import torch
 
 from focalbench.fused import fused_loss
 from focalbench.kernels import cpu
+from focalbench.loss import focal_loss
 from focalbench.registry import register, register_unavailable
 from focalbench.semantics import FocalArgs
 
@@ -29,7 +30,8 @@ else:
         "fused",
         description="closed form as one C kernel: corrected exponentials, double row terms, gradient in the forward",
         devices=("cpu",),
-        capabilities={"dense", "ignore_index", "reduction:none", "alpha:scalar", "alpha:per_class"},
+        capabilities={"dense", "ignore_index", "reduction:none", "alpha:scalar", "alpha:per_class", "double_backward"},
+        traced=focal_loss,  # under torch.compile/export: the custom operator over the same kernel
     )
     def fused(args: FocalArgs) -> torch.Tensor:
         """Fused closed-form focal loss (C kernel), accurate at every logit gap."""

@@ -81,15 +81,16 @@ def test_bad_module_attr_is_a_clear_error():
         load_implementation("no_such_module_here:loss")
 
 
-def test_focal_loss_uses_the_recommended_implementation_per_device():
-    from focalbench.loss import recommended
+def test_focal_loss_computes_what_the_recommended_implementation_does():
+    from focalbench.loss import implementation_for
 
     if "fused" in focalbench.list_implementations():
-        assert recommended("cpu").name == focalbench.RECOMMENDED
-    assert recommended("cuda").name == "fused_eager"
-    logits, target = torch.randn(5, 3, dtype=torch.float64), torch.tensor([0, 1, 2, 1, 0])
-    expected = recommended("cpu")(logits, target, gamma=1.0)
-    assert torch.equal(focalbench.focal_loss(logits, target, gamma=1.0), expected)
+        assert implementation_for("cpu") == focalbench.RECOMMENDED
+    assert implementation_for("cuda") == "fused_eager"
+    for dtype in (torch.float64, torch.float32):
+        logits, target = torch.randn(5, 3, dtype=dtype), torch.tensor([0, 1, 2, 1, 0])
+        expected = focalbench.get_implementation(implementation_for("cpu"))(logits, target, gamma=1.0)
+        assert torch.equal(focalbench.focal_loss(logits, target, gamma=1.0), expected)
 
 
 def test_every_declared_defect_is_exercised_by_an_applicable_case():
