@@ -19,6 +19,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from focalbench.fused import fused_loss
+from focalbench.kernels import forward_kernel  # imports no kernel: forward_kernel does, at the first call
 from focalbench.semantics import validate
 
 __all__ = ["RECOMMENDED", "FocalLoss", "focal_loss", "implementation_for"]
@@ -76,9 +78,6 @@ def focal_loss(
         logits = logits.float()  # autocast's policy for losses: float32 arithmetic and result
     if torch.compiler.is_compiling():
         return _traced(logits, target, gamma, alpha, reduction, ignore_index)
-    from focalbench.fused import fused_loss
-    from focalbench.kernels import forward_kernel
-
     args = validate(logits, target, gamma=gamma, alpha=alpha, reduction=reduction, ignore_index=ignore_index)
     return fused_loss(args, forward_kernel(args.logits.device.type))
 

@@ -31,17 +31,13 @@ SOURCE = Path(__file__).with_name("focal_cpu.c")
 
 #: The exported functions: name -> (C return type, [(C type, parameter name), ...]), in declaration order.
 SIGNATURES: dict[str, tuple[str, list[tuple[str, str]]]] = {
-    "focal_blocks_count": (
-        "int64_t",
-        [("int64_t", "B"), ("int64_t", "S"), ("int64_t", "C"), ("int64_t", "sC"), ("int64_t", "gC"),
-         ("int", "is_double")],
-    ),
     "focal_forward": (
         "int",
-        [("const void *", "z"), ("int", "is_double"), ("int64_t", "S"), ("int64_t", "C"), ("int64_t", "sB"),
-         ("int64_t", "sC"), ("int64_t", "sS"), ("const int64_t *", "target"), ("const double *", "alpha_t"),
-         ("double", "gamma"), ("double", "scale"), ("double *", "loss"), ("void *", "grad"), ("int64_t", "gB"),
-         ("int64_t", "gC"), ("int64_t", "gS"), ("int", "need_grad"), ("int64_t", "blocks"), ("int", "threads")],
+        [("const void *", "z"), ("int", "is_double"), ("int64_t", "B"), ("int64_t", "S"), ("int64_t", "C"),
+         ("int64_t", "sB"), ("int64_t", "sC"), ("int64_t", "sS"), ("const int64_t *", "target"),
+         ("const double *", "alpha_t"), ("double", "gamma"), ("double", "scale"), ("double *", "loss"),
+         ("void *", "grad"), ("int64_t", "gB"), ("int64_t", "gC"), ("int64_t", "gS"), ("int", "need_grad"),
+         ("int", "threads")],
     ),
 }  # fmt: skip
 
@@ -89,12 +85,19 @@ def available() -> str | None:
     return str(outcome) if isinstance(outcome, NativeBuildError) else None
 
 
+_PARAMETERS = {name: tuple(p for _, p in params) for name, (_, params) in SIGNATURES.items()}
+
+
 def _call(name: str, **arguments):
     """Call ``name`` with arguments by their C parameter names (a missing or unknown name is a TypeError)."""
-    params = [p for _, p in SIGNATURES[name][1]]
-    if set(arguments) != set(params):
-        raise TypeError(f"{name} takes {params}. Got: {sorted(arguments)}")
-    return getattr(library(), name)(*(arguments[p] for p in params))
+    params = _PARAMETERS[name]
+    try:
+        if len(arguments) != len(params):
+            raise KeyError
+        ordered = [arguments[p] for p in params]
+    except KeyError:
+        raise TypeError(f"{name} takes {list(params)}. Got: {sorted(arguments)}") from None
+    return getattr(library(), name)(*ordered)
 
 
 def _pointer(tensor: torch.Tensor | None) -> int | None:
@@ -132,14 +135,12 @@ def forward(
         grad = torch.empty(x.shape, dtype=dtype) if need_grad else None
         grad_strides = (c * lanes, lanes, 1)
     loss = torch.empty(target_rows.numel(), dtype=torch.float64)
-    blocks = _call("focal_blocks_count", B=blocks_b, S=lanes, C=c, sC=strides[1], gC=grad_strides[1],
-                   is_double=is_double)  # fmt: skip
     threads = min(torch.get_num_threads(), max(1, x.numel() // 16384))  # threads pay off past ~16k logits
     failed = _call(
-        "focal_forward", z=_pointer(x), is_double=is_double, S=lanes, C=c, sB=strides[0], sC=strides[1],
-        sS=strides[2], target=_pointer(target_rows), alpha_t=_pointer(alpha_rows), gamma=gamma, scale=scale,
-        loss=_pointer(loss), grad=_pointer(grad), gB=grad_strides[0], gC=grad_strides[1], gS=grad_strides[2],
-        need_grad=int(need_grad), blocks=blocks, threads=threads,
+        "focal_forward", z=_pointer(x), is_double=is_double, B=blocks_b, S=lanes, C=c, sB=strides[0],
+        sC=strides[1], sS=strides[2], target=_pointer(target_rows), alpha_t=_pointer(alpha_rows), gamma=gamma,
+        scale=scale, loss=_pointer(loss), grad=_pointer(grad), gB=grad_strides[0], gC=grad_strides[1],
+        gS=grad_strides[2], need_grad=int(need_grad), threads=threads,
     )  # fmt: skip
     if failed:
         raise MemoryError("focal_cpu: could not allocate its block buffers")

@@ -347,7 +347,7 @@ static void focal_rows(const float *z, int64_t S, int64_t C, int64_t sB, int64_t
     focal_blocks_float((const float *)z, S, C, sB, SC, SS, target, alpha_t, GAMMA, scale, loss, (float *)grad, gB, \
                        GC, GS, need_grad, block_begin, block_end, (float *)memory)
 
-int64_t focal_blocks_count(int64_t B, int64_t S, int64_t C, int64_t sC, int64_t gC, int is_double) {
+static int64_t focal_blocks_count(int64_t B, int64_t S, int64_t C, int64_t sC, int64_t gC, int is_double) {
     if (!is_double && sC == 1 && gC == 1 && C >= ROW_MIN_CLASSES) return B * S;
     return B * ((S + LANES - 1) / LANES);
 }
@@ -378,11 +378,16 @@ static int focal_share(const void *z, int is_double, int64_t S, int64_t C, int64
     return 0;
 }
 
-/* The exported entry point: all blocks, split between `threads` OpenMP threads. Linked against the OpenMP runtime
- * that torch has already loaded (same soname), so it shares torch's thread pool instead of competing with it. */
-int focal_forward(const void *z, int is_double, int64_t S, int64_t C, int64_t sB, int64_t sC, int64_t sS,
+/* The exported entry point: the blocks of a (B, C, S) input, split between `threads` OpenMP threads. Linked against
+ * the OpenMP runtime that torch has already loaded (same soname), so it shares torch's thread pool instead of
+ * competing with it; one thread runs without a parallel region. Returns 1 if out of memory. */
+int focal_forward(const void *z, int is_double, int64_t B, int64_t S, int64_t C, int64_t sB, int64_t sC, int64_t sS,
                   const int64_t *target, const double *alpha_t, double gamma, double scale, double *loss, void *grad,
-                  int64_t gB, int64_t gC, int64_t gS, int need_grad, int64_t blocks, int threads) {
+                  int64_t gB, int64_t gC, int64_t gS, int need_grad, int threads) {
+    const int64_t blocks = focal_blocks_count(B, S, C, sC, gC, is_double);
+    if (threads <= 1)
+        return focal_share(z, is_double, S, C, sB, sC, sS, target, alpha_t, gamma, scale, loss, grad, gB, gC, gS,
+                           need_grad, 0, blocks);
     int failed = 0;
 #ifdef _OPENMP
 #pragma omp parallel num_threads(threads) reduction(| : failed)
