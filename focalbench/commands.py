@@ -154,6 +154,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     eprint(f"focalbench run on {device}: {len(impls)} implementation(s) + cross_entropy, {len(shapes)} shape(s)")
     env = environment(device)
     env["bandwidth_gbps"] = copy_bandwidth(device)
+    env["implementation_versions"] = {i.name: i.extra["version"] for i in impls if "version" in i.extra}
     eprint(f"  copy bandwidth {env['bandwidth_gbps']:.1f} GB/s, {env['threads']} thread(s)")
     rows = []
     for shape in shapes:
@@ -165,7 +166,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     checks = {}
     if not args.skip_checks:  # after the timings, so that a compiled implementation's compile time shows there
         eprint("  correctness checks ...")
-        checks, _ = _check_matrix([i for i in impls if not i.external] or impls, device)
+        checks, _ = _check_matrix(impls, device)  # a user's module:attr too, judged by what it declares
     settings = {
         "rounds": rounds, "sample_s": sample_s, "quick": args.quick, "modes": modes, "gammas": gammas,
         "shapes": [s.name for s in shapes], "wall_s": round(time.perf_counter() - started, 1),

@@ -9,7 +9,8 @@ registry wraps it into a callable with the common signature::
 which validates its arguments (:func:`focalbench.semantics.validate`), refuses what the implementation declares it
 cannot do, and carries the metadata the checks and the benchmarks read (devices, dtypes, capabilities, known defects).
 A user's own focal loss can be loaded as ``"module:attr"`` with :func:`load_implementation`; it is called as it is,
-without our validation, so the checks judge its own behaviour.
+without our validation, so the checks judge its own behaviour, and it may declare what it is with attributes
+(:data:`DECLARATIONS`: ``focalbench_capabilities`` and the like).
 """
 
 from __future__ import annotations
@@ -275,8 +276,44 @@ def get_implementation(name: str) -> Implementation:
     raise ValueError(f"implementation must be one of {', '.join(_REGISTRY)}. Got: {name!r}")
 
 
+#: Attributes by which a user's ``module:attr`` callable declares what it is (each optional; without one, the default
+#: of :class:`Implementation`: every device, dtype and capability, no known defect).
+DECLARATIONS = {
+    "focalbench_devices": "devices",
+    "focalbench_dtypes": "dtypes",
+    "focalbench_capabilities": "capabilities",
+    "focalbench_known_defects": "known_defects",
+}
+
+
+def _declarations(obj: Any, spec: str) -> dict[str, Any]:
+    """The :data:`DECLARATIONS` attributes ``obj`` carries, checked, as :class:`Implementation` fields."""
+    declared = {name: getattr(obj, attribute) for attribute, name in DECLARATIONS.items() if hasattr(obj, attribute)}
+    for name in ("devices", "dtypes", "known_defects"):
+        if name in declared:
+            declared[name] = tuple(declared[name])
+    if "capabilities" in declared:
+        declared["capabilities"] = frozenset(declared["capabilities"])
+        unknown = declared["capabilities"] - CAPABILITIES
+        if unknown:
+            raise ValueError(f"focalbench_capabilities of {spec!r} must be among {sorted(CAPABILITIES)}. "
+                             f"Got: {sorted(unknown)}")  # fmt: skip
+    wrong = [d for d in declared.get("dtypes", ()) if not isinstance(d, torch.dtype)]
+    wrong += [d for d in declared.get("known_defects", ()) if not isinstance(d, KnownDefect)]
+    wrong += [d for d in declared.get("devices", ()) if not isinstance(d, str)]
+    if wrong:
+        raise TypeError(f"declarations of {spec!r} must be device names, torch dtypes and KnownDefects. Got: {wrong}")
+    return declared
+
+
 def load_implementation(spec: str) -> Implementation:
-    """A registered name, or a user's ``"module:attr"`` callable with the common signature."""
+    """A registered name, or a user's ``"module:attr"``: an :class:`Implementation`, or a callable with the common
+    signature that may declare what it is with the :data:`DECLARATIONS` attributes (``focalbench_capabilities`` ...).
+
+    Raises:
+        ValueError: the module or attribute cannot be loaded, or a declared capability is unknown.
+        TypeError: the attribute is not callable, or a declaration has the wrong type.
+    """
     if ":" not in spec:
         return get_implementation(spec)
     module_name, _, attr = spec.partition(":")
@@ -290,4 +327,5 @@ def load_implementation(spec: str) -> Implementation:
         return obj
     if not callable(obj):
         raise TypeError(f"implementation {spec!r} must be callable. Got: {type(obj).__name__}")
-    return Implementation(name=spec, fn=obj, description=(obj.__doc__ or spec).strip().splitlines()[0], external=True)
+    description = (obj.__doc__ or spec).strip().splitlines()[0]
+    return Implementation(name=spec, fn=obj, description=description, external=True, **_declarations(obj, spec))

@@ -127,7 +127,7 @@ def test_an_unusable_cache_is_bypassed(tmp_path, cache):
         env={**os.environ, "FOCALBENCH_CACHE": str(path)},
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
-    assert "unavailable here" not in result.stdout and "fused " in result.stdout
+    assert "fused: unavailable here" not in result.stdout and "fused " in result.stdout  # optional peers may be
     if cache == "foreign-library":
         assert all(lib.read_bytes() == b"garbage" for lib in path.glob("focal_cpu-*.so"))
 
