@@ -1,5 +1,5 @@
 """``focalbench``: argument parsing only. Subcommands: list | check | run | compare | merge | accuracy | experiment |
-fingerprint."""
+plot | fingerprint."""
 
 from __future__ import annotations
 
@@ -73,6 +73,10 @@ def _parser() -> argparse.ArgumentParser:
     accuracy.add_argument("--dtype", choices=("float32", "float64"), default="float32")
     accuracy.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     accuracy.add_argument("--output", default="results", help="directory for the JSON and markdown tables")
+
+    plot = sub.add_parser("plot", help="figures (PNG and SVG) from speed and accuracy reports, and the paper's Fig. 1")
+    plot.add_argument("reports", nargs="+", metavar="REPORT", help="focalbench run / focalbench accuracy JSON files")
+    plot.add_argument("--output", required=True, metavar="DIR", help="directory for the figures")
 
     sub.add_parser("fingerprint", help="print this machine's fingerprint (the name of its gate baseline)")
 

@@ -39,7 +39,7 @@ from focalbench.timing import copy_bandwidth
 
 __all__ = [
     "UsageError", "cmd_ab", "cmd_accuracy", "cmd_check", "cmd_compare", "cmd_experiment", "cmd_fingerprint", "cmd_list",
-    "cmd_merge", "cmd_run",
+    "cmd_merge", "cmd_plot", "cmd_run",
 ]  # fmt: skip
 
 
@@ -298,6 +298,24 @@ def cmd_accuracy(args: argparse.Namespace) -> int:
     )  # fmt: skip
     json_path, md_path = write_document(document, markdown, args.output, "accuracy")
     print(f"\nwritten: {json_path}\n         {md_path}")
+    return 0
+
+
+def cmd_plot(args: argparse.Namespace) -> int:
+    from focalbench.loss import RECOMMENDED
+    from focalbench.plot import PlotError, load_documents, write_figures
+
+    try:
+        documents = load_documents(args.reports)  # every file checked before anything is drawn
+    except PlotError as error:
+        raise UsageError(str(error)) from error
+    output = _writable_directory(args.output, "--output")
+    impls = [i for i in _resolve(None, "cpu") if i.supports(dtype=torch.float64) is None]
+    try:
+        written = write_figures(documents, output, impls, RECOMMENDED, progress=eprint)
+    except PlotError as error:
+        raise UsageError(str(error)) from error
+    print("\n".join(f"written: {path}" for path in written))
     return 0
 
 
