@@ -36,20 +36,20 @@ def _step(model, x, target):
     return loss.detach(), [p.grad.clone() for p in model.parameters()]
 
 
-@pytest.fixture(scope="module")
-def batch():
+@pytest.fixture()
+def batch(device):
     g = torch.Generator().manual_seed(1)
     x = torch.randn(32, 8, generator=g)
     target = torch.randint(0, 5, (32,), generator=g)
     target[:4] = -1
-    return x, target
+    return x.to(device), target.to(device)
 
 
-def test_a_compiled_training_step_has_no_graph_break_and_matches_eager(batch):
+def test_a_compiled_training_step_has_no_graph_break_and_matches_eager(batch, device):
     import torch._dynamo
 
     x, target = batch
-    model = _Model(alpha=[0.5, 1.0, 1.0, 2.0, 1.0])
+    model = _Model(alpha=[0.5, 1.0, 1.0, 2.0, 1.0]).to(device)
     eager_loss, eager_grads = _step(model, x, target)
     torch._dynamo.reset()
     explanation = torch._dynamo.explain(model)(x, target)
@@ -64,14 +64,14 @@ def test_a_compiled_training_step_has_no_graph_break_and_matches_eager(batch):
         compiled(x, torch.full_like(target, 7))
 
 
-def test_a_gamma_tensor_does_not_recompile(batch):
+def test_a_gamma_tensor_does_not_recompile(batch, device):
     """A schedule's gamma_tensor is an input of the compiled graph, not a constant: 5 gammas, one graph."""
     import torch._dynamo.testing
 
     x, target = batch
     counter = torch._dynamo.testing.CompileCounter()
     gamma = torch.tensor(0.0, dtype=torch.float64)
-    logits = torch.randn(32, 5)
+    logits = torch.randn(32, 5, device=device)
     compiled = torch.compile(lambda z, t, g: focal_loss(z, t, gamma=g, ignore_index=-1), backend=counter,
                              fullgraph=True)  # fmt: skip
     for value in (0.0, 0.5, 1.0, 2.0, 3.5):
@@ -81,9 +81,9 @@ def test_a_gamma_tensor_does_not_recompile(batch):
     assert counter.frame_count == 1
 
 
-def test_export_runs_the_custom_operator(batch):
+def test_export_runs_the_custom_operator(batch, device):
     x, target = batch
-    model = _Model(alpha=[0.5, 1.0, 1.0, 2.0, 1.0])
+    model = _Model(alpha=[0.5, 1.0, 1.0, 2.0, 1.0]).to(device)
     exported = torch.export.export(model, (x, target))
     assert "focalbench.softmax_focal_loss" in str(exported.graph_module.code)
     torch.testing.assert_close(exported.module()(x, target), model(x, target), rtol=1e-6, atol=0)
@@ -120,15 +120,16 @@ def test_alpha_is_a_buffer_that_round_trips():
         FocalLoss(alpha=[1.0, -1.0])
 
 
-def test_the_custom_operator_passes_opcheck():
+def test_the_custom_operator_passes_opcheck(device):
     from focalbench.kernels.ops import softmax_focal_loss
 
     g = torch.Generator().manual_seed(3)
     gamma = torch.tensor(2.0, dtype=torch.float64)
     for shape, reduction, alpha in (((6, 5), "mean", None), ((2, 4, 3, 2), "none", torch.rand(4, generator=g)),
                                     ((6, 5), "sum", None)):  # fmt: skip
-        logits = torch.randn(shape, generator=g, dtype=torch.float64, requires_grad=True)
-        target = torch.randint(0, shape[1], (shape[0], *shape[2:]), generator=g)
+        logits = torch.randn(shape, generator=g, dtype=torch.float64).to(device).requires_grad_(True)
+        target = torch.randint(0, shape[1], (shape[0], *shape[2:]), generator=g).to(device)
+        alpha = None if alpha is None else alpha.to(device)
         args = (logits, target, alpha, 0.5 if alpha is None else None, gamma, -100, reduction, True)
         torch.library.opcheck(softmax_focal_loss, args)
 
@@ -153,9 +154,9 @@ def test_import_builds_and_imports_nothing_and_a_call_only_what_it_uses():
     assert "first call: ['focalbench.kernels.cpu']" in result.stdout
 
 
-def test_focal_loss_and_cross_entropy_agree_at_gamma_zero_through_the_module(batch):
+def test_focal_loss_and_cross_entropy_agree_at_gamma_zero_through_the_module(batch, device):
     x, target = batch
-    logits = torch.nn.Linear(8, 5)(x)
+    logits = torch.nn.Linear(8, 5).to(device)(x)
     torch.testing.assert_close(FocalLoss(gamma=0.0, ignore_index=-1)(logits, target),
                                F.cross_entropy(logits, target, ignore_index=-1), rtol=1e-6, atol=0)  # fmt: skip
     assert focalbench.RECOMMENDED in focalbench.list_implementations()
