@@ -28,24 +28,27 @@ def timed(fn, repeats: int = 50) -> float:
     return statistics.median(samples)
 
 
+def measure(rows: int, classes: int) -> tuple[float, float, float]:
+    head = torch.nn.Linear(256, classes, device="cuda")
+    optimizer = torch.optim.SGD(head.parameters(), lr=0.01)
+    features = torch.randn(rows, 256, device="cuda")
+    target = torch.randint(0, classes, (rows,), device="cuda")
+
+    def step(loss_fn):
+        optimizer.zero_grad(set_to_none=True)
+        loss_fn(head(features), target).backward()
+        optimizer.step()
+
+    logits = head(features).detach()
+    cross_entropy_ms = timed(lambda: step(F.cross_entropy))
+    return cross_entropy_ms, timed(lambda: step(focal_loss)), timed(lambda: validate(logits, target))
+
+
 def main() -> None:
     print("| rows x classes | step with F.cross_entropy ms | step with focal_loss ms | validate alone ms |")
     print("|---|---|---|---|")
     for rows, classes in ((65536, 80), (8 * 128 * 128, 21), (256, 1000)):
-        head = torch.nn.Linear(256, classes, device="cuda")
-        optimizer = torch.optim.SGD(head.parameters(), lr=0.01)
-        features = torch.randn(rows, 256, device="cuda")
-        target = torch.randint(0, classes, (rows,), device="cuda")
-
-        def step(loss_fn):
-            optimizer.zero_grad(set_to_none=True)
-            loss_fn(head(features), target).backward()
-            optimizer.step()
-
-        ce = timed(lambda: step(F.cross_entropy))
-        focal = timed(lambda: step(focal_loss))
-        logits = head(features).detach()
-        check = timed(lambda: validate(logits, target))
+        ce, focal, check = measure(rows, classes)
         print(f"| {rows} x {classes} | {ce:.3f} | {focal:.3f} | {check:.3f} |")
 
 
