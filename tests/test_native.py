@@ -180,3 +180,37 @@ def test_the_ctypes_table_matches_the_c_prototypes():
     library = cpu.library()
     for name in cpu.SIGNATURES:
         assert getattr(library, name).argtypes is not None
+
+
+def test_concurrent_first_calls_build_once_and_all_succeed(tmp_path):
+    """Eight threads in each of two processes make their first focal_loss call at once, on an empty cache: every call
+    succeeds with the same value, and the cache holds one library."""
+    code = textwrap.dedent(
+        """
+        import threading, torch, focalbench
+        logits = torch.randn(64, 7, generator=torch.Generator().manual_seed(0))
+        target = torch.arange(64) % 7
+        barrier, results, errors = threading.Barrier(8), [], []
+        def call():
+            barrier.wait()
+            try:
+                results.append(focalbench.focal_loss(logits, target).item())
+            except Exception as error:  # noqa: BLE001 - reported below
+                errors.append(repr(error))
+        threads = [threading.Thread(target=call) for _ in range(8)]
+        for t in threads: t.start()
+        for t in threads: t.join()
+        assert not errors and len(set(results)) == 1 and len(results) == 8, (errors, results)
+        from focalbench.kernels import cpu
+        assert cpu.available() is None, cpu.available()
+        print("ok", results[0])
+        """
+    )
+    env = {**os.environ, "FOCALBENCH_CACHE": str(tmp_path / "cache")}
+    pipes = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE, "text": True, "env": env}
+    processes = [subprocess.Popen([sys.executable, "-c", code], **pipes) for _ in range(2)]
+    outputs = [p.communicate(timeout=600) for p in processes]
+    for process, (_, err) in zip(processes, outputs, strict=True):
+        assert process.returncode == 0, err[-3000:]
+    assert outputs[0][0].split()[1] == outputs[1][0].split()[1]
+    assert len(list((tmp_path / "cache").glob("focal_cpu-*.so"))) == 1
