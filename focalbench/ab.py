@@ -37,8 +37,8 @@ def _git(*args: str) -> str:
 def install_commit(ref: str, workdir: Path) -> Path:
     """Install the package as it is at ``ref`` (no dependencies: they are this environment's) into a new directory."""
     commit = _git("rev-parse", "--verify", f"{ref}^{{commit}}")
-    tree = workdir / f"tree-{commit[:10]}"
-    site = workdir / f"site-{commit[:10]}"
+    place = Path(tempfile.mkdtemp(prefix=f"{commit[:10]}-", dir=workdir))  # the same commit may be both sides
+    tree, site = place / "tree", place / "site"
     archive = subprocess.run(["git", "archive", commit], capture_output=True)
     if archive.returncode != 0:
         raise ABError(f"git archive {commit}: {archive.stderr.decode(errors='replace').strip()}")
