@@ -31,6 +31,7 @@ SPEED, ACCURACY = "speed", "accuracy"
 _ACCURACY_ROW_KEYS = ("implementation", "gap", "max_loss_error", "max_grad_error")
 _TIMED_MODE = "forward+backward"  # what the figures show when a report has several modes
 _BASELINE = "cross_entropy"
+_MARKERS = ("o", "s", "^", "v", "D", "P", "X", "*", "<", ">", "h", "p")  # lines that overlap stay told apart
 
 
 class PlotError(ValueError):
@@ -263,11 +264,11 @@ def _sweep_figure(plt, documents: Sequence[Document]):
     if not series:
         return None
     fig, ax = plt.subplots(figsize=(7.5, 4.2))
-    for name, points in series.items():
+    for i, (name, points) in enumerate(series.items()):
         baseline = name.startswith(_BASELINE)
+        style = {"linewidth": 2.2, "color": "black", "linestyle": "--"} if baseline else {"linewidth": 1.0}
         ax.errorbar([p[0] for p in points], [p[1] * 1e3 for p in points], yerr=[p[2] * 1e3 / 2 for p in points],
-                    marker="o", markersize=3, linewidth=2.2 if baseline else 1.0, color="black" if baseline else None,
-                    linestyle="--" if baseline else "-", label=name, capsize=2)  # fmt: skip
+                    marker=_MARKERS[i % len(_MARKERS)], markersize=3.5, label=name, capsize=2, **style)  # fmt: skip
     ax.set_xscale("log")
     ax.set_yscale("log")
     title = f"size sweep ({_environment_line(documents)})"
@@ -282,10 +283,11 @@ def _accuracy_figure(plt, documents: Sequence[Document]):
     floor, ceiling = 1e-10, 10.0
     fig, ax = plt.subplots(figsize=(8, 4.2))
     positions = range(len(gaps))
-    for name, by_gap in series.items():
+    for i, (name, by_gap) in enumerate(series.items()):
         values = [by_gap.get(g, math.nan) for g in gaps]
         shown = [ceiling if v == math.inf else max(v, floor) for v in values]
-        (line,) = ax.plot(positions, shown, marker="o", markersize=3, linewidth=1.0, label=name)
+        marker = _MARKERS[i % len(_MARKERS)]
+        (line,) = ax.plot(positions, shown, marker=marker, markersize=3.5, linewidth=1.0, label=name, alpha=0.85)
         infinite = [i for i, v in enumerate(values) if v == math.inf]
         if infinite:
             ax.plot(infinite, [ceiling] * len(infinite), linestyle="none", marker="x", color=line.get_color())
