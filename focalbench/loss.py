@@ -16,6 +16,7 @@ from __future__ import annotations
 import numbers
 from typing import Any
 
+import numpy
 import torch
 from torch import nn
 
@@ -90,10 +91,9 @@ def _traced(logits, target, gamma, alpha, reduction, ignore_index) -> torch.Tens
                     read_values=False)  # fmt: skip
     alpha_tensor = args.alpha if isinstance(args.alpha, torch.Tensor) else None
     alpha_scalar = args.alpha if isinstance(args.alpha, float) else None
-    gamma_tensor = args.gamma if isinstance(args.gamma, torch.Tensor) else torch.tensor(args.gamma, dtype=torch.float64)
     need_grad = torch.is_grad_enabled() and logits.requires_grad
     loss, _ = softmax_focal_loss(
-        args.logits, args.target, alpha_tensor, alpha_scalar, gamma_tensor, args.ignore_index, args.reduction, need_grad
+        args.logits, args.target, alpha_tensor, alpha_scalar, args.gamma, args.ignore_index, args.reduction, need_grad
     )
     return loss
 
@@ -118,10 +118,15 @@ class FocalLoss(nn.Module):
 
     def __init__(self, gamma: float = 2.0, alpha: Any = None, reduction: str = "mean", ignore_index: int = -100):
         super().__init__()
+        buffer = _alpha_buffer(alpha)
+        # every argument checked now, as a call would check it, rather than at the first call
+        classes = buffer.numel() if buffer is not None and buffer.dim() == 1 else 2
+        validate(torch.zeros(1, classes), torch.zeros(1, dtype=torch.long), gamma=gamma, alpha=buffer,
+                 reduction=reduction, ignore_index=ignore_index)  # fmt: skip
         self.gamma = gamma
         self.reduction = reduction
         self.ignore_index = ignore_index
-        self.register_buffer("alpha", _alpha_buffer(alpha))
+        self.register_buffer("alpha", buffer)
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         return focal_loss(
@@ -138,15 +143,12 @@ def _alpha_buffer(alpha: Any) -> torch.Tensor | None:
     if alpha is None:
         return None
     if isinstance(alpha, torch.Tensor):
-        buffer = alpha.detach().clone()
-    elif isinstance(alpha, numbers.Real) and not isinstance(alpha, bool):
-        buffer = torch.tensor(float(alpha), dtype=torch.float64)
-    else:
-        try:
-            buffer = torch.tensor(alpha, dtype=torch.float64)
-        except (TypeError, ValueError, RuntimeError) as error:
-            raise TypeError(f"alpha must be None, a float >= 0 or per-class weights. Got: {alpha!r}") from error
-    # the same checks a call makes, with the buffer's own length as the number of classes
-    classes = max(2, buffer.numel()) if buffer.dim() == 1 else 2
-    validate(torch.zeros(1, classes), torch.zeros(1, dtype=torch.long), alpha=buffer)
-    return buffer
+        if alpha.requires_grad:
+            raise ValueError("alpha must not require grad: the focal loss is not differentiable with respect to alpha")
+        return alpha.detach().clone()
+    if isinstance(alpha, numbers.Real) and not isinstance(alpha, bool):
+        return torch.tensor(float(alpha), dtype=torch.float64)
+    try:
+        return torch.as_tensor(numpy.asarray(alpha, dtype=numpy.float64))
+    except (TypeError, ValueError) as error:
+        raise TypeError(f"alpha must be None, a float >= 0 or per-class weights. Got: {alpha!r}") from error

@@ -28,6 +28,7 @@ import numbers
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy
 import torch
 
 __all__ = [
@@ -117,11 +118,16 @@ def _validate_gamma(gamma: object, read_values: bool = True) -> float | torch.Te
                 f"gamma must be a real number >= 0 or a 0-dim floating tensor. Got: tensor of shape "
                 f"{_shape(gamma)} and dtype {gamma.dtype}"
             )
+        if gamma.requires_grad and torch.is_grad_enabled():
+            raise ValueError("gamma must not require grad: the focal loss is not differentiable with respect to gamma")
         if not read_values:
             return gamma
         gamma = float(gamma)
-    if isinstance(gamma, bool) or not isinstance(gamma, numbers.Real):
+    if isinstance(gamma, bool) or not isinstance(gamma, numbers.Real | torch.SymFloat | torch.SymInt):
         raise TypeError(f"gamma must be a real number >= 0. Got: {type(gamma).__name__} {gamma!r}")
+    if not read_values:
+        # while tracing, a float that changes between calls is symbolic: it becomes a graph input, checked at run time
+        return torch.scalar_tensor(gamma, dtype=torch.float64)
     value = float(gamma)
     if math.isnan(value) or value < 0 or math.isinf(value):
         raise ValueError(f"gamma must be a finite number >= 0. Got: {value!r}")
@@ -135,6 +141,8 @@ def _validate_alpha(
         return None
     if isinstance(alpha, bool):
         raise TypeError(f"alpha must be None, a float >= 0 or {num_classes} per-class weights. Got: bool {alpha!r}")
+    if isinstance(alpha, torch.Tensor) and alpha.requires_grad and torch.is_grad_enabled():
+        raise ValueError("alpha must not require grad: the focal loss is not differentiable with respect to alpha")
     if isinstance(alpha, torch.Tensor) and alpha.dim() == 0:  # a scalar kept in a tensor (FocalLoss's buffer)
         if alpha.is_complex() or not alpha.is_floating_point():
             raise TypeError(f"alpha must hold real numbers. Got: tensor of dtype {alpha.dtype}")
@@ -146,6 +154,10 @@ def _validate_alpha(
         if not (value >= 0) or math.isinf(value):
             raise ValueError(f"alpha must be a finite float >= 0. Got: {value!r}")
         return value
+    if isinstance(alpha, numpy.ndarray):  # e.g. sklearn's compute_class_weight
+        if alpha.dtype.kind not in "fiu":
+            raise TypeError(f"alpha must hold real numbers. Got: ndarray of dtype {alpha.dtype}")
+        alpha = torch.from_numpy(numpy.asarray(alpha, dtype=numpy.float64))
     if isinstance(alpha, torch.Tensor):
         if alpha.is_complex() or not (alpha.is_floating_point() or alpha.dtype in (torch.int32, torch.int64)):
             raise TypeError(f"alpha must hold real numbers. Got: tensor of dtype {alpha.dtype}")

@@ -160,3 +160,49 @@ def test_focal_loss_and_cross_entropy_agree_at_gamma_zero_through_the_module(bat
     torch.testing.assert_close(FocalLoss(gamma=0.0, ignore_index=-1)(logits, target),
                                F.cross_entropy(logits, target, ignore_index=-1), rtol=1e-6, atol=0)  # fmt: skip
     assert focalbench.RECOMMENDED in focalbench.list_implementations()
+
+
+def test_a_changing_float_gamma_under_fullgraph_is_a_graph_input_after_the_first_value(device):
+    """A schedule that sets criterion.gamma to floats: no crash, eager values, and at most one recompilation (torch
+    makes a changing float dynamic after its second value); a bad value is the eager ValueError when the graph runs."""
+    import torch._dynamo.testing
+
+    logits, target = torch.randn(16, 5, device=device), torch.randint(0, 5, (16,), device=device)
+    criterion = FocalLoss(gamma=0.0)
+    counter = torch._dynamo.testing.CompileCounter()
+    compiled = torch.compile(lambda z, t: criterion(z, t), backend=counter, fullgraph=True)
+    for gamma in (0.0, 0.5, 1.0, 2.0, 3.5):
+        criterion.gamma = gamma
+        torch.testing.assert_close(compiled(logits, target), focal_loss(logits, target, gamma=gamma))
+    assert counter.frame_count <= 2
+    criterion.gamma = -1.0
+    with pytest.raises(ValueError, match=r"gamma must be a finite number >= 0. Got: -1.0"):
+        compiled(logits, target)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "message"),
+    [
+        ({"gamma": -1}, ValueError, "gamma must be a finite number >= 0. Got: -1.0"),
+        ({"reduction": "avg"}, ValueError, "reduction must be one of 'mean', 'sum', 'none'. Got: 'avg'"),
+        ({"ignore_index": 2.5}, TypeError, "ignore_index must be an int. Got: float 2.5"),
+        ({"alpha": torch.ones(3, requires_grad=True)}, ValueError, "alpha must not require grad"),
+        ({"alpha": "balanced"}, TypeError, "alpha must be None, a float >= 0 or per-class weights"),
+    ],
+)
+def test_focal_loss_module_checks_its_arguments_when_built(kwargs, error, message):
+    with pytest.raises(error, match=message.replace("(", r"\(").replace(")", r"\)")):
+        FocalLoss(**kwargs)
+
+
+def test_weights_that_require_grad_are_refused_and_numpy_weights_accepted():
+    import numpy as np
+
+    logits, target = torch.randn(6, 3), torch.tensor([0, 1, 2, 0, 1, 2])
+    with pytest.raises(ValueError, match="gamma must not require grad"):
+        focal_loss(logits, target, gamma=torch.tensor(2.0, requires_grad=True))
+    with pytest.raises(ValueError, match="alpha must not require grad"):
+        focal_loss(logits, target, alpha=torch.ones(3, requires_grad=True))
+    weights = np.array([0.5, 1.0, 2.0])
+    expected = focal_loss(logits, target, alpha=weights.tolist())
+    torch.testing.assert_close(focal_loss(logits, target, alpha=weights), expected)
