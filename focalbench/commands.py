@@ -218,8 +218,9 @@ def _print_comparison(comparison: Comparison, max_slowdown: float) -> None:
     if comparison.unmatched:
         print(f"\n{comparison.unmatched} row(s) present in only one report (not compared)")
     for change in comparison.regressions:
-        print(f"REGRESSION {' / '.join(map(str, change.key))}: ratio to cross_entropy {change.old_ratio:.2f} -> "
-              f"{change.new_ratio:.2f} ({100 * change.change:+.0f}% > {100 * max_slowdown:.0f}%)")  # fmt: skip
+        where = " / ".join(str(k) for k in change.key if k)
+        print(f"REGRESSION {where}: ratio to cross_entropy {change.old_ratio:.2f} -> {change.new_ratio:.2f} "
+              f"({100 * change.change:+.0f}% > {100 * max_slowdown:.0f}%)")  # fmt: skip
     for impl, check, old, verdict in comparison.broken_checks:
         print(f"CHECK BROKEN {impl} / {check}: {old} -> {verdict}")
     if comparison.exit_code == 0:

@@ -12,6 +12,8 @@ reproduces).
 from __future__ import annotations
 
 import copy
+import dataclasses
+import math
 import statistics
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -38,6 +40,7 @@ class Comparison:
     regressions: list[Change]
     broken_checks: list[tuple[str, str, str, str]]  # (implementation, check, old verdict, new verdict)
     unmatched: int
+    summaries: list[Change] = dataclasses.field(default_factory=list)  # per implementation, over its rows
 
     @property
     def exit_code(self) -> int:
@@ -47,7 +50,7 @@ class Comparison:
         rows = [
             [*c.key, f"{c.old_ratio:.2f}", f"{c.new_ratio:.2f}", f"{100 * c.change:+.1f}%",
              "REGRESSION" if c in self.regressions else ""]
-            for c in self.changes
+            for c in self.changes + self.summaries
         ]  # fmt: skip
         headers = ["implementation", "shape", "dtype", "mode", "old x CE", "new x CE", "change", ""]
         return tabulate(rows, headers=headers)
@@ -78,8 +81,22 @@ def comparable(baseline: dict, new: dict) -> str | None:
     return None
 
 
+#: A single row is a regression only past this many times the allowance (the geometric mean is the main verdict).
+ROW_FACTOR = 3.0
+
+
+def _geometric_mean(values: list[float]) -> float:
+    return math.exp(sum(math.log(v) for v in values) / len(values))
+
+
 def compare_reports(baseline: dict, new: dict, max_slowdown: float, impls: Iterable[str] | None = None) -> Comparison:
-    """Timing rows of ``impls`` (default: every implementation) and every check, ``baseline`` against ``new``."""
+    """Timing rows of ``impls`` (default: every implementation) and every check, ``baseline`` against ``new``.
+
+    The verdict on an implementation's speed is the geometric mean of its rows' changes: the ratio to cross-entropy
+    of one shape moves by up to ~60 % between runs of unchanged code on a small shared machine (cross-entropy's own
+    time is the noisy part), in both directions, while a real slowdown moves every shape the same way. A regression
+    is that mean growing by more than ``max_slowdown``, or one row growing by more than ``ROW_FACTOR`` times it (a
+    slowdown confined to one shape)."""
     wanted = set(impls) if impls else None
 
     def timed(report: dict) -> dict:
@@ -95,7 +112,18 @@ def compare_reports(baseline: dict, new: dict, max_slowdown: float, impls: Itera
         for key in old_rows
         if key in new_rows
     ]
-    regressions = [c for c in changes if c.change > max_slowdown]
+    summaries = []
+    for impl in dict.fromkeys(c.key[0] for c in changes):
+        mine = [c for c in changes if c.key[0] == impl]
+        summaries.append(
+            Change(
+                (impl, f"geometric mean of {len(mine)} rows", "", ""),
+                _geometric_mean([c.old_ratio for c in mine]),
+                _geometric_mean([c.new_ratio for c in mine]),
+            )
+        )
+    regressions = [c for c in summaries if c.change > max_slowdown]
+    regressions += [c for c in changes if c.change > ROW_FACTOR * max_slowdown]
     broken = []
     for impl, verdicts in new.get("checks", {}).items():
         for check, verdict in verdicts.items():
@@ -104,7 +132,7 @@ def compare_reports(baseline: dict, new: dict, max_slowdown: float, impls: Itera
             if old == "pass" and verdict in ("fail", "xpass"):
                 broken.append((impl, check, old, verdict))
     unmatched = len(set(old_rows) ^ set(new_rows))
-    return Comparison(changes, regressions, broken, unmatched)
+    return Comparison(changes, regressions, broken, unmatched, summaries)
 
 
 def merge_reports(reports: list[dict], same_machine: bool = False) -> dict:

@@ -68,7 +68,7 @@ def test_gate_passes_identical_and_flags_a_slowdown(report, tmp_path, capsys):
     base, same, slow = (_save(tmp_path, n, d) for n, d in (("a.json", report), ("b.json", report), ("c.json", slower)))
     assert main(["compare", base, same, "--max-slowdown", "0.5"]) == 0
     assert main(["compare", base, slow, "--max-slowdown", "0.5"]) == 1
-    assert "REGRESSION fused / 512x7 / float32" in capsys.readouterr().out
+    assert "REGRESSION fused / geometric mean of 6 rows: ratio to cross_entropy" in capsys.readouterr().out
     assert compare_reports(report, slower, 1.5).exit_code == 0  # +100% is within a 150% allowance
 
 
@@ -245,3 +245,21 @@ def test_rows_report_time_per_logit_and_the_exp_floor(report):
         assert row["floor"] == "exp_floor" and row["floor_median_s"] > 0
         assert row["ns_per_logit"] == pytest.approx(row["median_s"] / numel * 1e9)
         assert row["ratio_to_floor"] == pytest.approx(row["median_s"] / row["floor_median_s"])
+
+
+def test_the_gate_judges_an_implementation_by_the_geometric_mean_of_its_rows(report):
+    """Unchanged code on a shared machine: one shape +55 %, another -40 % (seen here): no regression. A 2x slowdown of
+    every shape, or 3x of one: a regression."""
+    def scaled(factors: dict) -> dict:
+        other = copy.deepcopy(report)
+        for row in other["results"]:
+            if row["implementation"] == "fused":
+                row["ratio_to_baseline"] *= factors.get(row["shape_name"], 1.0)
+        return other
+
+    shapes = sorted({r["shape_name"] for r in report["results"] if r["implementation"] == "fused"})
+    noisy = compare_reports(report, scaled({shapes[0]: 1.55, shapes[1]: 0.6}), 0.5, ["fused"])
+    assert noisy.exit_code == 0 and noisy.summaries[0].change < 0.5
+    assert compare_reports(report, scaled(dict.fromkeys(shapes, 2.0)), 0.5, ["fused"]).exit_code == 1
+    one_shape = compare_reports(report, scaled({shapes[0]: 3.0}), 0.5, ["fused"])
+    assert one_shape.exit_code == 1 and any(r.key[1] == shapes[0] for r in one_shape.regressions)
