@@ -1,12 +1,16 @@
 """The registry of focal-loss implementations.
 
 An implementation is one file in ``implementations/`` (installed as ``focalbench.implementations``) that ends in one
-:func:`register` decorator. The decorated *kernel* receives validated :class:`~focalbench.semantics.FocalArgs`; the
-registry wraps it into a callable with the common signature::
+:func:`register` decorator. Each belongs to a loss *family* (:data:`FAMILIES`), which owns the definition of its
+arguments: ``"softmax"`` (the default; the decorated *kernel* receives validated
+:class:`~focalbench.semantics.FocalArgs`) or ``"sigmoid"`` (RetinaNet's one-vs-rest loss; it receives
+:class:`~focalbench.sigmoid_semantics.SigmoidArgs`). The registry wraps the kernel into a callable with the family's
+common signature::
 
-    impl(logits, target, *, gamma=2.0, alpha=None, reduction="mean", ignore_index=-100) -> Tensor
+    impl(logits, target, *, gamma=2.0, alpha=None, reduction="mean", ignore_index=-100) -> Tensor   # softmax
+    impl(logits, target, *, alpha=0.25, gamma=2.0, reduction="none") -> Tensor                      # sigmoid
 
-which validates its arguments (:func:`focalbench.semantics.validate`), refuses what the implementation declares it
+which validates its arguments (the family's ``validate``), refuses what the implementation declares it
 cannot do, and carries the metadata the checks and the benchmarks read (devices, dtypes, capabilities, known defects).
 A user's own focal loss can be loaded as ``"module:attr"`` with :func:`load_implementation`; it is called as it is,
 without our validation, so the checks judge its own behaviour, and it may declare what it is with attributes
@@ -26,12 +30,17 @@ from typing import Any
 
 import torch
 
+from focalbench import sigmoid_semantics
 from focalbench.semantics import FLOAT_DTYPES, FocalArgs, validate
 
 __all__ = [
     "CAPABILITIES",
+    "FAMILIES",
+    "SIGMOID_CAPABILITIES",
+    "Family",
     "Implementation",
     "KnownDefect",
+    "get_family",
     "get_implementation",
     "list_implementations",
     "load_implementation",
@@ -53,7 +62,16 @@ CAPABILITIES: frozenset[str] = frozenset(
     }
 )
 
-Kernel = Callable[[FocalArgs], torch.Tensor]
+#: What an implementation of the sigmoid family may support beyond logits of two or more dimensions.
+SIGMOID_CAPABILITIES: frozenset[str] = frozenset(
+    {
+        "any_shape",  # logits of any shape, (N,) and 0-dim included
+        "double_backward",
+        "compile",
+    }
+)
+
+Kernel = Callable[[Any], torch.Tensor]  # FocalArgs -> Tensor, or SigmoidArgs -> Tensor
 
 
 @dataclass(frozen=True)
@@ -86,24 +104,27 @@ class Implementation:
     known_defects: tuple[KnownDefect, ...] = ()
     compiles: bool = False  # has a one-off compilation cost that benchmarks measure separately
     external: bool = False  # loaded from a user's "module:attr"; called without focalbench's validation
+    family: str = "softmax"  # the loss it computes: a key of FAMILIES
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
 
-    def __call__(
-        self,
-        logits: torch.Tensor,
-        target: torch.Tensor,
-        *,
-        gamma: float = 2.0,
-        alpha: Any = None,
-        reduction: str = "mean",
-        ignore_index: int = -100,
-    ) -> torch.Tensor:
-        return self.fn(logits, target, gamma=gamma, alpha=alpha, reduction=reduction, ignore_index=ignore_index)
+    def __call__(self, logits: torch.Tensor, target: torch.Tensor, **kwargs: Any) -> torch.Tensor:
+        """The loss, with the family's keyword arguments (every one passed, defaults filled in)."""
+        return self.fn(logits, target, **{**FAMILIES[self.family].defaults, **kwargs})
 
     def supports(
-        self, *, device: str | None = None, dtype: torch.dtype | None = None, needs: Iterable[str] = ()
+        self,
+        *,
+        device: str | None = None,
+        dtype: torch.dtype | None = None,
+        needs: Iterable[str] = (),
+        family: str | None = None,
     ) -> str | None:
-        """``None`` when a call with these properties is supported, else the reason it is not."""
+        """``None`` when a call with these properties is supported, else the reason it is not.
+
+        ``family``: the loss family the call is about; the one place that keeps a check, a case or a timing of one
+        family off the implementations of another."""
+        if family is not None and family != self.family:
+            return f"{self.name} is a {self.family} focal loss, not a {family} one"
         if device is not None and device not in self.devices:
             return f"{self.name} runs on {', '.join(self.devices)}, not {device}"
         if dtype is not None and dtype not in self.dtypes:
@@ -126,7 +147,8 @@ ENTRY_POINT_GROUP = "focalbench.implementations"
 
 
 def _call_needs(args: FocalArgs, capabilities: frozenset[str]) -> list[str]:
-    """The capabilities a call needs that are absent from ``capabilities`` (only checks what could be missing)."""
+    """The capabilities a softmax call needs that are absent from ``capabilities`` (only checks what could be
+    missing)."""
     needs = []
     if "dense" not in capabilities and args.is_dense:
         needs.append("dense")
@@ -139,26 +161,67 @@ def _call_needs(args: FocalArgs, capabilities: frozenset[str]) -> list[str]:
     return needs
 
 
+def _sigmoid_call_needs(args: sigmoid_semantics.SigmoidArgs, capabilities: frozenset[str]) -> list[str]:
+    """The capabilities a sigmoid call needs that are absent from ``capabilities``."""
+    return ["any_shape"] if "any_shape" not in capabilities and args.logits.dim() < 2 else []
+
+
+@dataclass(frozen=True)
+class Family:
+    """A loss family: the definition of the arguments its implementations share."""
+
+    name: str
+    validate: Callable[..., Any]  # (logits, target, **keywords) -> validated arguments; raises TypeError/ValueError
+    defaults: dict[str, Any]  # the keywords of the common signature, with their defaults
+    capabilities: frozenset[str]  # what an implementation of the family may declare
+    call_needs: Callable[[Any, frozenset[str]], list[str]]  # the capabilities a validated call needs
+
+
+#: The loss families, by name.
+FAMILIES: dict[str, Family] = {
+    "softmax": Family(
+        "softmax", validate, {"gamma": 2.0, "alpha": None, "reduction": "mean", "ignore_index": -100}, CAPABILITIES,
+        _call_needs,
+    ),
+    "sigmoid": Family(
+        "sigmoid", sigmoid_semantics.validate, dict(sigmoid_semantics.DEFAULTS), SIGMOID_CAPABILITIES,
+        _sigmoid_call_needs,
+    ),
+}  # fmt: skip
+
+
+def get_family(name: str) -> Family:
+    """The family called ``name``. Raises ValueError naming the families otherwise."""
+    if name not in FAMILIES:
+        raise ValueError(f"family must be one of {', '.join(FAMILIES)}. Got: {name!r}")
+    return FAMILIES[name]
+
+
 def register(
     name: str,
     *,
     description: str = "",
+    family: str = "softmax",
     devices: tuple[str, ...] = ("cpu", "cuda"),
     dtypes: tuple[torch.dtype, ...] = FLOAT_DTYPES,
-    capabilities: Iterable[str] = CAPABILITIES - {"compile"},
+    capabilities: Iterable[str] | None = None,
     known_defects: Iterable[KnownDefect] = (),
     compiles: bool = False,
     traced: Callable[..., torch.Tensor] | None = None,
     **extra: Any,
 ) -> Callable[[Kernel], Kernel]:
-    """Register a kernel ``f(args: FocalArgs) -> Tensor`` under ``name``; returns the kernel unchanged.
+    """Register a kernel ``f(args) -> Tensor`` of the loss ``family`` under ``name``; returns the kernel unchanged.
+
+    ``args`` are the family's validated arguments (:class:`~focalbench.semantics.FocalArgs` for ``"softmax"``,
+    :class:`~focalbench.sigmoid_semantics.SigmoidArgs` for ``"sigmoid"``); ``capabilities`` default to all of the
+    family's but ``compile``.
 
     ``traced``, a callable with the common signature, is what the implementation runs while ``torch.compile`` or
     ``torch.export`` traces it (validation reads values on the host, which tracing cannot); giving it declares the
     ``compile`` capability, which the ``compiles_fullgraph`` check verifies.
 
     Raises:
-        ValueError: ``name`` is already registered, or a capability is unknown.
+        ValueError: ``name`` is already registered, or the family or a capability is unknown.
 
     Example:
         >>> from focalbench.registry import register
@@ -166,19 +229,21 @@ def register(
         ... def my_loss(args):
         ...     ...
     """
-    caps = frozenset(capabilities) | ({"compile"} if traced is not None else set())
-    unknown = caps - CAPABILITIES
+    kind = get_family(family)
+    declared = kind.capabilities - {"compile"} if capabilities is None else frozenset(capabilities)
+    caps = declared | ({"compile"} if traced is not None else set())
+    unknown = caps - kind.capabilities
     if unknown:
-        raise ValueError(f"capabilities must be among {sorted(CAPABILITIES)}. Got: {sorted(unknown)}")
+        raise ValueError(f"capabilities must be among {sorted(kind.capabilities)}. Got: {sorted(unknown)}")
 
     def decorator(kernel: Kernel) -> Kernel:
         if name in _REGISTRY:
             raise ValueError(f"implementation name must be unique: {name!r} is already registered")
 
-        def impl(logits, target, *, gamma=2.0, alpha=None, reduction="mean", ignore_index=-100):
+        def impl(logits, target, **kwargs):
             if traced is not None and torch.compiler.is_compiling():
-                return traced(logits, target, gamma=gamma, alpha=alpha, reduction=reduction, ignore_index=ignore_index)
-            args = validate(logits, target, gamma=gamma, alpha=alpha, reduction=reduction, ignore_index=ignore_index)
+                return traced(logits, target, **kwargs)
+            args = kind.validate(logits, target, **kwargs)
             device = args.logits.device.type
             if device not in devices:
                 raise ValueError(f"logits must be on {' or '.join(devices)} for {name!r}. Got: {device}")
@@ -186,7 +251,7 @@ def register(
                 raise TypeError(
                     f"logits dtype must be one of {[str(d) for d in dtypes]} for {name!r}. Got: {args.logits.dtype}"
                 )
-            missing = _call_needs(args, caps)
+            missing = kind.call_needs(args, caps)
             if missing:
                 raise ValueError(f"{name!r} does not support {', '.join(missing)} (a declared limitation)")
             return kernel(args)
@@ -202,6 +267,7 @@ def register(
             capabilities=caps,
             known_defects=tuple(known_defects),
             compiles=compiles,
+            family=family,
             extra=dict(extra),
         )
         return kernel
@@ -250,10 +316,13 @@ def _discover() -> None:
             _DISCOVERING = False
 
 
-def list_implementations() -> list[str]:
-    """Names of the registered implementations that can run in this environment, in registration order."""
+def list_implementations(family: str | None = None) -> list[str]:
+    """Names of the registered implementations that can run in this environment, in registration order; only those
+    of ``family`` when it is given."""
     _discover()
-    return list(_REGISTRY)
+    if family is not None:
+        get_family(family)
+    return [name for name, impl in _REGISTRY.items() if family in (None, impl.family)]
 
 
 def unavailable_implementations() -> dict[str, str]:
@@ -277,8 +346,10 @@ def get_implementation(name: str) -> Implementation:
 
 
 #: Attributes by which a user's ``module:attr`` callable declares what it is (each optional; without one, the default
-#: of :class:`Implementation`: every device, dtype and capability, no known defect).
+#: of :class:`Implementation`: every device, dtype and capability of its family, no known defect; the family
+#: :func:`load_implementation` is given).
 DECLARATIONS = {
+    "focalbench_family": "family",
     "focalbench_devices": "devices",
     "focalbench_dtypes": "dtypes",
     "focalbench_capabilities": "capabilities",
@@ -286,17 +357,21 @@ DECLARATIONS = {
 }
 
 
-def _declarations(obj: Any, spec: str) -> dict[str, Any]:
-    """The :data:`DECLARATIONS` attributes ``obj`` carries, checked, as :class:`Implementation` fields."""
+def _declarations(obj: Any, spec: str, family: str) -> dict[str, Any]:
+    """The :data:`DECLARATIONS` attributes ``obj`` carries, checked, as :class:`Implementation` fields (``family``
+    where it declares none)."""
     declared = {name: getattr(obj, attribute) for attribute, name in DECLARATIONS.items() if hasattr(obj, attribute)}
+    declared.setdefault("family", family)
+    kind = get_family(declared["family"])
+    declared.setdefault("capabilities", kind.capabilities - {"compile"})
     for name in ("devices", "dtypes", "known_defects"):
         if name in declared:
             declared[name] = tuple(declared[name])
     if "capabilities" in declared:
         declared["capabilities"] = frozenset(declared["capabilities"])
-        unknown = declared["capabilities"] - CAPABILITIES
+        unknown = declared["capabilities"] - kind.capabilities
         if unknown:
-            raise ValueError(f"focalbench_capabilities of {spec!r} must be among {sorted(CAPABILITIES)}. "
+            raise ValueError(f"focalbench_capabilities of {spec!r} must be among {sorted(kind.capabilities)}. "
                              f"Got: {sorted(unknown)}")  # fmt: skip
     wrong = [d for d in declared.get("dtypes", ()) if not isinstance(d, torch.dtype)]
     wrong += [d for d in declared.get("known_defects", ()) if not isinstance(d, KnownDefect)]
@@ -306,12 +381,13 @@ def _declarations(obj: Any, spec: str) -> dict[str, Any]:
     return declared
 
 
-def load_implementation(spec: str) -> Implementation:
+def load_implementation(spec: str, family: str = "softmax") -> Implementation:
     """A registered name, or a user's ``"module:attr"``: an :class:`Implementation`, or a callable with the common
-    signature that may declare what it is with the :data:`DECLARATIONS` attributes (``focalbench_capabilities`` ...).
+    signature that may declare what it is with the :data:`DECLARATIONS` attributes (``focalbench_capabilities`` ...);
+    one that declares no ``focalbench_family`` is taken as a loss of ``family``.
 
     Raises:
-        ValueError: the module or attribute cannot be loaded, or a declared capability is unknown.
+        ValueError: the module or attribute cannot be loaded, or a declared family or capability is unknown.
         TypeError: the attribute is not callable, or a declaration has the wrong type.
     """
     if ":" not in spec:
@@ -328,4 +404,5 @@ def load_implementation(spec: str) -> Implementation:
     if not callable(obj):
         raise TypeError(f"implementation {spec!r} must be callable. Got: {type(obj).__name__}")
     description = (obj.__doc__ or spec).strip().splitlines()[0]
-    return Implementation(name=spec, fn=obj, description=description, external=True, **_declarations(obj, spec))
+    declared = _declarations(obj, spec, family)
+    return Implementation(name=spec, fn=obj, description=description, external=True, **declared)

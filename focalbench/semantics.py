@@ -182,6 +182,16 @@ def _validate_alpha(
     return weights.to(device=device, dtype=dtype)
 
 
+def _check_tensors(logits: object, target: object) -> None:
+    """Both are tensors and the logits floating (shared by the sigmoid family's validation)."""
+    if not isinstance(logits, torch.Tensor):
+        raise TypeError(f"logits must be a torch.Tensor. Got: {type(logits).__name__}")
+    if not isinstance(target, torch.Tensor):
+        raise TypeError(f"target must be a torch.Tensor. Got: {type(target).__name__}")
+    if logits.dtype not in FLOAT_DTYPES:
+        raise TypeError(f"logits must be float16, bfloat16, float32 or float64. Got: {logits.dtype}")
+
+
 def validate(
     logits: object,
     target: object,
@@ -209,12 +219,7 @@ def validate(
         >>> args.num_classes, args.alpha, int(args.valid.sum())
         (3, 0.25, 3)
     """
-    if not isinstance(logits, torch.Tensor):
-        raise TypeError(f"logits must be a torch.Tensor. Got: {type(logits).__name__}")
-    if not isinstance(target, torch.Tensor):
-        raise TypeError(f"target must be a torch.Tensor. Got: {type(target).__name__}")
-    if logits.dtype not in FLOAT_DTYPES:
-        raise TypeError(f"logits must be float16, bfloat16, float32 or float64. Got: {logits.dtype}")
+    _check_tensors(logits, target)
     if logits.dim() < 2:
         raise ValueError(f"logits must have shape (N, C) or (N, C, d1, ..., dk). Got: shape {_shape(logits)}")
     num_classes = logits.shape[1]
