@@ -1,10 +1,12 @@
-"""Arbitrary-precision focal loss (mpmath): the oracle the float64 reference and the accuracy report use.
+"""Arbitrary-precision focal losses (mpmath): the oracle the float64 references and the accuracy reports use.
 
 It evaluates the definitions, not our rearrangements: ``p_j = e^{z_j} / sum_k e^{z_k}``, ``1 - p_t = sum_{j != t} p_j``
 (an identity, so no cancellation has to be resolved by precision) and ``log p_t = -log1p(sum_{j != t} e^{z_j - z_t})``,
 in ``DIGITS`` significant digits with mpmath's unbounded exponent range, so gaps of 1e30 are exact. The gradient is
 the paper's closed form ``a [gamma p_t (1-p_t)^(gamma-1) log p_t - (1-p_t)^gamma] (delta_jt - p_j)``, which
-:func:`numerical_gradient` confirms independently by high-precision numerical differentiation.
+:func:`numerical_gradient` confirms independently by high-precision numerical differentiation. The sigmoid
+family's (:func:`sigmoid_focal_element`) likewise evaluates its definitions, with :func:`sigmoid_numerical_gradient`
+beside the chain rule.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from collections.abc import Sequence
 
 import mpmath
 
-__all__ = ["DIGITS", "focal_row", "numerical_gradient"]
+__all__ = ["DIGITS", "focal_row", "numerical_gradient", "sigmoid_focal_element", "sigmoid_numerical_gradient"]
 
 DIGITS = 60
 
@@ -58,3 +60,39 @@ def numerical_gradient(row: Sequence[float], target: int, gamma: float, alpha: f
 
             grads.append(float(mpmath.diff(f, mpmath.mpf(row[j]))))
         return grads
+
+
+def _sigmoid_terms(x, t, gamma, alpha) -> tuple:
+    """The sigmoid family's definitions at mpmath precision: ``p``, ``1 - p``, CE, ``1 - p_t`` and ``alpha_t``.
+
+    ``1 - p`` is ``1 / (1 + e^x)`` and ``1 - p_t`` the identity ``p (1 - t) + (1 - p) t`` (not ``1 - p_t``, which would
+    ask the precision to resolve a cancellation at ``|x| = 1e20``)."""
+    x, t = mpmath.mpf(x), mpmath.mpf(t)
+    p, q = 1 / (1 + mpmath.exp(-x)), 1 / (1 + mpmath.exp(x))
+    ce = -(t * mpmath.log(p) if t else 0) - ((1 - t) * mpmath.log(q) if t != 1 else 0)
+    alpha_t = alpha * t + (1 - alpha) * (1 - t) if alpha >= 0 else mpmath.mpf(1)
+    return p, q, ce, p * (1 - t) + q * t, alpha_t
+
+
+def sigmoid_focal_element(x: float, t: float, gamma: float, alpha: float = -1.0) -> tuple[float, float]:
+    """Exact (to float64 rounding) sigmoid focal loss ``alpha_t (1 - p_t)^gamma CE`` of one element and its derivative
+    by the chain rule, ``alpha_t [(p - t)(1 - p_t)^gamma + gamma (1 - p_t)^(gamma - 1) CE p (1 - p)(1 - 2t)]``, with
+    ``p - t`` as ``p (1 - t) - (1 - p) t``. Finite ``x`` (any magnitude) and ``t`` in [0, 1]; ``alpha < 0``: none."""
+    with mpmath.workdps(DIGITS):
+        p, q, ce, m, alpha_t = _sigmoid_terms(x, t, gamma, alpha)
+        g, t = mpmath.mpf(gamma), mpmath.mpf(t)
+        focal = m**g if gamma else mpmath.mpf(1)
+        d_focal = g * m ** (g - 1) * p * q * (1 - 2 * t) if gamma else mpmath.mpf(0)
+        grad = alpha_t * ((p * (1 - t) - q * t) * focal + ce * d_focal)
+        return float(alpha_t * focal * ce), float(grad)
+
+
+def sigmoid_numerical_gradient(x: float, t: float, gamma: float, alpha: float = -1.0) -> float:
+    """d loss / d x by mpmath's numerical differentiation (independent of the chain rule above)."""
+    with mpmath.workdps(DIGITS):
+
+        def loss(z):
+            _, _, ce, m, alpha_t = _sigmoid_terms(z, t, gamma, alpha)
+            return alpha_t * (m ** mpmath.mpf(gamma) if gamma else 1) * ce
+
+        return float(mpmath.diff(loss, mpmath.mpf(x)))

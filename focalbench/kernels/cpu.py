@@ -39,6 +39,13 @@ SIGNATURES: dict[str, tuple[str, list[tuple[str, str]]]] = {
          ("void *", "grad"), ("int64_t", "gB"), ("int64_t", "gC"), ("int64_t", "gS"), ("int", "need_grad"),
          ("int", "threads")],
     ),
+    # the sigmoid family's kernel; its bridge is focalbench.kernels.sigmoid_cpu
+    "sigmoid_focal_forward": (
+        "int",
+        [("const void *", "x"), ("const void *", "t"), ("int", "is_double"), ("int64_t", "n"), ("double", "alpha"),
+         ("double", "gamma"), ("double", "scale"), ("void *", "loss"), ("double *", "partial"), ("void *", "grad"),
+         ("int", "threads")],
+    ),
 }  # fmt: skip
 
 CTYPES = {

@@ -74,15 +74,14 @@ static inline __attribute__((always_inline)) double exp_nonpos(double x) {
     return x < -708.0 ? 0.0 : p * scale;
 }
 
-/* exp(x) for x <= 0 in float32, within about 2 ulp; 0 below -87 (where float32 leaves its normal range). Cody-Waite
- * reduction with Cephes' two-part ln 2, Taylor series to r^7 (truncation 5e-9 on |r| <= 0.35). */
-static inline __attribute__((always_inline)) float expf_nonpos(float x) {
+/* The float32 exponential's core, for xc in [-104, 0]: Cody-Waite reduction xc = k ln 2 + r with Cephes' two-part
+ * ln 2, e^r by its Taylor series to r^7 (truncation 5e-9 on |r| <= 0.35). Returns e^r; *k receives k. */
+static inline __attribute__((always_inline)) float expf_reduced(float xc, int32_t *k) {
     const float shifter = 12582912.0f; /* 1.5 * 2^23 */
-    float xc = x < -87.0f ? -87.0f : x;
     float kk = FMAF(xc, 1.44269504088896341f, shifter);
-    float k = kk - shifter;
-    float r = FMAF(k, -0.693359375f, xc);
-    r = FMAF(k, 2.12194440e-4f, r);
+    float kf = kk - shifter;
+    float r = FMAF(kf, -0.693359375f, xc);
+    r = FMAF(kf, 2.12194440e-4f, r);
     float p = 1.0f / 5040.0f;
     p = FMAF(p, r, 1.0f / 720.0f);
     p = FMAF(p, r, 1.0f / 120.0f);
@@ -93,7 +92,16 @@ static inline __attribute__((always_inline)) float expf_nonpos(float x) {
     p = FMAF(p, r, 1.0f);
     int32_t bits;
     memcpy(&bits, &kk, 4);
-    bits = (bits - 0x4B400000 + 127) << 23; /* 2^k, k in [-126, 0] */
+    *k = bits - 0x4B400000; /* the integer the shifter holds in its low bits */
+    return p;
+}
+
+/* exp(x) for x <= 0 in float32, within about 2 ulp; 0 below -87 (where float32 leaves its normal range). */
+static inline __attribute__((always_inline)) float expf_nonpos(float x) {
+    float xc = x < -87.0f ? -87.0f : x;
+    int32_t k;
+    const float p = expf_reduced(xc, &k);
+    int32_t bits = (k + 127) << 23; /* 2^k, k in [-126, 0] */
     float scale;
     memcpy(&scale, &bits, 4);
     return x < -87.0f ? 0.0f : p * scale;
@@ -403,4 +411,224 @@ int focal_forward(const void *z, int is_double, int64_t B, int64_t S, int64_t C,
                               need_grad, blocks * id / count, blocks * (id + 1) / count);
     }
     return failed;
+}
+
+/* ------------------------------------------------------------------------------------------------------------------
+ * Fused sigmoid (one-vs-rest) focal loss, RetinaNet's: every element is its own binary problem, so there is no row
+ * and no class dimension, only n contiguous elements (derivation in focalbench/sigmoid_fused.py). Loss and gradient
+ * in one sweep; per element (s = x for t = 0, -x for t = 1):
+ *   1. e = exp(-|x|), r = 1 / (1 + e), L = log(1 + e): p = sigmoid(x) and q = 1 - p are r and e r (by the sign of x),
+ *      softplus(x) = max(x, 0) + L = -log q and softplus(-x) = max(-x, 0) + L = -log p
+ *   2. CE = (1 - t) softplus(x) + t softplus(-x) and m = 1 - p_t = p (1 - t) + q t: sums of non-negative terms, never
+ *      1 - (a number close to 1), so a confident element keeps its digits at any logit
+ *   3. focal = m^gamma (gamma = 2: m m; gamma = 0: 1; else exp(gamma log m), log m = -softplus(+-x) at t = 0 or 1)
+ *      loss = alpha_t focal CE, alpha_t = alpha t + (1 - alpha)(1 - t) (alpha < 0: 1)
+ *   4. dloss/dx = alpha_t [focal (p (1 - t) - q t) + gamma (1 - 2t) CE focal p q / m]: p q / m is in [0, 1] (p at
+ *      t = 1, q at t = 0) and focal p q / m is m p q for gamma = 2; no power of m below gamma is formed, so nothing is
+ *      0 * inf at a confident element for 0 < gamma < 1
+ * float32 logits are computed in float32 (16 lanes of AVX-512, twice double's): every quantity above is a product, a
+ * quotient or a sum of non-negative terms of numbers known to a few ulp, so loss and gradient stay within ~10 float32
+ * ulp of the exact values; the one exception, the exponent gamma log m of a general gamma (its absolute error would be
+ * multiplied by |gamma log m|, up to ~87), is formed in double from the exact |x| and the small L. float64 logits are
+ * computed in double throughout.
+ * Limits: x = +-inf gives p, q in {0, 1} exactly: loss 0 where the target agrees, +inf where it does not, and the
+ * gradient's finite limit (CE p q -> 0); an element whose alpha_t is 0 gives loss 0 at any logit; NaN propagates.
+ * With loss == NULL the loss is summed per chunk of SIGMOID_CHUNK elements into partial[], in order, so the total does
+ * not depend on the number of threads; with grad == NULL no gradient is written. scale multiplies the gradient.
+ */
+#define SIGMOID_CHUNK 4096
+
+/* exp(x) for x <= 0 in float32 down into the subnormal range (0 below -104): expf_nonpos's reduction, with 2^k applied
+ * as 2^(k + 64) and then 2^-64 so that k may go below -126 (a loss of order exp(-87.3), 1.2e-38, is a normal float32
+ * number and must keep its digits). */
+static inline __attribute__((always_inline)) float expf_wide(float x) {
+    float xc = x < -104.0f ? -104.0f : x;
+    int32_t k;
+    const float p = expf_reduced(xc, &k);
+    int32_t bits = (k + 127 + 64) << 23; /* 2^(k + 64), k in [-150, 0] */
+    float scale;
+    memcpy(&scale, &bits, 4);
+    return x < -104.0f ? 0.0f : p * scale * 5.42101086e-20f; /* 2^-64 */
+}
+
+/* log(u) for u in [1, 2] in float32 (NaN for NaN): 2 atanh(f), f = (m - 1) / (m + 1), m = u or u / 2; the series to
+ * f^9 is exact to 2e-9 relative on |f| <= 0.172. */
+static inline __attribute__((always_inline)) float logf_1_2(float u) {
+    const int big = u > 1.41421356f;
+    const float m = big ? u * 0.5f : u;
+    const float f = (m - 1.0f) / (m + 1.0f);
+    const float f2 = f * f;
+    float p = 1.0f / 9.0f;
+    p = FMAF(p, f2, 1.0f / 7.0f);
+    p = FMAF(p, f2, 1.0f / 5.0f);
+    p = FMAF(p, f2, 1.0f / 3.0f);
+    const float log_m = FMAF(2.0f * f * f2, p, 2.0f * f);
+    return big ? log_m + 0.693147182f : log_m;
+}
+
+/* log(m) for 0 < m <= 1, subnormal m included (a float64 soft target of 1e-310): log_pos needs a normal number. */
+static inline __attribute__((always_inline)) double log_unit(double m) {
+    const int tiny = m < 2.2250738585072014e-308;
+    return log_pos(tiny ? m * 18014398509481984.0 : m) - (tiny ? 37.42994775023704 : 0.0); /* 2^54, 54 ln 2 */
+}
+
+/* Steps 1-4 for one float32 element; GAMMA_KIND (a constant at every call) is 0 for gamma = 0, 2 for gamma = 2, 1
+ * otherwise. Returns the loss; *grad receives dloss/dx. */
+static inline __attribute__((always_inline)) float sigmoid_element_f32(float x, float t, float alpha, double gamma,
+                                                                       const int gamma_kind, float *grad) {
+    const float ax = x < 0.0f ? -x : x;
+    const float e = expf_wide(-ax);
+    const float u = 1.0f + e;
+    const float r = 1.0f / u;
+    const float L = logf_1_2(u) + (e - (u - 1.0f)) * r; /* log1p(e): log(u) corrected by u's rounding error */
+    const float er = e * r;
+    const int positive = x >= 0.0f;
+    const float p = positive ? r : er, q = positive ? er : r;
+    const float relu_x = x > 0.0f ? x : 0.0f, relu_minus_x = x < 0.0f ? -x : 0.0f;
+    const float softplus_x = relu_x + L, softplus_minus_x = relu_minus_x + L;
+    /* (1 - t) * inf at t = 1 would be NaN: a term whose weight is 0 is 0 */
+    const float ce = (t < 1.0f ? (1.0f - t) * softplus_x : 0.0f) + (t > 0.0f ? t * softplus_minus_x : 0.0f);
+    const float m = p * (1.0f - t) + q * t;
+    const float alpha_t = alpha >= 0.0f ? alpha * t + (1.0f - alpha) * (1.0f - t) : 1.0f;
+    const float pq = p * q;
+    const float direct = p * (1.0f - t) - q * t; /* p - t */
+    if (gamma_kind == 1) {
+        /* gamma log m in double from exact pieces: -(|x| or 0) - L for hard targets, log m for soft ones */
+        const double log_m = t == 1.0f   ? -((double)relu_x + (double)L)
+                             : t == 0.0f ? -((double)relu_minus_x + (double)L)
+                                         : log_unit((double)m);
+        const double w = (double)alpha_t * exp_nonpos(gamma * log_m);
+        const float ratio = m > 0.0f ? pq / m : 0.0f;
+        const double ce_ratio = ratio > 0.0f ? (double)ce * (double)ratio : 0.0;
+        *grad = (float)(w * ((double)direct + gamma * (double)(1.0f - 2.0f * t) * ce_ratio));
+        return w == 0.0 && x == x ? 0.0f : (float)(w * (double)ce);
+    }
+    const float focal = gamma_kind == 2 ? m * m : 1.0f;
+    const float w = alpha_t * focal;
+    /* gamma = 2: CE focal p q / m = CE m p q (-> 0 where p q underflows, CE = +inf included); gamma = 0: no term */
+    const float ce_m_pq = gamma_kind == 2 && pq > 0.0f ? ce * m * pq : 0.0f;
+    *grad = alpha_t * (focal * direct + 2.0f * (1.0f - 2.0f * t) * ce_m_pq);
+    return w == 0.0f && x == x ? 0.0f : w * ce;
+}
+
+/* The same steps for one float64 element, in double. */
+static inline __attribute__((always_inline)) double sigmoid_element_f64(double x, double t, double alpha, double gamma,
+                                                                        const int gamma_kind, double *grad) {
+    const double ax = x < 0.0 ? -x : x;
+    const double e = exp_nonpos(-ax);
+    const double L = log1p_unit(e);
+    const double r = 1.0 / (1.0 + e);
+    const double er = e * r;
+    const int positive = x >= 0.0;
+    const double p = positive ? r : er, q = positive ? er : r;
+    const double softplus_x = (x > 0.0 ? x : 0.0) + L, softplus_minus_x = (x < 0.0 ? -x : 0.0) + L;
+    const double ce = (t < 1.0 ? (1.0 - t) * softplus_x : 0.0) + (t > 0.0 ? t * softplus_minus_x : 0.0);
+    const double m = p * (1.0 - t) + q * t;
+    double focal;
+    if (gamma_kind == 0) {
+        focal = 1.0;
+    } else if (gamma_kind == 2) {
+        focal = m * m;
+    } else {
+        const double log_m = t == 1.0 ? -softplus_x : t == 0.0 ? -softplus_minus_x : log_unit(m);
+        focal = exp_nonpos(gamma * log_m);
+    }
+    const double alpha_t = alpha >= 0.0 ? alpha * t + (1.0 - alpha) * (1.0 - t) : 1.0;
+    const double w = alpha_t * focal;
+    const double ratio = m > 0.0 ? p * q / m : 0.0;
+    const double ce_ratio = ratio > 0.0 ? ce * ratio : 0.0; /* -> 0 where p q underflows, CE = +inf included */
+    *grad = w * ((p * (1.0 - t) - q * t) + gamma * (1.0 - 2.0 * t) * ce_ratio);
+    return w == 0.0 && x == x ? 0.0 : w * ce;
+}
+
+/* Two instances, for float32 and float64 logits (T, with ELEMENT and its arithmetic type A). sigmoid_run_T: elements
+ * [0, n) of one chunk, with the outputs (WANT_LOSS, WANT_GRAD) and GAMMA_KIND constants; returns the chunk's loss sum
+ * in double (0 when the losses are written). sigmoid_chunks_T: chunks [c0, c1). */
+#define DEFINE_SIGMOID_KERNELS(T, A, ELEMENT)                                                                        \
+    static inline __attribute__((always_inline)) double sigmoid_run_##T(                                            \
+        const T *restrict x, const T *restrict t, int64_t n, double alpha, double gamma, double scale,              \
+        T *restrict loss, T *restrict grad, const int want_loss, const int want_grad, const int gamma_kind) {       \
+        const A alpha_a = (A)alpha, scale_a = (A)scale;                                                             \
+        double sum = 0.0;                                                                                           \
+        _Pragma("omp simd reduction(+ : sum)") for (int64_t i = 0; i < n; ++i) {                                    \
+            A g;                                                                                                    \
+            const A l = ELEMENT(x[i], t[i], alpha_a, gamma, gamma_kind, &g);                                         \
+            if (want_loss) loss[i] = l;                                                                             \
+            else sum += (double)l;                                                                                  \
+            if (want_grad) grad[i] = g * scale_a;                                                                   \
+        }                                                                                                           \
+        return sum;                                                                                                 \
+    }                                                                                                               \
+                                                                                                                    \
+    static double sigmoid_chunk_##T(const T *x, const T *t, int64_t n, double alpha, double gamma, double scale,    \
+                                    T *loss, T *grad) {                                                             \
+        const int kind = gamma == 0.0 ? 0 : gamma == 2.0 ? 2 : 1;                                                   \
+        if (loss && grad) {                                                                                         \
+            if (kind == 2) return sigmoid_run_##T(x, t, n, alpha, 2.0, scale, loss, grad, 1, 1, 2);                 \
+            if (kind == 0) return sigmoid_run_##T(x, t, n, alpha, 0.0, scale, loss, grad, 1, 1, 0);                 \
+            return sigmoid_run_##T(x, t, n, alpha, gamma, scale, loss, grad, 1, 1, 1);                              \
+        }                                                                                                           \
+        if (loss) {                                                                                                 \
+            if (kind == 2) return sigmoid_run_##T(x, t, n, alpha, 2.0, scale, loss, grad, 1, 0, 2);                 \
+            if (kind == 0) return sigmoid_run_##T(x, t, n, alpha, 0.0, scale, loss, grad, 1, 0, 0);                 \
+            return sigmoid_run_##T(x, t, n, alpha, gamma, scale, loss, grad, 1, 0, 1);                              \
+        }                                                                                                           \
+        if (grad) {                                                                                                 \
+            if (kind == 2) return sigmoid_run_##T(x, t, n, alpha, 2.0, scale, loss, grad, 0, 1, 2);                 \
+            if (kind == 0) return sigmoid_run_##T(x, t, n, alpha, 0.0, scale, loss, grad, 0, 1, 0);                 \
+            return sigmoid_run_##T(x, t, n, alpha, gamma, scale, loss, grad, 0, 1, 1);                              \
+        }                                                                                                           \
+        if (kind == 2) return sigmoid_run_##T(x, t, n, alpha, 2.0, scale, loss, grad, 0, 0, 2);                     \
+        if (kind == 0) return sigmoid_run_##T(x, t, n, alpha, 0.0, scale, loss, grad, 0, 0, 0);                     \
+        return sigmoid_run_##T(x, t, n, alpha, gamma, scale, loss, grad, 0, 0, 1);                                  \
+    }                                                                                                               \
+                                                                                                                    \
+    static void sigmoid_chunks_##T(const T *x, const T *t, int64_t n, double alpha, double gamma, double scale,     \
+                                   T *loss, double *partial, T *grad, int64_t c0, int64_t c1) {                     \
+        for (int64_t c = c0; c < c1; ++c) {                                                                         \
+            const int64_t i0 = c * SIGMOID_CHUNK, len = n - i0 < SIGMOID_CHUNK ? n - i0 : SIGMOID_CHUNK;           \
+            const double sum = sigmoid_chunk_##T(x + i0, t + i0, len, alpha, gamma, scale, loss ? loss + i0 : NULL, \
+                                                 grad ? grad + i0 : NULL);                                          \
+            if (!loss) partial[c] = sum;                                                                            \
+        }                                                                                                           \
+    }
+
+DEFINE_SIGMOID_KERNELS(float, float, sigmoid_element_f32)
+DEFINE_SIGMOID_KERNELS(double, double, sigmoid_element_f64)
+
+static void sigmoid_chunks(const void *x, const void *t, int is_double, int64_t n, double alpha, double gamma,
+                           double scale, void *loss, double *partial, void *grad, int64_t c0, int64_t c1) {
+    if (is_double)
+        sigmoid_chunks_double((const double *)x, (const double *)t, n, alpha, gamma, scale, (double *)loss, partial,
+                              (double *)grad, c0, c1);
+    else
+        sigmoid_chunks_float((const float *)x, (const float *)t, n, alpha, gamma, scale, (float *)loss, partial,
+                             (float *)grad, c0, c1);
+}
+
+/* The exported entry point: n contiguous logits x and targets t (both float32, or both float64), alpha (< 0: no
+ * weighting), gamma; writes the per-element loss to `loss` (the logits' type) or, with loss == NULL, the loss sum of
+ * each chunk to `partial` (ceil(n / SIGMOID_CHUNK) doubles); the gradient times `scale` to `grad` unless it is NULL.
+ * Chunks are split between `threads` OpenMP threads (none for one thread). Returns 0. */
+int sigmoid_focal_forward(const void *x, const void *t, int is_double, int64_t n, double alpha, double gamma,
+                          double scale, void *loss, double *partial, void *grad, int threads) {
+    const int64_t chunks = (n + SIGMOID_CHUNK - 1) / SIGMOID_CHUNK;
+    if (threads <= 1) {
+        sigmoid_chunks(x, t, is_double, n, alpha, gamma, scale, loss, partial, grad, 0, chunks);
+        return 0;
+    }
+#ifdef _OPENMP
+#pragma omp parallel num_threads(threads)
+#endif
+    {
+#ifdef _OPENMP
+        const int64_t id = omp_get_thread_num(), count = omp_get_num_threads();
+#else
+        const int64_t id = 0, count = 1;
+        (void)threads;
+#endif
+        sigmoid_chunks(x, t, is_double, n, alpha, gamma, scale, loss, partial, grad, chunks * id / count,
+                       chunks * (id + 1) / count);
+    }
+    return 0;
 }

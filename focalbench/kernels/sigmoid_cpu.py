@@ -1,0 +1,49 @@
+"""The CPU kernel of the sigmoid focal loss: ``sigmoid_focal_forward`` in ``focal_cpu.c``, through the typed table.
+
+The C function lives in the same library as the softmax kernel (:mod:`focalbench.kernels.cpu`: one build, one
+signature table that a test checks against the C source) and shares its exponential and logarithm. Its steps and limits
+are in the comment above it; the derivation in :mod:`focalbench.sigmoid_fused`.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from focalbench.kernels import cpu
+from focalbench.semantics import compute_dtype
+from focalbench.sigmoid_semantics import SigmoidArgs, mean_scale
+
+__all__ = ["CHUNK", "available", "forward_args"]
+
+#: Elements per partial sum (SIGMOID_CHUNK in the C source): the total does not depend on the number of threads.
+CHUNK = 4096
+#: Below this many elements per thread, more threads cost more than they save (measured on the 2-core VM of the README).
+ELEMENTS_PER_THREAD = 32768
+
+available = cpu.available
+
+
+def forward_args(args: SigmoidArgs, need_grad: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The reduced loss (float64 for ``"mean"``/``"sum"``, the compute dtype for ``"none"``) and, when ``need_grad``,
+    the gradient of that loss (the reduction's scale folded in), from one sweep over the logits.
+
+    Logits and target are read contiguous in the compute dtype (a copy only where they are not already).
+    """
+    dtype = compute_dtype(args.logits.dtype)
+    x = args.logits.to(dtype).contiguous()
+    t = args.target.to(dtype).contiguous()
+    n = x.numel()
+    per_element = args.reduction == "none"
+    loss = torch.empty(x.shape, dtype=dtype) if per_element else None
+    partial = None if per_element else torch.empty(-(-n // CHUNK), dtype=torch.float64)
+    grad = torch.empty(x.shape, dtype=dtype) if need_grad else None
+    threads = min(torch.get_num_threads(), max(1, n // ELEMENTS_PER_THREAD))
+    cpu._call(
+        "sigmoid_focal_forward", x=x.data_ptr(), t=t.data_ptr(), is_double=int(dtype == torch.float64), n=n,
+        alpha=args.alpha, gamma=float(args.gamma), scale=mean_scale(args), loss=cpu._pointer(loss),
+        partial=cpu._pointer(partial), grad=cpu._pointer(grad), threads=threads,
+    )  # fmt: skip
+    if per_element:
+        return loss, grad
+    total = partial.sum()
+    return (total if args.reduction == "sum" else total / max(n, 1)), grad
