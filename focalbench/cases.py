@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import random
 from dataclasses import dataclass, replace
+from typing import ClassVar
 
 import torch
 
@@ -51,6 +52,8 @@ class Case:
     class, ``"nan-target"`` / ``"inf-target"`` at the target; ``garbage`` fills ignored elements with -inf (a whole row,
     or class 0 alone), NaN and +inf.
     """
+
+    family: ClassVar[str] = "softmax"  # the loss family whose semantics the case is written in
 
     shape: tuple[int, ...]
     dtype: torch.dtype = torch.float32
@@ -102,6 +105,11 @@ class Case:
     @property
     def num_classes(self) -> int:
         return self.shape[1]
+
+    @property
+    def loss_shape(self) -> tuple[int, ...]:
+        """Shape of the ``reduction="none"`` loss: the target's."""
+        return self.shape[:1] + self.shape[2:]
 
     def needs(self) -> set[str]:
         """Capabilities (see :data:`focalbench.registry.CAPABILITIES`) an implementation must have for this case."""

@@ -1,9 +1,12 @@
 """Correctness checks as plain functions: used by ``tests/`` and by ``focalbench check``, never written twice.
 
 A check is a function ``(impl, case, device) -> None | str`` (``None``: it holds; a string: what went wrong) with the
-cases it runs on. :func:`evaluate` turns one (implementation, check, case) into an :class:`Outcome`:
+cases it runs on and the loss family it checks (the softmax family's cases are :mod:`focalbench.cases`, the sigmoid
+family's :mod:`focalbench.sigmoid_cases`; the generic functions below take either). :func:`evaluate` turns one
+(implementation, check, case) into an :class:`Outcome`:
 
-* ``n/a``   the implementation does not declare what the case needs (device, dtype, capability);
+* ``n/a``   the implementation is of another family, or does not declare what the case needs (device, dtype,
+  capability);
 * ``pass`` / ``fail``;
 * ``xfail`` a failure covered by one of the implementation's declared known defects;
 * ``xpass`` a known defect that no longer reproduces (an error: the declaration is stale).
@@ -19,6 +22,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from focalbench import sigmoid_cases
 from focalbench.cases import (
     BadInput,
     Case,
@@ -52,6 +56,10 @@ __all__ = [
 
 REFERENCE = "numpy_reference"
 GRADIENT_PENALTY_REFERENCE = "gather"  # plain autograd through log_softmax: differentiable any number of times
+#: Per family: the float64 reference the checks compare with, and the plain-autograd implementation a gradient
+#: penalty is compared with.
+REFERENCES = {"softmax": REFERENCE, "sigmoid": "sigmoid_reference"}
+GRADIENT_PENALTY_REFERENCES = {"softmax": GRADIENT_PENALTY_REFERENCE, "sigmoid": "sigmoid_logspace"}
 
 CheckFn = Callable[[Implementation, object, str], "str | None"]
 
@@ -64,6 +72,7 @@ class Check:
     cases: Callable[[], list]
     needs: frozenset[str] = frozenset()
     skip_reference: bool = False  # the reference is judged against the arbitrary-precision oracle instead
+    family: str = "softmax"  # the loss family it checks: it applies to that family's implementations only
 
 
 @dataclass(frozen=True)
@@ -92,14 +101,21 @@ def _upstream(case: Case, device: str) -> torch.Tensor | None:
     """Upstream gradient: seeded weights for ``none``, 0.5 for ``sum`` (exercises scaling), 1 for ``mean``."""
     if case.reduction == "none":
         g = torch.Generator().manual_seed(case.seed + 1)
-        return torch.rand(case.shape[:1] + case.shape[2:], generator=g, dtype=torch.float64).to(device)
+        return torch.rand(case.loss_shape, generator=g, dtype=torch.float64).to(device)
     return torch.tensor(0.5 if case.reduction == "sum" else 1.0, dtype=torch.float64, device=device)
+
+
+def _reference_loss_and_grad(case, logits: torch.Tensor, target: torch.Tensor, upstream=None):
+    """The float64 reference of the case's family on these inputs (floating targets in float64 too)."""
+    reference = get_implementation(REFERENCES[case.family])
+    target = target.double() if target.is_floating_point() else target
+    return loss_and_grad(reference, logits.double(), target, case.kwargs(), upstream)
 
 
 @functools.lru_cache(maxsize=512)
 def _reference_result(case: Case, device: str) -> tuple[torch.Tensor, torch.Tensor]:
     logits, target = case.make(device)
-    return loss_and_grad(get_implementation(REFERENCE), logits.double(), target, case.kwargs(), _upstream(case, device))
+    return _reference_loss_and_grad(case, logits, target, _upstream(case, device))
 
 
 def _matches_reference(impl: Implementation, case: Case, device: str) -> str | None:
@@ -346,7 +362,7 @@ def _create_graph(impl: Implementation, case: Case, device: str) -> str | None:
         return None  # a clear refusal at the create_graph call
     if not grad.requires_grad:
         return "create_graph=True gave a gradient that does not require grad: a gradient penalty would add nothing"
-    expected_x, expected_grad = first_gradient(get_implementation(GRADIENT_PENALTY_REFERENCE))
+    expected_x, expected_grad = first_gradient(get_implementation(GRADIENT_PENALTY_REFERENCES[case.family]))
     penalty, expected_penalty = penalty_gradient(x, grad), penalty_gradient(expected_x, expected_grad)
     return compare(grad, expected_grad, case.dtype, "gradient") or compare(
         penalty, expected_penalty, case.dtype, "gradient penalty's gradient"
@@ -378,7 +394,9 @@ def accuracy_errors(loss, grad, ref_loss, ref_grad, dtype: torch.dtype) -> tuple
 def _accurate_at_extremes(impl: Implementation, case: Case, device: str) -> str | None:
     logits, target = case.make(device)
     loss, grad = loss_and_grad(impl, logits, target, case.kwargs())
-    ref_loss, ref_grad = loss_and_grad(get_implementation(REFERENCE), logits.double(), target, case.kwargs())
+    ref_loss, ref_grad = _reference_loss_and_grad(case, logits, target)
+    if loss.shape == grad.shape:  # an elementwise loss (the sigmoid family): each gradient element judged alone
+        grad, ref_grad = grad.reshape(-1, 1), ref_grad.reshape(-1, 1)
     loss_err, grad_err = accuracy_errors(loss, grad, ref_loss, ref_grad, case.dtype)
     bound = ACCURACY_BOUND[case.dtype]
     if loss_err > bound or grad_err > bound:
@@ -398,6 +416,85 @@ def _rejects_bad_input(impl: Implementation, bad: BadInput, device: str) -> str 
     except Exception as error:  # noqa: BLE001 - any other exception is the finding
         return f"expected {bad.error.__name__} naming {bad.argument!r}, got {type(error).__name__}: {error}"
     return f"expected {bad.error.__name__} naming {bad.argument!r}; no exception was raised"
+
+
+# --- checks of the sigmoid family only ----------------------------------------------------------------------------
+
+
+def _bce_at_gamma_zero(impl: Implementation, case, device: str) -> str | None:
+    """gamma = 0 without weighting equals ``F.binary_cross_entropy_with_logits``, loss and gradient."""
+    logits, target = case.make(device)
+    kwargs, upstream = case.kwargs(), _upstream(case, device)
+    loss, grad = loss_and_grad(impl, logits, target, kwargs, upstream)
+
+    def bce(x, t, **kw):
+        return F.binary_cross_entropy_with_logits(x, t, reduction=kw["reduction"])
+
+    bce_loss, bce_grad = loss_and_grad(bce, logits, target, kwargs, upstream)
+    return compare(loss, bce_loss, case.dtype, "loss vs F.binary_cross_entropy_with_logits") or compare(
+        grad, bce_grad, case.dtype, "gradient vs F.binary_cross_entropy_with_logits"
+    )
+
+
+def _sigmoid_terms(case, logits: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Float64 ``(1 - p_t, alpha_t)`` per element, from the definitions (``1 - p_t = p (1 - t) + (1 - p) t``)."""
+    x, t = logits.double(), target.double()
+    one_minus_p_t = torch.sigmoid(x) * (1 - t) + torch.sigmoid(-x) * t
+    alpha_t = case.alpha * t + (1 - case.alpha) * (1 - t) if case.alpha >= 0 else torch.ones_like(t)
+    return one_minus_p_t, alpha_t
+
+
+def _focal_to_bce_ratio(impl: Implementation, case, device: str) -> str | None:
+    logits, target = case.make(device)
+    fl = impl(logits, target, **case.kwargs()).double()
+    bce = F.binary_cross_entropy_with_logits(logits.double(), target.double(), reduction="none")
+    one_minus_p_t, alpha_t = _sigmoid_terms(case, logits, target)
+    counted = bce > 1e-6  # the ratio is 0/0 where BCE vanishes
+    expected = alpha_t * one_minus_p_t**case.gamma
+    return compare((fl / bce)[counted], expected[counted], case.dtype, "FL / BCE vs alpha_t (1 - p_t)^gamma")
+
+
+def _sigmoid_limits_reference(case, logits: torch.Tensor, target: torch.Tensor, upstream):
+    """The reference's loss and gradient at the limits: +-inf logits replaced by +-1e4 (``exp(-1e4)`` is exactly 0 in
+    float64: p and 1 - p are 0 and 1 as at the limit) and NaN by 0, with a loss of +inf wherever an infinite logit
+    disagrees with its target (CE is infinite there) and the element weighs something (``alpha_t > 0``)."""
+    x = logits.detach().double()
+    stand_in = torch.where(torch.isinf(x), torch.sign(x) * 1e4, torch.nan_to_num(x, nan=0.0))
+    ref_loss, ref_grad = _reference_loss_and_grad(case, stand_in, target, upstream)
+    t = target.double()
+    _, alpha_t = _sigmoid_terms(case, stand_in, target)
+    infinite = ((torch.isposinf(x) & (t < 1)) | (torch.isneginf(x) & (t > 0))) & (alpha_t > 0)
+    if case.reduction == "none":
+        ref_loss = ref_loss.masked_fill(infinite, math.inf)
+    elif bool(infinite.any()):
+        ref_loss = torch.full_like(ref_loss, math.inf)
+    return ref_loss, ref_grad
+
+
+def _infinite_logits(impl: Implementation, case, device: str) -> str | None:
+    """+-inf logits take their limits: loss 0 where the target agrees, +inf where it does not, the gradient's finite
+    limit; the other elements unaffected."""
+    logits, target = case.make(device)
+    upstream = _upstream(case, device)
+    loss, grad = loss_and_grad(impl, logits, target, case.kwargs(), upstream)
+    ref_loss, ref_grad = _sigmoid_limits_reference(case, logits, target, upstream)
+    return compare(loss, ref_loss, case.dtype, "loss") or compare(grad, ref_grad, case.dtype, "gradient")
+
+
+def _propagates_nan(impl: Implementation, case, device: str) -> str | None:
+    """A NaN logit makes its loss NaN (never a finite number, whatever its weight); the other elements' losses and
+    gradients are the limits the reference computes."""
+    logits, target = case.make(device)
+    upstream = _upstream(case, device)
+    loss, grad = loss_and_grad(impl, logits, target, case.kwargs(), upstream)
+    poisoned = torch.isnan(logits)
+    hit = loss[poisoned] if case.reduction == "none" else loss.reshape(1)
+    if bool(torch.isfinite(hit).any()):
+        return f"loss {hit[torch.isfinite(hit)][0].item():.9g} where a logit is NaN: expected NaN"
+    ref_loss, ref_grad = _sigmoid_limits_reference(case, logits, target, upstream)
+    clean = ~poisoned
+    failure = compare(loss[clean], ref_loss[clean], case.dtype, "loss elsewhere") if case.reduction == "none" else None
+    return failure or compare(grad[clean], ref_grad[clean], case.dtype, "gradient elsewhere")
 
 
 def _ce_cases() -> list[Case]:
@@ -560,6 +657,104 @@ CHECKS: dict[str, Check] = {
 }
 
 
+def _sigmoid_check(name: str, description: str, fn: CheckFn, cases: Callable[[], list], **options) -> Check:
+    return Check(f"sigmoid_{name}", description, fn, cases, family="sigmoid", **options)
+
+
+#: The sigmoid family's checks (RetinaNet's loss: :mod:`focalbench.sigmoid_semantics`), named ``sigmoid_*``.
+CHECKS.update(
+    (check.name, check)
+    for check in (
+        _sigmoid_check(
+            "matches_reference",
+            "loss and gradient equal sigmoid_reference within the dtype's tolerance",
+            _matches_reference,
+            sigmoid_cases.random_cases,
+            skip_reference=True,
+        ),
+        _sigmoid_check(
+            "bce_at_gamma_zero",
+            "gamma=0 without alpha equals F.binary_cross_entropy_with_logits (loss and gradient)",
+            _bce_at_gamma_zero,
+            sigmoid_cases.bce_cases,
+        ),
+        _sigmoid_check(
+            "focal_to_bce_ratio",
+            "FL / BCE = alpha_t (1 - p_t)^gamma elementwise",
+            _focal_to_bce_ratio,
+            sigmoid_cases.identity_cases,
+        ),
+        _sigmoid_check("gradcheck", "torch.autograd.gradcheck in float64", _gradcheck, sigmoid_cases.gradcheck_cases),
+        _sigmoid_check(
+            "gradgradcheck",
+            "torch.autograd.gradgradcheck in float64",
+            _gradgradcheck,
+            sigmoid_cases.gradcheck_cases,
+            needs=frozenset({"double_backward"}),
+        ),
+        _sigmoid_check(
+            "create_graph",
+            "create_graph=True: a gradient penalty's gradient equals sigmoid_logspace's, or a RuntimeError at that "
+            "call (where double backward is not declared)",
+            _create_graph,
+            sigmoid_cases.create_graph_cases,
+        ),
+        _sigmoid_check(
+            "compiles_fullgraph",
+            "torch.compile(fullgraph=True) traces the call with no graph break and matches eager mode",
+            _compiles_fullgraph,
+            sigmoid_cases.compile_cases,
+            needs=frozenset({"compile"}),
+        ),
+        _sigmoid_check(
+            "finite_at_extremes",
+            "finite loss and gradient for logits up to +-1e30 and +-3/4 of the dtype's largest number, gammas 0 to 5",
+            _finite_at_extremes,
+            sigmoid_cases.extreme_cases,
+        ),
+        _sigmoid_check(
+            "accurate_at_extremes",
+            "every loss and gradient element within 2e-6 (fp32) / 1e-12 (fp64) relative of sigmoid_reference at "
+            "logits +-3 to +-100, gammas 0 to 5",
+            _accurate_at_extremes,
+            sigmoid_cases.accuracy_cases,
+            skip_reference=True,
+        ),
+        _sigmoid_check(
+            "infinite_logits",
+            "+-inf logits take their limits: loss 0 (target agrees) or +inf, the gradient's finite limit; an "
+            "element of weight 0 gives 0",
+            _infinite_logits,
+            sigmoid_cases.infinite_cases,
+        ),
+        _sigmoid_check(
+            "propagates_nan",
+            "a NaN logit gives a NaN loss, never a finite one; other elements unaffected",
+            _propagates_nan,
+            sigmoid_cases.nan_cases,
+        ),
+        _sigmoid_check(
+            "soft_targets",
+            "targets in (0, 1), down to 1e-30 and up to 1 - 2^-24: loss and gradient equal sigmoid_reference",
+            _matches_reference,
+            sigmoid_cases.soft_target_cases,
+        ),
+        _sigmoid_check(
+            "empty_batch",
+            "no element: 0 (mean, sum) or an empty tensor (none), an empty gradient",
+            _empty_batch,
+            sigmoid_cases.empty_cases,
+        ),
+        _sigmoid_check(
+            "rejects_bad_input",
+            "bad arguments raise ValueError/TypeError naming the argument",
+            _rejects_bad_input,
+            sigmoid_cases.bad_inputs,
+        ),
+    )
+)
+
+
 def checks_reached(case: Case) -> list[str]:
     """The named checks whose cases ``case`` resembles: a declared defect of one of them may explain its failure.
 
@@ -583,7 +778,7 @@ def differential(impl: Implementation, case: Case, device: str = "cpu") -> Outco
     ``xfail`` when a defect declared for one of the checks the case reaches (:func:`checks_reached`) applies to it,
     else ``fail``.
     """
-    reason = impl.supports(device=device, dtype=case.dtype, needs=case.needs())
+    reason = impl.supports(device=device, dtype=case.dtype, needs=case.needs(), family=case.family)
     if reason is not None:
         return Outcome("n/a", reason)
     failure = _failure(functools.partial(_matches_limits, scale_floor=1.0), impl, case, device)
@@ -594,15 +789,16 @@ def differential(impl: Implementation, case: Case, device: str = "cpu") -> Outco
 
 
 def applicability(impl: Implementation, check: Check, case, device: str) -> str | None:
-    """``None`` when ``check`` applies to ``impl`` on ``case`` and ``device``, else why not."""
-    if check.skip_reference and impl.name == REFERENCE:
-        return f"{REFERENCE} is the reference here; it is checked against the arbitrary-precision oracle"
+    """``None`` when ``check`` applies to ``impl`` on ``case`` and ``device``, else why not (another family first)."""
+    reference = REFERENCES[check.family]
+    if check.skip_reference and impl.name == reference:
+        return f"{reference} is the reference here; it is checked against the arbitrary-precision oracle"
     if isinstance(case, BadInput):
         if case.device == "cuda" and device != "cuda":
             return "needs a CUDA device (--device cuda)"
-        return impl.supports(device=device)
+        return impl.supports(device=device, family=check.family)
     needs = set(case.needs()) | set(check.needs)
-    return impl.supports(device=device, dtype=case.dtype, needs=needs)
+    return impl.supports(device=device, dtype=case.dtype, needs=needs, family=check.family)
 
 
 def evaluate(impl: Implementation, check: Check, case, device: str = "cpu") -> Outcome:
@@ -629,7 +825,7 @@ def _classified(failure: str | None, defect: KnownDefect | None) -> Outcome:
 
 
 def case_id(case) -> str:
-    return case.id if isinstance(case, Case) else case.name
+    return case.name if isinstance(case, BadInput) else case.id
 
 
 def run_matrix(

@@ -19,7 +19,7 @@ from focalbench.timing import synchronized_perf_counter
 pytestmark = pytest.mark.benchmark_suite
 
 BENCH_SHAPES = [s for s in SHAPES if s.name in ("yolov2_voc", "imagenet", "segmentation")]
-NAMES = ["cross_entropy", *list_implementations()]
+NAMES = ["cross_entropy", *list_implementations(family="softmax")]
 
 
 @pytest.mark.benchmark(timer=synchronized_perf_counter, min_rounds=5, warmup=True)
