@@ -30,12 +30,25 @@ from focalbench.semantics import FocalArgs, compute_dtype, reduce_loss
 MAX_GRAPHS = 16
 
 
+def bounded_compile(fn, max_graphs: int):
+    """``torch.compile(fn, dynamic=True)`` that raises past ``max_graphs`` graphs rather than fall back to eager
+    without a word (the recompile limit raised to that bound: torch's default of 8 may be too few)."""
+    if "recompile_limit" in inspect.signature(torch.compile).parameters:  # torch >= 2.12: a per-function limit
+        compiled = torch.compile(fn, dynamic=True, recompile_limit=max_graphs)
+    else:
+        compiled = torch.compile(fn, dynamic=True)
+
+    def call(*args):
+        with torch._dynamo.config.patch(recompile_limit=max_graphs, fail_on_recompile_limit_hit=True):
+            return compiled(*args)
+
+    return call
+
+
 @functools.cache
 def compiled_per_element():
     """The compiled kernel, created on first use so that importing focalbench never starts a compiler."""
-    if "recompile_limit" in inspect.signature(torch.compile).parameters:  # torch >= 2.12: a per-function limit
-        return torch.compile(gather_per_element, dynamic=True, recompile_limit=MAX_GRAPHS)
-    return torch.compile(gather_per_element, dynamic=True)
+    return bounded_compile(gather_per_element, MAX_GRAPHS)
 
 
 @register(
@@ -63,7 +76,5 @@ def compiled(args: FocalArgs) -> torch.Tensor:
     target = args.safe_target.reshape(-1).clone()
     alpha_t = args.alpha_t(dtype).reshape(-1).clone()
     gamma = torch.tensor(args.gamma, dtype=dtype, device=rows.device)
-    # past the bound, raise rather than fall back to eager without a word
-    with torch._dynamo.config.patch(recompile_limit=MAX_GRAPHS, fail_on_recompile_limit_hit=True):
-        per_element = compiled_per_element()(rows, target, alpha_t, gamma).reshape(args.target.shape)
+    per_element = compiled_per_element()(rows, target, alpha_t, gamma).reshape(args.target.shape)
     return reduce_loss(per_element, args).to(args.logits.dtype)
