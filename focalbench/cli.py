@@ -12,6 +12,7 @@ __all__ = ["main"]
 
 DTYPES = ("float16", "bfloat16", "float32", "float64")
 CPU_TARGETS = ("native", "x86-64-v2", "x86-64-v3", "x86-64-v4", "generic")  # as focalbench.native.TARGETS
+FAMILIES = ("softmax", "sigmoid")  # as focalbench.registry.FAMILIES
 
 
 def eprint(*parts: object) -> None:
@@ -22,16 +23,20 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="focalbench", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
-    sub.add_parser("list", help="registered implementations: devices, dtypes, capabilities, known defects")
+    listing = sub.add_parser("list", help="registered implementations: devices, dtypes, capabilities, known defects")
+    listing.add_argument("--family", choices=FAMILIES, help="only this loss family's (default: both)")
 
     check = sub.add_parser("check", help="run the correctness checks, print the conformance matrix")
     check.add_argument("impls", nargs="*", metavar="NAME|module:attr", help="default: every registered one")
     check.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     check.add_argument("--check", action="append", dest="checks", metavar="CHECK", help="only these checks")
     check.add_argument("-v", "--verbose", action="store_true", help="print every unexpected outcome's detail")
+    check.add_argument("--family", choices=FAMILIES, help="only this loss family's (default: both, a matrix each)")
 
-    run = sub.add_parser("run", help="time implementations against F.cross_entropy and write a report")
+    run = sub.add_parser("run", help="time implementations against F.cross_entropy (sigmoid: BCE) and write a report")
     run.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="default cpu")
+    run.add_argument("--family", choices=FAMILIES,
+                     help="the loss family to time (default: the named implementations', else softmax)")  # fmt: skip
     run.add_argument("--impl", action="append", dest="impls", metavar="NAME|module:attr",
                      help="repeatable; default: every implementation registered for the device")  # fmt: skip
     run.add_argument("--dtype", action="append", dest="dtypes", choices=DTYPES,
@@ -41,7 +46,8 @@ def _parser() -> argparse.ArgumentParser:
         action="append",
         dest="shapes",
         metavar="NAME|RxC",
-        help="repeatable: yolov2_voc, coco_rows, imagenet, segmentation, sweep_<rows>x20, 4096x20",
+        help="repeatable: yolov2_voc, coco_rows, imagenet, segmentation, sweep_<rows>x20 (sigmoid: retinanet_rows, "
+        "retinanet_dense), 4096x20",
     )
     run.add_argument("--mode", action="append", dest="modes", choices=("forward", "backward", "forward+backward"),
                      help="repeatable; default all three (quick: forward+backward)")  # fmt: skip
@@ -70,6 +76,8 @@ def _parser() -> argparse.ArgumentParser:
 
     accuracy = sub.add_parser("accuracy", help="worst relative error vs an arbitrary-precision oracle, by logit gap")
     accuracy.add_argument("--impl", action="append", dest="impls", metavar="NAME|module:attr")
+    accuracy.add_argument("--family", choices=FAMILIES,
+                          help="the loss family (default: the named implementations', else softmax)")  # fmt: skip
     accuracy.add_argument("--dtype", choices=("float32", "float64"), default="float32")
     accuracy.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     accuracy.add_argument("--output", default="results", help="directory for the JSON and markdown tables")

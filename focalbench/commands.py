@@ -13,12 +13,13 @@ from pathlib import Path
 import torch
 from tabulate import tabulate
 
-from focalbench.accuracy import sweep
+from focalbench.accuracy import sigmoid_sweep, sweep
 from focalbench.checks import CHECKS, run_matrix, summarize
 from focalbench.cli import eprint
 from focalbench.environment import environment
 from focalbench.gate import Comparison, comparable, compare_reports, merge_reports
 from focalbench.registry import (
+    FAMILIES,
     Implementation,
     get_implementation,
     list_implementations,
@@ -34,7 +35,7 @@ from focalbench.report import (
     write_new,
     write_report,
 )
-from focalbench.runner import MODES, run_case, select_shapes
+from focalbench.runner import MODES, WORKLOADS, run_case, select_shapes
 from focalbench.timing import copy_bandwidth
 
 __all__ = [
@@ -47,30 +48,46 @@ class UsageError(ValueError):
     """A bad argument value: reported in one line, exit 2."""
 
 
-def _resolve(names: list[str] | None, device: str) -> list[Implementation]:
+def _resolve(names: list[str] | None, device: str, family: str | None = None) -> list[Implementation]:
+    """The named implementations (a user's undeclared ``module:attr`` taken as a loss of ``family``), else the
+    registered ones of ``family`` (every family's when None) that run on ``device``."""
     try:
         if names:
-            return [load_implementation(name) for name in names]
+            return [load_implementation(name, family or "softmax") for name in names]
     except (ValueError, TypeError) as error:
         raise UsageError(str(error)) from error
-    impls = [get_implementation(name) for name in list_implementations()]
+    impls = [get_implementation(name) for name in list_implementations(family)]
     return [i for i in impls if device in i.devices and not i.extra.get("interpreted")]
+
+
+def _one_family(args: argparse.Namespace, device: str) -> tuple[list[Implementation], str]:
+    """The implementations of a run or an accuracy sweep and their one family: ``--family``, else the named
+    implementations', else softmax."""
+    impls = _resolve(args.impls, device, args.family or (None if args.impls else "softmax"))
+    families = {impl.family for impl in impls}
+    family = args.family or (families.pop() if len(families) == 1 else "softmax")
+    others = [impl.name for impl in impls if impl.family != family]
+    if others:
+        raise UsageError(f"--impl must name implementations of one family ({family}). Got: {', '.join(others)} of "
+                         "another")  # fmt: skip
+    return impls, family
 
 
 def cmd_list(args: argparse.Namespace) -> int:
     rows = []
-    for name in list_implementations():
+    for name in list_implementations(args.family):
         impl = get_implementation(name)
         rows.append(
             [
                 name,
+                impl.family,
                 ", ".join(impl.devices),
                 ", ".join(str(d).replace("torch.", "") for d in impl.dtypes),
                 ", ".join(sorted(impl.capabilities)),
                 "\n".join(f"{d.check}: {d.reason}" for d in impl.known_defects) or "-",
             ]
         )
-    print(tabulate(rows, headers=["implementation", "devices", "dtypes", "capabilities", "known defects"]))
+    print(tabulate(rows, headers=["implementation", "family", "devices", "dtypes", "capabilities", "known defects"]))
     for name, reason in unavailable_implementations().items():
         print(f"\n{name}: unavailable here: {reason}")
     return 0
@@ -87,16 +104,26 @@ def _check_matrix(impls: list[Implementation], device: str, checks=None, progres
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    impls = _resolve(args.impls, args.device)
+    impls = _resolve(args.impls, args.device, args.family)
     try:
-        checks = [CHECKS[name] for name in args.checks] if args.checks else None
+        checks = [CHECKS[name] for name in args.checks] if args.checks else list(CHECKS.values())
     except KeyError as error:
         raise UsageError(f"--check must be one of {', '.join(CHECKS)}. Got: {error.args[0]!r}") from error
-    verdicts, matrix = _check_matrix(
-        impls, args.device, checks, progress=lambda impl, check, verdict: eprint(f"  {impl:18s} {check:30s} {verdict}")
-    )
-    names = list(next(iter(verdicts.values())).keys()) if verdicts else []
-    print(tabulate([[impl] + [v[c] for c in names] for impl, v in verdicts.items()], headers=["", *names]))
+    matrix = {}
+    families = [f for f in FAMILIES if any(i.family == f for i in impls) and any(c.family == f for c in checks)]
+    if not families:
+        raise UsageError("--check must name checks of the implementations' family. Got: "
+                         f"{', '.join(c.name for c in checks)} for {', '.join(i.name for i in impls)}")  # fmt: skip
+    for family in families:  # a matrix per loss family: its implementations through its checks
+        verdicts, by_family = _check_matrix(
+            [i for i in impls if i.family == family], args.device, [c for c in checks if c.family == family],
+            progress=lambda impl, check, verdict: eprint(f"  {impl:18s} {check:30s} {verdict}"),
+        )  # fmt: skip
+        matrix.update(by_family)
+        names = list(next(iter(verdicts.values())).keys()) if verdicts else []
+        if len(families) > 1:
+            print(f"\n{family} family:")
+        print(tabulate([[impl] + [v[c] for c in names] for impl, v in verdicts.items()], headers=["", *names]))
     unexpected = [
         (impl, check, case, outcome)
         for impl, by_check in matrix.items()
@@ -133,12 +160,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     for gamma in args.gammas or []:
         if not math.isfinite(gamma) or gamma < 0:
             raise UsageError(f"--gamma must be a finite number >= 0. Got: {gamma}")
+    impls, family = _one_family(args, device)
     try:
-        shapes = select_shapes(args.shapes, args.quick)
+        shapes = select_shapes(args.shapes, args.quick, family)
     except ValueError as error:
         raise UsageError(str(error)) from error
     _writable_directory(args.output, "--output")
-    impls = _resolve(args.impls, device)
     default_dtypes = ["float32"] if (args.quick or device == "cpu") else ["float32", "bfloat16"]
     dtypes = [getattr(torch, d) for d in (args.dtypes or default_dtypes)]
     modes = args.modes or (["forward+backward"] if args.quick else list(MODES))
@@ -151,7 +178,8 @@ def cmd_run(args: argparse.Namespace) -> int:
             raise UsageError(next(u for u in unsupported if u))
 
     started = time.perf_counter()
-    eprint(f"focalbench run on {device}: {len(impls)} implementation(s) + cross_entropy, {len(shapes)} shape(s)")
+    baseline = WORKLOADS[family].baseline
+    eprint(f"focalbench run on {device}: {len(impls)} {family} implementation(s) + {baseline}, {len(shapes)} shape(s)")
     env = environment(device)
     env["bandwidth_gbps"] = copy_bandwidth(device)
     env["implementation_versions"] = {i.name: i.extra["version"] for i in impls if "version" in i.extra}
@@ -162,14 +190,16 @@ def cmd_run(args: argparse.Namespace) -> int:
             for mode in modes:
                 for gamma in gammas:
                     eprint(f"  {shape.name} {tuple(shape.shape)} {str(dtype)[6:]} {mode} gamma={gamma:g}")
-                    rows += run_case(impls, shape, dtype, mode, gamma, device, rounds, sample_s, env["bandwidth_gbps"])
+                    rows += run_case(impls, shape, dtype, mode, gamma, device, rounds, sample_s, env["bandwidth_gbps"],
+                                     family=family)  # fmt: skip
     checks = {}
     if not args.skip_checks:  # after the timings, so that a compiled implementation's compile time shows there
         eprint("  correctness checks ...")
-        checks, _ = _check_matrix(impls, device)  # a user's module:attr too, judged by what it declares
+        family_checks = [c for c in CHECKS.values() if c.family == family]
+        checks, _ = _check_matrix(impls, device, family_checks)  # a user's module:attr too, judged by what it declares
     settings = {
         "rounds": rounds, "sample_s": sample_s, "quick": args.quick, "modes": modes, "gammas": gammas,
-        "shapes": [s.name for s in shapes], "wall_s": round(time.perf_counter() - started, 1),
+        "shapes": [s.name for s in shapes], "wall_s": round(time.perf_counter() - started, 1), "family": family,
     }  # fmt: skip
     report = new_report(env, rows, checks, settings)
     print(results_table(rows))
@@ -265,8 +295,11 @@ def cmd_fingerprint(args: argparse.Namespace) -> int:
 
 def cmd_accuracy(args: argparse.Namespace) -> int:
     dtype = getattr(torch, args.dtype)
-    impls = [i for i in _resolve(args.impls, args.device) if i.supports(dtype=dtype) is None]
-    rows = sweep(impls, dtype=dtype, device=args.device, progress=lambda gap: eprint(f"  gap {gap:g} done"))
+    impls, family = _one_family(args, args.device)
+    impls = [i for i in impls if i.supports(dtype=dtype) is None]
+    measure = sigmoid_sweep if family == "sigmoid" else sweep
+    axis = "logit magnitude |x|" if family == "sigmoid" else "logit gap"
+    rows = measure(impls, dtype=dtype, device=args.device, progress=lambda gap: eprint(f"  {axis} {gap:g} done"))
     by_impl = {impl.name: {r.gap: r for r in rows if r.implementation == impl.name} for impl in impls}
     gaps = sorted({r.gap for r in rows})
     headers = ["implementation"] + [f"{g:g}" for g in gaps]
@@ -276,7 +309,7 @@ def cmd_accuracy(args: argparse.Namespace) -> int:
 
     table = [[name] + [cell(by_impl[name][g]) for g in gaps] for name in by_impl]
     text = tabulate(table, headers=headers)
-    print(f"max relative error (loss and gradient) vs mpmath, {args.dtype}, by logit gap:\n{text}")
+    print(f"max relative error (loss and gradient) vs mpmath, {family} family, {args.dtype}, by {axis}:\n{text}")
     env = environment(args.device)
     document = {
         "schema_version": 1,
@@ -284,13 +317,20 @@ def cmd_accuracy(args: argparse.Namespace) -> int:
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "environment": env,
         "dtype": args.dtype,
+        "family": family,
         "rows": [r.as_dict() for r in rows],
     }
+    sweep_text = (
+        "the loss and of the gradient of every element against the mpmath oracle, by logit magnitude |x|, over both "
+        "signs, targets 0 and 1 (confident and hopeless elements), gammas 0..5, alpha 0.25 and none"
+        if family == "sigmoid"
+        else "the loss (per element) and of the gradient (per row, max-norm) against the mpmath oracle, by logit gap, "
+        "over shifts 0, +1e3, -3e3, gammas 0..5, C in 2, 20, 1000, confident and hopeless rows"
+    )
     markdown = (
-        f"# focalbench accuracy: {args.dtype} on {args.device}\n\nCreated {document['created']} from commit "
-        f"`{env.get('git_commit')}`. Maximum relative error of the loss (per element) and of the gradient (per row, "
-        "max-norm) against the mpmath oracle, over shifts 0, +1e3, -3e3, gammas 0..5, C in 2, 20, 1000, confident "
-        "and hopeless rows; exact values below the dtype's smallest normal number are compared absolutely.\n\n"
+        f"# focalbench accuracy: {family} family, {args.dtype} on {args.device}\n\nCreated {document['created']} "
+        f"from commit `{env.get('git_commit')}`. Maximum relative error of {sweep_text}; exact values below the "
+        "dtype's smallest normal number are compared absolutely.\n\n"
         + tabulate(table, headers=headers, tablefmt="github")
         + "\n\nWorst case per implementation and gap:\n\n"
         + tabulate([[r.implementation, f"{r.gap:g}", f"{r.max_loss_error:.2e}", f"{r.max_grad_error:.2e}", r.worst]

@@ -124,9 +124,14 @@ def _ms(seconds: float | None) -> str:
     return "" if seconds is None else f"{seconds * 1e3:.3f}"
 
 
+def _baseline(rows: list[dict]) -> str:
+    """The rows' baseline (one per report: cross_entropy, or bce_with_logits for the sigmoid family)."""
+    return rows[0].get("baseline", "cross_entropy") if rows else "cross_entropy"
+
+
 def results_table(rows: list[dict], fmt: str = "simple") -> str:
-    headers = ["shape", "mode", "dtype", "implementation", "median ms", "IQR ms", "runs", "x cross_entropy", "ns/logit",
-               "x exp floor", "GB/s", "% BW", "peak MB", "peak / CE", "compile s"]  # fmt: skip
+    headers = ["shape", "mode", "dtype", "implementation", "median ms", "IQR ms", "runs", f"x {_baseline(rows)}",
+               "ns/logit", "x exp floor", "GB/s", "% BW", "peak MB", "peak / base", "compile s"]  # fmt: skip
     body = []
     for r in rows:
         base_peak = r.get("baseline_peak_memory_bytes")
@@ -177,8 +182,9 @@ def to_markdown(report: dict) -> str:
         "",
         f"Settings: `{json.dumps(report.get('settings', {}))}`",
         "",
-        "Each row: median of per-call times over rounds in which every implementation and F.cross_entropy took one "
-        "sample in rotating order; `x cross_entropy` is the ratio of medians on the same inputs in the same process; "
+        f"Each row: median of per-call times over rounds in which every implementation and the baseline "
+        f"(`{_baseline(report['results'])}`) took one sample in rotating order; `x {_baseline(report['results'])}` is "
+        "the ratio of medians on the same inputs in the same process; "
         "`ns/logit` is the median per logit and `x exp floor` its ratio to one `torch.exp` over the same logits (the "
         "compute floor: one vectorized exponential per logit), timed in the same rounds.",
         "",

@@ -1,4 +1,6 @@
-"""The speed run: representative shapes x implementations x modes, timed interleaved against F.cross_entropy.
+"""The speed run: representative shapes x implementations x modes, timed interleaved against a baseline:
+``F.cross_entropy`` for the softmax family, ``F.binary_cross_entropy_with_logits`` for the sigmoid family
+(:data:`WORKLOADS`: each family's baseline, inputs and call).
 
 For every (shape, dtype, mode) all implementations and the baseline run on the same inputs, in the same process, in
 rounds: each round takes one sample of each, in an order that rotates from round to round, so a slow spell of a
@@ -21,9 +23,10 @@ from focalbench.registry import Implementation
 from focalbench.stats import summarize
 from focalbench.timing import peak_memory, timer_for
 
-__all__ = ["BASELINE", "FLOOR", "MODES", "SHAPES", "Shape", "run_case", "select_shapes"]
+__all__ = ["BASELINE", "FLOOR", "MODES", "SHAPES", "SIGMOID_SHAPES", "WORKLOADS", "Shape", "Workload", "run_case",
+           "select_shapes"]  # fmt: skip
 
-BASELINE = "cross_entropy"
+BASELINE = "cross_entropy"  # the softmax family's; each family's is Workload.baseline
 #: The compute floor on the CPU: one vectorized exponential per logit (``torch.exp`` into a preallocated output, same
 #: threads), timed in the same rounds; every row reports its time per logit and its ratio to this floor.
 FLOOR = "exp_floor"
@@ -51,14 +54,20 @@ SHAPES: tuple[Shape, ...] = (
     Shape(f"sweep_{rows}x20", (rows, 20), "size sweep: rows x 20 classes", sweep=True) for rows in (2**12, 2**15, 2**18)
 )
 
-QUICK_SHAPES = ("yolov2_voc", "coco_rows", "imagenet", "segmentation")
+#: The sigmoid family's (RetinaNet's) shapes: every one representative, so a quick run takes them all.
+SIGMOID_SHAPES: tuple[Shape, ...] = (
+    Shape("retinanet_rows", (65536, 80), "RetinaNet-style detection head: 65536 anchors x 80 COCO classes"),
+    Shape("retinanet_dense", (8, 80, 64, 64), "dense one-vs-rest logits: 8 images x 80 classes x 64 x 64"),
+)
 
 
-def select_shapes(names: Sequence[str] | None, quick: bool) -> list[Shape]:
-    """Shapes by name, or ``(rows, classes[, d...])`` literals like ``4096x20``; default: all (quick: no sweep)."""
+def select_shapes(names: Sequence[str] | None, quick: bool, family: str = "softmax") -> list[Shape]:
+    """Shapes by name, or ``(rows, classes[, d...])`` literals like ``4096x20``; default: the family's (quick: no
+    sweep)."""
+    shapes = WORKLOADS[family].shapes
     if not names:
-        return [s for s in SHAPES if not (quick and s.name not in QUICK_SHAPES)]
-    known = {s.name: s for s in SHAPES}
+        return [s for s in shapes if not (quick and s.sweep)]
+    known = {s.name: s for s in shapes}
     chosen = []
     for name in names:
         if name in known:
@@ -83,10 +92,55 @@ def _inputs(shape: Shape, dtype: torch.dtype, device: str, seed: int = 0) -> tup
     return logits, target
 
 
-def _bytes_moved(shape: Shape, dtype: torch.dtype, mode: str) -> int:
+def _sigmoid_inputs(shape: Shape, dtype: torch.dtype, device: str, seed: int = 0):
+    """Logits and one-vs-rest targets as a detector sees them: 1 % positives (foreground anchors), the rest 0."""
+    g = torch.Generator().manual_seed(seed)
+    logits = (torch.randn(shape.shape, generator=g) * 3).to(device=device, dtype=dtype)
+    target = (torch.rand(shape.shape, generator=g) < 0.01).to(device=device, dtype=dtype)
+    return logits, target
+
+
+@dataclass(frozen=True)
+class Workload:
+    """What a loss family's timings run: the baseline and its name, the inputs, how an implementation is called (to a
+    scalar loss), what a shape needs, the bytes of the targets, the family's shapes."""
+
+    baseline: str
+    baseline_loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+    inputs: Callable[..., tuple[torch.Tensor, torch.Tensor]]
+    call: Callable[[Implementation, torch.Tensor, torch.Tensor, float], torch.Tensor]
+    needs: Callable[[Shape], set[str]]
+    target_bytes: Callable[[Shape, torch.dtype], int]
+    shapes: tuple[Shape, ...]
+
+
+WORKLOADS: dict[str, Workload] = {
+    "softmax": Workload(
+        BASELINE,
+        lambda x, target: F.cross_entropy(x, target),
+        _inputs,
+        lambda impl, x, target, gamma: impl(x, target, gamma=gamma),
+        lambda shape: {"dense"} if len(shape.shape) > 2 else set(),
+        lambda shape, dtype: shape.numel // shape.shape[1] * 8,
+        SHAPES,
+    ),
+    # RetinaNet sums its loss (then divides by the number of positive anchors): reduction "sum" on both sides
+    "sigmoid": Workload(
+        "bce_with_logits",
+        lambda x, target: F.binary_cross_entropy_with_logits(x, target, reduction="sum"),
+        _sigmoid_inputs,
+        lambda impl, x, target, gamma: impl(x, target, gamma=gamma, reduction="sum"),
+        lambda shape: set(),
+        lambda shape, dtype: shape.numel * torch.empty((), dtype=dtype).element_size(),
+        SIGMOID_SHAPES,
+    ),
+}
+
+
+def _bytes_moved(shape: Shape, dtype: torch.dtype, mode: str, family: str = "softmax") -> int:
     """Minimum traffic: logits read (forward), gradient written (backward), targets read once."""
     logits = shape.numel * torch.empty((), dtype=dtype).element_size()
-    targets = shape.numel // shape.shape[1] * 8
+    targets = WORKLOADS[family].target_bytes(shape, dtype)
     return {"forward": logits + targets, "backward": logits, "forward+backward": 2 * logits + targets}[mode]
 
 
@@ -134,16 +188,20 @@ def run_case(
     sample_s: float,
     bandwidth_gbps: float | None,
     progress: Callable[[str], None] | None = None,
+    family: str = "softmax",
 ) -> list[dict]:
-    """Time every implementation and the baseline on one case; one report row per implementation."""
-    logits, target = _inputs(shape, dtype, device)
+    """Time every implementation of ``family`` and its baseline on one case; one report row per implementation."""
+    workload = WORKLOADS[family]
+    baseline = workload.baseline
+    logits, target = workload.inputs(shape, dtype, device)
     losses: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
-        BASELINE: lambda x: F.cross_entropy(x, target),
+        baseline: lambda x: workload.baseline_loss(x, target),
     }
-    needs = {"dense"} if len(shape.shape) > 2 else set()
+    needs = workload.needs(shape)
     for impl in impls:
-        if impl.supports(device=device, dtype=dtype, needs=needs) is None:  # else: no row (the seed has no dense)
-            losses[impl.name] = lambda x, impl=impl: impl(x, target, gamma=gamma)
+        # else: no row (the seed has no dense; an implementation of another family has none either)
+        if impl.supports(device=device, dtype=dtype, needs=needs, family=family) is None:
+            losses[impl.name] = lambda x, impl=impl: workload.call(impl, x, target, gamma)
     timers, compile_s, peaks = {}, {}, {}
     exp_out = torch.empty_like(logits)
     floor = timer_for(lambda: torch.exp(logits, out=exp_out), device, None)
@@ -156,7 +214,7 @@ def run_case(
         fn()  # first call: compilation (if any), caches, allocator warm-up
         _sync(device)
         first = time.perf_counter() - start
-        compile_s[name] = first if name != BASELINE and _compiles(impls, name) else None
+        compile_s[name] = first if name != baseline and _compiles(impls, name) else None
         reset()
         if prepare is not None:
             prepare()
@@ -173,10 +231,10 @@ def run_case(
                 samples[name].append(timers[name].sample())
             if progress is not None:
                 progress(f"{shape.name} {str(dtype).replace('torch.', '')} {mode}: round {r + 1}/{rounds}")
-    base = summarize(samples[BASELINE])
+    base = summarize(samples[baseline])
     floor_median = summarize(samples.pop(FLOOR)).median
     names.remove(FLOOR)
-    moved = _bytes_moved(shape, dtype, mode)
+    moved = _bytes_moved(shape, dtype, mode, family)
     rows = []
     for name in names:
         stats = summarize(samples[name])
@@ -195,14 +253,14 @@ def run_case(
                 "min_s": stats.minimum,
                 "runs": stats.runs,
                 "calls_per_run": timers[name].number,
-                "baseline": BASELINE,
+                "baseline": baseline,
                 "baseline_median_s": base.median,
                 "ratio_to_baseline": stats.median / base.median,
                 "bytes_moved": moved,
                 "gbytes_per_s": gbps,
                 "fraction_of_bandwidth": gbps / bandwidth_gbps if bandwidth_gbps else None,
                 "peak_memory_bytes": peaks[name],
-                "baseline_peak_memory_bytes": peaks[BASELINE],
+                "baseline_peak_memory_bytes": peaks[baseline],
                 "compile_s": compile_s[name],
                 "floor": FLOOR,
                 "floor_median_s": floor_median,
