@@ -7,6 +7,8 @@ prove that ``import focalbench`` and ``focal_loss`` survive an unusable cache or
 from __future__ import annotations
 
 import os
+import re
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -16,7 +18,8 @@ import pytest
 from focalbench import native
 from focalbench.environment import cpu_flags, isa, machine_fingerprint
 
-#: In a fresh process: `fused` against `numpy_reference` on ordinary, dense, ignored and -inf-masked inputs.
+#: In a fresh process: `fused` against `numpy_reference` on ordinary, dense, ignored and -inf-masked inputs, and
+#: `sigmoid_fused` against `sigmoid_reference`.
 CORRECTNESS = textwrap.dedent(
     """
     import torch
@@ -38,10 +41,33 @@ CORRECTNESS = textwrap.dedent(
             ref.backward()
             assert abs(loss.item() - ref.item()) <= 2e-6 * abs(ref.item()), (shape, gamma, loss.item(), ref.item())
             assert torch.allclose(x.grad.double(), y.grad, rtol=2e-5, atol=1e-9), (shape, gamma)
+    # the sigmoid family's kernel, in the same library: float32 and float64, every gamma path, soft targets, +-inf
+    from focalbench.tolerances import compare
+    assert "sigmoid_fused" in list_implementations(), unavailable_implementations()
+    fused, reference = get_implementation("sigmoid_fused"), get_implementation("sigmoid_reference")
+    for shape, dtype in (((4099, 3), torch.float32), ((2, 80, 7, 5), torch.float32), ((61,), torch.float64)):
+        for gamma, reduction in ((0.0, "sum"), (0.5, "none"), (2.0, "mean"), (3.5, "sum")):
+            x = (torch.randn(shape, generator=g, dtype=torch.float64) * 8).to(dtype)
+            x.view(-1)[:2] = torch.tensor([float("inf"), -float("inf")])
+            t = torch.rand(shape, generator=g, dtype=torch.float64).to(dtype)
+            t.view(-1)[:2] = 1.0
+            upstream = torch.rand(shape if reduction == "none" else (), generator=g, dtype=torch.float64)
+            x.requires_grad_(True)
+            (fused(x, t, gamma=gamma, reduction=reduction) * upstream.to(dtype)).sum().backward()
+            y = x.detach().double().requires_grad_(True)
+            ref = reference(y, t.double(), gamma=gamma, reduction=reduction)
+            (ref * upstream).sum().backward()
+            loss = fused(x.detach(), t, gamma=gamma, reduction=reduction).double()
+            failure = compare(loss, ref, dtype, "loss") or compare(x.grad, y.grad, dtype, "gradient")
+            assert failure is None, (shape, gamma, reduction, failure)
     from focalbench.environment import environment
-    print("built for", environment()["kernel_build"]["target"])
+    from focalbench.kernels import cpu
+    print("built for", environment()["kernel_build"]["target"], "as", cpu.library()._name)
     """
 )
+
+#: The vector registers a target's float32 sigmoid loop must use: it vectorizes for AVX2 and for AVX-512.
+VECTOR_REGISTERS = {"x86-64-v3": "ymm", "x86-64-v4": "zmm"}
 
 
 def _python(code: str, **env: str) -> subprocess.CompletedProcess:
@@ -62,6 +88,12 @@ def test_every_named_target_builds_a_correct_kernel(target):
     result = _python(CORRECTNESS, FOCALBENCH_CPU_TARGET=target)
     assert result.returncode == 0, result.stderr[-3000:]
     assert f"built for {target}" in result.stdout
+    if target in VECTOR_REGISTERS and shutil.which("objdump"):
+        library = re.search(r"built for \S+ as (\S+)", result.stdout).group(1)
+        code = subprocess.run(["objdump", "-d", "--no-show-raw-insn", library], capture_output=True, text=True).stdout
+        body = code.split("<sigmoid_chunk_float>:")[1].split("\n\n")[0]
+        packed = re.findall(rf"\bv(?:fn?madd|mul|add|sub|div)\w*ps\b.*%{VECTOR_REGISTERS[target]}", body)
+        assert len(packed) > 100, f"sigmoid_chunk_float: {len(packed)} packed float operations on {target}'s registers"
 
 
 def test_an_unknown_or_unrunnable_target_is_refused(monkeypatch):
