@@ -127,10 +127,11 @@ SIGMOID_ALPHAS = (0.25, -1.0)
 
 def _sigmoid_elements(magnitude: float, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
     """Eight elements at ``+-magnitude`` (two sizes apart by a few percent), each sign with target 1 and 0: confident
-    and hopeless elements, positive and negative."""
+    and hopeless elements, positive and negative; shaped (2, 4), as (N, C) logits (some implementations take no
+    other)."""
     sizes = torch.tensor([1.0, 1.0371], dtype=torch.float64) * magnitude if magnitude else torch.tensor([0.0, 0.4])
-    logits = torch.cat([sizes, -sizes, sizes, -sizes]).to(dtype)
-    target = torch.tensor([1.0] * 4 + [0.0] * 4, dtype=dtype)
+    logits = torch.cat([sizes, -sizes, sizes, -sizes]).to(dtype).reshape(2, 4)
+    target = torch.tensor([1.0] * 4 + [0.0] * 4, dtype=dtype).reshape(2, 4)
     return logits, target
 
 
@@ -157,8 +158,8 @@ def sigmoid_sweep(
     out = []
     for magnitude in magnitudes:
         logits, target = _sigmoid_elements(magnitude, dtype)
-        rows = tuple(float(v) for v in logits.double())
-        targets = tuple(float(v) for v in target.double())
+        rows = tuple(float(v) for v in logits.double().flatten())
+        targets = tuple(float(v) for v in target.double().flatten())
         found: dict[str, list[tuple[float, float, str]]] = {impl.name: [] for impl in impls}
         for gamma in gammas:
             for alpha in alphas:
@@ -168,8 +169,8 @@ def sigmoid_sweep(
                     try:
                         kwargs = {"gamma": gamma, "alpha": alpha, "reduction": "none"}
                         loss, grad = loss_and_grad(impl, logits.to(device), target.to(device), kwargs)
-                        errors = accuracy_errors(loss, grad.reshape(-1, 1), exact_loss, exact_grad.reshape(-1, 1),
-                                                 dtype)  # fmt: skip
+                        errors = accuracy_errors(loss.flatten(), grad.reshape(-1, 1), exact_loss,
+                                                 exact_grad.reshape(-1, 1), dtype)  # fmt: skip
                     except Exception:  # noqa: BLE001 - a crash is an infinite error in this table
                         errors = (float("inf"), float("inf"))
                     found[impl.name].append((*errors, where))
