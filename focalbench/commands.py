@@ -351,7 +351,7 @@ def cmd_plot(args: argparse.Namespace) -> int:
     except PlotError as error:
         raise UsageError(str(error)) from error
     output = _writable_directory(args.output, "--output")
-    impls = [i for i in _resolve(None, "cpu") if i.supports(dtype=torch.float64) is None]
+    impls = [i for i in _resolve(None, "cpu", "softmax") if i.supports(dtype=torch.float64) is None]  # Fig. 1: softmax
     try:
         written = write_figures(documents, output, impls, RECOMMENDED, progress=eprint)
     except PlotError as error:

@@ -365,3 +365,26 @@ def test_run_and_accuracy_pick_the_family_of_the_named_implementations(monkeypat
     monkeypatch.setattr(focalbench.commands, "sigmoid_sweep", lambda impls, **kw: seen.append(len(impls)) or [])
     assert main(["accuracy", "--family", "sigmoid", "--impl", "sigmoid_fused", "--output", str(tmp_path)]) == 0
     assert seen == ["sigmoid", 1]
+
+
+def test_a_users_sigmoid_loss_declares_its_family(monkeypatch):
+    """A user's module:attr that declares focalbench_family = "sigmoid" is judged by the sigmoid checks."""
+    import types
+
+    from focalbench.checks import CHECKS, evaluate
+    from focalbench.registry import load_implementation
+
+    def bce(logits, target, *, alpha=0.25, gamma=2.0, reduction="none"):
+        return F.binary_cross_entropy_with_logits(logits, target, reduction=reduction)
+
+    bce.focalbench_family = "sigmoid"
+    module = types.ModuleType("users_sigmoid_losses")
+    module.bce = bce
+    monkeypatch.setitem(sys.modules, "users_sigmoid_losses", module)
+    impl = load_implementation("users_sigmoid_losses:bce")
+    assert impl.family == "sigmoid" and impl.external and "any_shape" in impl.capabilities
+    check = CHECKS["sigmoid_bce_at_gamma_zero"]
+    assert evaluate(impl, check, check.cases()[0]).status == "pass"
+    assert evaluate(impl, CHECKS["sigmoid_matches_reference"], CHECKS["sigmoid_matches_reference"].cases()[0]).status \
+        == "fail"  # BCE is not a focal loss
+    assert evaluate(impl, CHECKS["empty_batch"], CHECKS["empty_batch"].cases()[0]).status == "n/a"  # another family
