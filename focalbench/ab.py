@@ -22,6 +22,7 @@ from focalbench.report import read_report
 
 __all__ = ["ABError", "install_commit", "run_alternating"]
 
+
 class ABError(RuntimeError):
     """A commit that cannot be checked out, installed or run."""
 

@@ -29,7 +29,6 @@ __all__ = ["RECOMMENDED", "FocalLoss", "focal_loss", "implementation_for"]
 #: The registered implementation (``focalbench.get_implementation``) that mirrors what :func:`focal_loss` runs, per
 #: device; the measurement behind the CPU choice is in the README. ``fused_eager`` where the C kernel is unavailable.
 RECOMMENDED = "fused"
-_IMPLEMENTATIONS = {"cpu": RECOMMENDED}
 _HALF = (torch.float16, torch.bfloat16)
 
 

@@ -218,12 +218,11 @@ def load(source: Path) -> ctypes.CDLL:
     with _LOCK:
         try:
             shared = _usable_cache()
-            private: Path | None = None
+            private: Path | None = None  # made when first needed: the shared cache is unusable or holds a bad library
             failures = []
             for attempt in (flags, serial):  # a compiler without OpenMP still gives a single-threaded kernel
-                directories = [shared] if shared is not None else []
-                for directory in directories + [None]:
-                    if directory is None:  # the shared cache is unusable or holds a bad library: build privately
+                for directory in (shared, None) if shared is not None else (None,):
+                    if directory is None:
                         private = private or Path(tempfile.mkdtemp(prefix="focalbench-"))
                         directory = private
                     outcome = _build_and_load(source, directory, attempt)

@@ -115,7 +115,9 @@ def test_alpha_is_a_buffer_that_round_trips():
     assert criterion.to(torch.float32).alpha.dtype == torch.float32  # moved (and cast) by .to() like any buffer
     assert FocalLoss(alpha=0.25).state_dict()["alpha"].dim() == 0
     plain = FocalLoss()
-    assert plain.state_dict() == {} and FocalLoss().load_state_dict(plain.state_dict()) is not None
+    assert plain.state_dict() == {}
+    loaded = FocalLoss().load_state_dict(plain.state_dict())
+    assert not loaded.missing_keys and not loaded.unexpected_keys
     with pytest.raises(ValueError, match="alpha must hold finite weights >= 0"):
         FocalLoss(alpha=[1.0, -1.0])
 
