@@ -22,14 +22,13 @@ from torch import nn
 
 from focalbench.fused import fused_loss
 from focalbench.kernels import forward_kernel  # imports no kernel: forward_kernel does, at the first call
-from focalbench.semantics import validate
+from focalbench.semantics import HALF_DTYPES, validate
 
 __all__ = ["RECOMMENDED", "FocalLoss", "focal_loss", "implementation_for"]
 
 #: The registered implementation (``focalbench.get_implementation``) that mirrors what :func:`focal_loss` runs, per
 #: device; the measurement behind the CPU choice is in the README. ``fused_eager`` where the C kernel is unavailable.
 RECOMMENDED = "fused"
-_HALF = (torch.float16, torch.bfloat16)
 
 
 def implementation_for(device_type: str) -> str:
@@ -74,7 +73,8 @@ def focal_loss(
         0.2462
         >>> loss.backward()
     """
-    if isinstance(logits, torch.Tensor) and logits.dtype in _HALF and torch.is_autocast_enabled(logits.device.type):
+    half = isinstance(logits, torch.Tensor) and logits.dtype in HALF_DTYPES
+    if half and torch.is_autocast_enabled(logits.device.type):
         logits = logits.float()  # autocast's policy for losses: float32 arithmetic and result
     if torch.compiler.is_compiling():
         return _traced(logits, target, gamma, alpha, reduction, ignore_index)

@@ -33,6 +33,7 @@ import torch
 
 __all__ = [
     "FLOAT_DTYPES",
+    "HALF_DTYPES",
     "REDUCTIONS",
     "FocalArgs",
     "compute_dtype",
@@ -41,6 +42,8 @@ __all__ = [
 ]
 
 FLOAT_DTYPES: tuple[torch.dtype, ...] = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
+#: Computed in float32 (and in float32 under autocast, as F.cross_entropy is).
+HALF_DTYPES: tuple[torch.dtype, ...] = (torch.float16, torch.bfloat16)
 REDUCTIONS: tuple[str, ...] = ("mean", "sum", "none")
 _INT64 = torch.iinfo(torch.int64)
 
@@ -102,7 +105,7 @@ class FocalArgs:
 
 def compute_dtype(dtype: torch.dtype) -> torch.dtype:
     """The dtype arithmetic is done in: float32 for half-precision inputs, the input dtype otherwise."""
-    return torch.float32 if dtype in (torch.float16, torch.bfloat16) else dtype
+    return torch.float32 if dtype in HALF_DTYPES else dtype
 
 
 def _shape(t: torch.Tensor) -> tuple[int, ...]:

@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from focalbench.kernels import sigmoid_forward_kernel  # imports no kernel: it does, at the first call
+from focalbench.semantics import HALF_DTYPES
 from focalbench.sigmoid_fused import sigmoid_fused_loss
 from focalbench.sigmoid_semantics import DEFAULTS, validate
 
@@ -23,7 +24,6 @@ __all__ = ["RECOMMENDED_SIGMOID", "SigmoidFocalLoss", "sigmoid_focal_loss", "sig
 #: The registered implementation that mirrors what :func:`sigmoid_focal_loss` runs on the CPU
 #: (``sigmoid_fused_eager`` where the C kernel is unavailable, and on other devices).
 RECOMMENDED_SIGMOID = "sigmoid_fused"
-_HALF = (torch.float16, torch.bfloat16)
 
 
 def sigmoid_implementation_for(device_type: str) -> str:
@@ -70,7 +70,8 @@ def sigmoid_focal_loss(
         0.284439
         >>> loss.backward()
     """
-    if isinstance(logits, torch.Tensor) and logits.dtype in _HALF and torch.is_autocast_enabled(logits.device.type):
+    half = isinstance(logits, torch.Tensor) and logits.dtype in HALF_DTYPES
+    if half and torch.is_autocast_enabled(logits.device.type):
         logits = logits.float()  # autocast's policy for losses: float32 arithmetic and result
     if torch.compiler.is_compiling():
         return _traced(logits, target, alpha, gamma, reduction)
@@ -83,9 +84,8 @@ def _traced(logits, target, alpha, gamma, reduction) -> torch.Tensor:
     from focalbench.kernels.sigmoid_ops import sigmoid_focal_loss as operator
 
     args = validate(logits, target, alpha=alpha, gamma=gamma, reduction=reduction, read_values=False)
-    gamma_tensor = args.gamma if isinstance(args.gamma, torch.Tensor) else torch.tensor(args.gamma, dtype=torch.float64)
     need_grad = torch.is_grad_enabled() and logits.requires_grad
-    loss, _ = operator(args.logits, args.target, args.alpha, gamma_tensor, args.reduction, need_grad)
+    loss, _ = operator(args.logits, args.target, args.alpha, args.gamma, args.reduction, need_grad)
     return loss
 
 

@@ -12,7 +12,7 @@ from typing import ClassVar
 
 import torch
 
-from focalbench.cases import BadInput
+from focalbench.cases import _DTYPE_NAMES, GAMMAS, BadInput
 
 __all__ = [
     "GAMMAS",
@@ -34,12 +34,10 @@ __all__ = [
     "soft_target_cases",
 ]
 
-GAMMAS = (0.0, 0.25, 0.5, 1.0, 2.0, 5.0)
 #: Logit magnitudes of the extreme cases: float32's 1 - p_t rounds to 0 past ~17 (torchvision's defect), exp(-|x|)
 #: underflows float64 past ~745, and 1e30 is far beyond both.
 MAGNITUDES = (3.0, 17.0, 30.0, 1e3, 1e30)
 
-_DTYPE_NAMES = {torch.float16: "fp16", torch.bfloat16: "bf16", torch.float32: "fp32", torch.float64: "fp64"}
 
 
 @dataclass(frozen=True)

@@ -34,7 +34,7 @@ from dataclasses import dataclass
 
 import torch
 
-from focalbench.semantics import REDUCTIONS, _check_tensors, _validate_gamma, compute_dtype, reduce_loss
+from focalbench.semantics import REDUCTIONS, _check_tensors, _shape, _validate_gamma, compute_dtype, reduce_loss
 
 __all__ = ["DEFAULTS", "SigmoidArgs", "class_index_targets", "mean_scale", "reduce_loss", "validate"]
 
@@ -70,10 +70,6 @@ class SigmoidArgs:
             return 1.0
         t = self.target.to(dtype)
         return self.alpha * t + (1 - self.alpha) * (1 - t)
-
-
-def _shape(t: torch.Tensor) -> tuple[int, ...]:
-    return tuple(t.shape)
 
 
 def _validate_alpha(alpha: object, read_values: bool = True) -> float | torch.Tensor:

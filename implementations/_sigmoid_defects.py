@@ -27,17 +27,16 @@ __all__ = [
 ]
 
 
-def one_minus_p_t_rounds_to_zero(case, dtype: torch.dtype | None = None) -> bool:
-    """``1 - (p t + (1 - p)(1 - t))`` is exactly 0 somewhere, computed in ``dtype`` (default: the case's)."""
+def one_minus_p_t_rounds_to_zero(case) -> bool:
+    """``1 - (p t + (1 - p)(1 - t))`` is exactly 0 somewhere, computed in the case's dtype."""
     logits, target = case.make()
-    logits, target = logits.to(dtype or case.dtype), target.to(dtype or case.dtype)
     p = torch.sigmoid(logits)
     return bool(((1 - (p * target + (1 - p) * (1 - target))) == 0).any())
 
 
-def saturated_fractional_gamma(case, dtype: torch.dtype | None = None) -> bool:
+def saturated_fractional_gamma(case) -> bool:
     """0 < gamma < 1 where ``1 - p_t`` (computed as one minus p_t) is 0: pow's backward there is ``inf * 0``."""
-    return 0 < case.gamma < 1 and one_minus_p_t_rounds_to_zero(case, dtype)
+    return 0 < case.gamma < 1 and one_minus_p_t_rounds_to_zero(case)
 
 
 def near_the_largest_logit(case) -> bool:

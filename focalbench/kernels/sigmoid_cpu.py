@@ -11,7 +11,7 @@ import torch
 
 from focalbench.kernels import cpu
 from focalbench.semantics import compute_dtype
-from focalbench.sigmoid_semantics import SigmoidArgs, mean_scale
+from focalbench.sigmoid_semantics import SigmoidArgs, mean_scale, reduce_loss
 
 __all__ = ["CHUNK", "available", "forward_args"]
 
@@ -45,5 +45,4 @@ def forward_args(args: SigmoidArgs, need_grad: bool) -> tuple[torch.Tensor, torc
     )  # fmt: skip
     if per_element:
         return loss, grad
-    total = partial.sum()
-    return (total if args.reduction == "sum" else total / max(n, 1)), grad
+    return reduce_loss(partial, args), grad

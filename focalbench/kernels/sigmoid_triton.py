@@ -30,7 +30,7 @@ import torch
 
 from focalbench.kernels.triton import INTERPRETED, UNAVAILABLE, triton
 from focalbench.semantics import compute_dtype
-from focalbench.sigmoid_semantics import SigmoidArgs, mean_scale
+from focalbench.sigmoid_semantics import SigmoidArgs, mean_scale, reduce_loss
 
 __all__ = ["UNAVAILABLE", "sigmoid_triton_forward"]
 
@@ -98,9 +98,8 @@ if triton is not None:
         n = x.numel()
         programs = triton.cdiv(n, BLOCK)
         per_element = args.reduction == "none"
-        loss_dtype = torch.float64 if logits.dtype == torch.float64 else torch.float32
-        loss = torch.empty(n if per_element else programs, dtype=loss_dtype if per_element else torch.float64,
-                           device=x.device)  # fmt: skip
+        loss_dtype = compute_dtype(logits.dtype) if per_element else torch.float64
+        loss = torch.empty(n if per_element else programs, dtype=loss_dtype, device=x.device)
         grad = torch.empty_like(x) if need_grad else loss
         gamma = float(args.gamma)
         kind = 0 if gamma == 0 else 2 if gamma == 2 else 1
@@ -112,9 +111,5 @@ if triton is not None:
                     x, t, loss, grad, n, args.alpha, gamma, mean_scale(args),
                     GAMMA_KIND=kind, WRITE_LOSS=per_element, NEED_GRAD=need_grad, BLOCK=BLOCK,
                 )  # fmt: skip
-        if per_element:
-            result = loss.reshape(logits.shape)
-        else:
-            total = loss.sum()
-            result = total if args.reduction == "sum" else total / max(n, 1)
+        result = loss.reshape(logits.shape) if per_element else reduce_loss(loss, args)
         return result, (grad.reshape(logits.shape) if need_grad else None)
