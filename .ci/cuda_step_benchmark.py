@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from focalbench import focal_loss
-from focalbench.semantics import validate
+from focalbench.losses.softmax.semantics import validate
 
 
 def timed(fn, repeats: int = 50) -> float:

@@ -11,19 +11,29 @@ Public API::
     ConstantGamma, StepGamma, LinearWarmupGamma, CosineWarmupGamma    # gamma schedules: .step(), .gamma_tensor
 """
 
-from focalbench.loss import RECOMMENDED, FocalLoss, focal_loss
-from focalbench.registry import (
-    Implementation,
-    KnownDefect,
-    get_implementation,
-    list_implementations,
-    load_implementation,
-    register,
-)
-from focalbench.schedule import ConstantGamma, CosineWarmupGamma, GammaSchedule, LinearWarmupGamma, StepGamma
-from focalbench.semantics import FocalArgs, validate
-from focalbench.sigmoid import RECOMMENDED_SIGMOID, SigmoidFocalLoss, sigmoid_focal_loss
-from focalbench.sigmoid_semantics import SigmoidArgs, class_index_targets
+from typing import Any
+
+from focalbench.losses.schedule import ConstantGamma, CosineWarmupGamma, GammaSchedule, LinearWarmupGamma, StepGamma
+from focalbench.losses.sigmoid.api import RECOMMENDED_SIGMOID, SigmoidFocalLoss, sigmoid_focal_loss
+from focalbench.losses.sigmoid.semantics import SigmoidArgs, class_index_targets
+from focalbench.losses.softmax.api import RECOMMENDED, FocalLoss, focal_loss
+from focalbench.losses.softmax.semantics import FocalArgs, validate
+
+#: The arena's names, imported at first use: ``import focalbench`` and a loss call import no arena module.
+_LAZY = {
+    name: "focalbench.arena.registry"
+    for name in ("Implementation", "KnownDefect", "get_implementation", "list_implementations", "load_implementation",
+                 "register")
+}  # fmt: skip
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'focalbench' has no attribute {name!r}")
+
 
 __version__ = "0.1.0"
 

@@ -15,7 +15,7 @@ import importlib.metadata
 
 import torch
 
-from focalbench.registry import KnownDefect
+from focalbench.arena.registry import KnownDefect
 
 __all__ = [
     "CANCELLATION",

@@ -10,9 +10,9 @@ from collections.abc import Callable
 
 import torch
 
+from focalbench.arena.registry import KnownDefect
+from focalbench.arena.tolerances import ACCURACY_BOUND
 from focalbench.implementations.sigmoid_reference import reference_elements
-from focalbench.registry import KnownDefect
-from focalbench.tolerances import ACCURACY_BOUND
 
 __all__ = [
     "EMPTY_MEAN",

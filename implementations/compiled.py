@@ -23,9 +23,10 @@ import inspect
 import torch
 import torch._dynamo
 
+from focalbench.arena.registry import KnownDefect, register
 from focalbench.implementations.gather import EXPM1_ACCURACY, NON_FINITE_DEFECTS, gather_per_element
-from focalbench.registry import KnownDefect, register
-from focalbench.semantics import FocalArgs, compute_dtype, reduce_loss
+from focalbench.losses.common import compute_dtype, reduce_loss
+from focalbench.losses.softmax.semantics import FocalArgs
 
 MAX_GRAPHS = 16
 

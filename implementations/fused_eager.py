@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import torch
 
-from focalbench.fused import fused_loss
+from focalbench.arena.registry import register
 from focalbench.kernels.eager import eager_forward
-from focalbench.registry import register
-from focalbench.semantics import FocalArgs
+from focalbench.losses.softmax.closed_form import fused_loss
+from focalbench.losses.softmax.semantics import FocalArgs
 
 
 @register(

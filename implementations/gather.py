@@ -18,8 +18,9 @@ from __future__ import annotations
 
 import torch
 
-from focalbench.registry import KnownDefect, register
-from focalbench.semantics import FocalArgs, compute_dtype, reduce_loss
+from focalbench.arena.registry import KnownDefect, register
+from focalbench.losses.common import compute_dtype, reduce_loss
+from focalbench.losses.softmax.semantics import FocalArgs
 
 
 def gather_per_element(logits: torch.Tensor, target: torch.Tensor, alpha_t: torch.Tensor, gamma) -> torch.Tensor:

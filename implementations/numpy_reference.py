@@ -18,7 +18,7 @@ the non-target classes:
     G = \alpha_t (1 - p_t)^\gamma \left[(1 - p_t) - \gamma \, p_t \log p_t\right], \qquad
     \partial \mathrm{FL} / \partial z_t = -G, \qquad \partial \mathrm{FL} / \partial z_j = G \, q_j \; (j \ne t)
 
-It is itself checked against an arbitrary-precision oracle (:mod:`focalbench.oracle`). It runs on the CPU in NumPy
+It is itself checked against an arbitrary-precision oracle (:mod:`focalbench.arena.oracle`). It runs on the CPU in NumPy
 (inputs on another device are copied); it is differentiable once: ``create_graph=True`` raises a RuntimeError
 rather than return a gradient that silently does not depend on the logits.
 """
@@ -28,8 +28,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from focalbench.registry import register
-from focalbench.semantics import FocalArgs, mean_scale, reduce_loss
+from focalbench.arena.registry import register
+from focalbench.losses.common import reduce_loss, reduction_scale
+from focalbench.losses.softmax.semantics import FocalArgs
 
 
 def _softplus(x: np.ndarray) -> np.ndarray:
@@ -98,7 +99,7 @@ class _ReferenceFunction(torch.autograd.Function):
         if args.reduction == "none":
             grad = grad * upstream.unsqueeze(1)
         else:
-            scale = mean_scale(args) if args.reduction == "mean" else 1.0
+            scale = reduction_scale(args) if args.reduction == "mean" else 1.0
             grad = grad * (upstream * scale)
         return grad.to(device=grad_output.device, dtype=ctx.args.logits.dtype), None
 

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import torch
 
+from focalbench.arena.registry import KnownDefect, register, register_unavailable
 from focalbench.implementations._peers import (
     CANCELLATION,
     counts_something,
@@ -40,8 +41,7 @@ from focalbench.implementations._peers import (
     no_counted_element,
     smallest_p_t,
 )
-from focalbench.registry import KnownDefect, register, register_unavailable
-from focalbench.semantics import FocalArgs
+from focalbench.losses.softmax.semantics import FocalArgs
 
 TorchFocalLoss, MISSING = import_peer("focal_loss.focal_loss", "FocalLoss", "focal_loss_torch")
 

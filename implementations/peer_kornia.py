@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import torch
 
+from focalbench.arena.registry import register, register_unavailable
 from focalbench.implementations._peers import (
     CANCELLATION,
     EMPTY_MEAN,
@@ -36,8 +37,7 @@ from focalbench.implementations._peers import (
     installed_version,
     nan_gradient_at_p_t_zero,
 )
-from focalbench.registry import register, register_unavailable
-from focalbench.semantics import FocalArgs
+from focalbench.losses.softmax.semantics import FocalArgs
 
 kornia_focal_loss, MISSING = import_peer("kornia.losses", "focal_loss", "kornia")
 

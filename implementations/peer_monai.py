@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import torch
 
+from focalbench.arena.registry import KnownDefect, register, register_unavailable
 from focalbench.implementations._peers import (
     CANCELLATION,
     counts_something,
@@ -39,8 +40,7 @@ from focalbench.implementations._peers import (
     nan_gradient_at_p_t_zero,
     nan_gradient_for_fractional_gamma,
 )
-from focalbench.registry import KnownDefect, register, register_unavailable
-from focalbench.semantics import FocalArgs
+from focalbench.losses.softmax.semantics import FocalArgs
 
 MonaiFocalLoss, MISSING = import_peer("monai.losses", "FocalLoss", "monai")
 

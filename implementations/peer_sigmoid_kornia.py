@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import torch
 
+from focalbench.arena.registry import register, register_unavailable
 from focalbench.implementations._peers import defects, import_peer, installed_version
 from focalbench.implementations._sigmoid_defects import (
     EMPTY_MEAN,
@@ -32,8 +33,7 @@ from focalbench.implementations._sigmoid_defects import (
     infinite_logit,
     soft_targets,
 )
-from focalbench.registry import register, register_unavailable
-from focalbench.sigmoid_semantics import SigmoidArgs
+from focalbench.losses.sigmoid.semantics import SigmoidArgs
 
 binary_focal_loss_with_logits, MISSING = import_peer("kornia.losses", "binary_focal_loss_with_logits", "kornia")
 

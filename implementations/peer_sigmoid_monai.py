@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import torch
 
+from focalbench.arena.registry import KnownDefect, register, register_unavailable
 from focalbench.implementations._peers import defects, import_peer, installed_version
 from focalbench.implementations._sigmoid_defects import (
     OVERFLOW_AT_THE_LARGEST_LOGIT,
@@ -33,8 +34,7 @@ from focalbench.implementations._sigmoid_defects import (
     infinite_logit,
     soft_targets,
 )
-from focalbench.registry import KnownDefect, register, register_unavailable
-from focalbench.sigmoid_semantics import SigmoidArgs
+from focalbench.losses.sigmoid.semantics import SigmoidArgs
 
 MonaiFocalLoss, MISSING = import_peer("monai.losses", "FocalLoss", "monai")
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from focalbench.arena.registry import KnownDefect, register, register_unavailable
 from focalbench.implementations import peer_smp
 from focalbench.implementations._peers import defects, installed_version
 from focalbench.implementations._sigmoid_defects import (
@@ -28,8 +29,7 @@ from focalbench.implementations._sigmoid_defects import (
     infinite_logit,
     one_minus_p_t_rounds_to_zero,
 )
-from focalbench.registry import KnownDefect, register, register_unavailable
-from focalbench.sigmoid_semantics import SigmoidArgs
+from focalbench.losses.sigmoid.semantics import SigmoidArgs
 
 # the function beside softmax_focal_loss_with_logits in the file peer_smp loaded (None where smp is not installed)
 focal_loss_with_logits = (

@@ -29,6 +29,7 @@ from pathlib import Path
 
 import torch
 
+from focalbench.arena.registry import register, register_unavailable
 from focalbench.implementations._peers import (
     CANCELLATION,
     EMPTY_MEAN,
@@ -36,8 +37,7 @@ from focalbench.implementations._peers import (
     nan_gradient_at_p_t_zero,
     nan_gradient_for_fractional_gamma,
 )
-from focalbench.registry import register, register_unavailable
-from focalbench.semantics import FocalArgs
+from focalbench.losses.softmax.semantics import FocalArgs
 
 PACKAGE = "segmentation_models_pytorch"
 

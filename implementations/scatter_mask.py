@@ -25,8 +25,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from focalbench.registry import KnownDefect, register
-from focalbench.semantics import FocalArgs
+from focalbench.arena.registry import KnownDefect, register
+from focalbench.losses.softmax.semantics import FocalArgs
 
 
 class SeedFocalLoss(nn.Module):

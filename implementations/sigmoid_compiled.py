@@ -21,10 +21,11 @@ import functools
 
 import torch
 
+from focalbench.arena.registry import register
 from focalbench.implementations.compiled import bounded_compile
 from focalbench.implementations.sigmoid_logspace import INFINITE_CE_DEFECTS, logspace_per_element
-from focalbench.registry import register
-from focalbench.sigmoid_semantics import SigmoidArgs, reduce_loss
+from focalbench.losses.common import reduce_loss
+from focalbench.losses.sigmoid.semantics import SigmoidArgs
 
 MAX_GRAPHS = 8
 

@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import torch
 
+from focalbench.arena.registry import register
 from focalbench.kernels.sigmoid_eager import eager_forward
-from focalbench.registry import register
-from focalbench.sigmoid_fused import sigmoid_fused_loss
-from focalbench.sigmoid_semantics import SigmoidArgs
+from focalbench.losses.sigmoid.closed_form import fused_loss
+from focalbench.losses.sigmoid.semantics import SigmoidArgs
 
 
 @register(
@@ -20,4 +20,4 @@ from focalbench.sigmoid_semantics import SigmoidArgs
 )
 def sigmoid_fused_eager(args: SigmoidArgs) -> torch.Tensor:
     """Closed-form sigmoid focal loss in PyTorch operations, accurate at every logit."""
-    return sigmoid_fused_loss(args, eager_forward)
+    return fused_loss(args, eager_forward)

@@ -26,10 +26,10 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from focalbench.arena.registry import KnownDefect, register
 from focalbench.implementations._sigmoid_defects import OVERFLOW_AT_THE_LARGEST_LOGIT, disagreeing_infinity
-from focalbench.registry import KnownDefect, register
-from focalbench.semantics import compute_dtype
-from focalbench.sigmoid_semantics import SigmoidArgs, reduce_loss
+from focalbench.losses.common import compute_dtype, reduce_loss
+from focalbench.losses.sigmoid.semantics import SigmoidArgs
 
 
 def _weighted(weight: torch.Tensor, log_value: torch.Tensor) -> torch.Tensor:

@@ -11,8 +11,8 @@ Per element (logit ``x``, target ``t``), with ``p = sigmoid(x)``, ``q = sigmoid(
     \partial \mathrm{FL} / \partial x = \alpha_t m^\gamma \left[(p (1 - t) - q t) + \gamma (1 - 2t)\,\mathrm{CE}\,
     p q / m\right]
 
-(derivation in :mod:`focalbench.sigmoid_fused`), with ``log m = -softplus(+-x)`` taken exactly for hard targets. It is
-itself checked against the arbitrary-precision oracle (:func:`focalbench.oracle.sigmoid_focal_element`, 60 digits).
+(derivation in :mod:`focalbench.losses.sigmoid.closed_form`), with ``log m = -softplus(+-x)`` taken exactly for hard targets. It is
+itself checked against the arbitrary-precision oracle (:func:`focalbench.arena.oracle.sigmoid_focal_element`, 60 digits).
 Infinite logits take their limits (loss 0 or +inf, a finite gradient), an element whose ``alpha_t`` is 0 gives 0, NaN
 propagates. It runs on the CPU in NumPy (inputs on another device are copied) and is differentiable once:
 ``create_graph=True`` raises a RuntimeError rather than return a gradient that silently does not depend on the logits.
@@ -23,8 +23,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from focalbench.registry import register
-from focalbench.sigmoid_semantics import SigmoidArgs, mean_scale, reduce_loss
+from focalbench.arena.registry import register
+from focalbench.losses.common import reduce_loss, reduction_scale
+from focalbench.losses.sigmoid.semantics import SigmoidArgs
 
 
 def reference_elements(x: np.ndarray, t: np.ndarray, alpha: float, gamma: float) -> tuple[np.ndarray, np.ndarray]:
@@ -54,7 +55,7 @@ class _ReferenceFunction(torch.autograd.Function):
         t = args.target.detach().cpu().double().numpy()
         loss, grad = reference_elements(x, t, args.alpha, float(args.gamma))
         ctx.args = args
-        ctx.save_for_backward(torch.from_numpy(grad) * mean_scale(args))
+        ctx.save_for_backward(torch.from_numpy(grad) * reduction_scale(args))
         return reduce_loss(torch.from_numpy(loss), args).to(device=logits.device, dtype=logits.dtype)
 
     @staticmethod

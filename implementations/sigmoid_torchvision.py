@@ -23,14 +23,14 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from focalbench.arena.registry import KnownDefect, register
 from focalbench.implementations._sigmoid_defects import (
     EMPTY_MEAN,
     OVERFLOW_AT_THE_LARGEST_LOGIT,
     exceeds_accuracy_bound,
     saturated_fractional_gamma,
 )
-from focalbench.registry import KnownDefect, register
-from focalbench.sigmoid_semantics import SigmoidArgs
+from focalbench.losses.sigmoid.semantics import SigmoidArgs
 
 
 def torchvision_sigmoid_focal_loss(

@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import torch
 
+from focalbench.arena.registry import register, register_unavailable
 from focalbench.kernels import sigmoid_triton as kernel
-from focalbench.registry import register, register_unavailable
-from focalbench.sigmoid_fused import sigmoid_fused_loss
-from focalbench.sigmoid_semantics import SigmoidArgs
+from focalbench.losses.sigmoid.closed_form import fused_loss
+from focalbench.losses.sigmoid.semantics import SigmoidArgs
 
 INTERPRETED = kernel.INTERPRETED
 
@@ -27,4 +27,4 @@ else:
     )
     def sigmoid_triton(args: SigmoidArgs) -> torch.Tensor:
         """Fused Triton sigmoid focal loss (CUDA; CPU through the Triton interpreter)."""
-        return sigmoid_fused_loss(args, kernel.sigmoid_triton_forward)
+        return fused_loss(args, kernel.sigmoid_triton_forward)

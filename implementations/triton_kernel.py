@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import torch
 
-from focalbench.fused import fused_loss
+from focalbench.arena.registry import register, register_unavailable
 from focalbench.kernels import triton as kernel
-from focalbench.registry import register, register_unavailable
-from focalbench.semantics import FocalArgs
+from focalbench.losses.softmax.closed_form import fused_loss
+from focalbench.losses.softmax.semantics import FocalArgs
 
 INTERPRETED = kernel.INTERPRETED
 

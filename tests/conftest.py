@@ -43,6 +43,6 @@ def device(request: pytest.FixtureRequest) -> str:
 
 
 def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: dict) -> None:
-    from focalbench.environment import environment
+    from focalbench.bench.environment import environment
 
     machine_info["focalbench"] = environment(config.getoption("--device"))

@@ -9,10 +9,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from focalbench.accuracy import sweep
-from focalbench.checks import REFERENCE
-from focalbench.registry import get_implementation, list_implementations
-from focalbench.tolerances import ACCURACY_BOUND
+from focalbench.arena.accuracy import sweep
+from focalbench.arena.checks import REFERENCE
+from focalbench.arena.registry import get_implementation, list_implementations
+from focalbench.arena.tolerances import ACCURACY_BOUND
 
 CLAIMING = [
     name

@@ -1,4 +1,4 @@
-"""Autograd behaviour of the closed-form wiring (focalbench.fused): no gradient work when none is needed, and a
+"""Autograd behaviour of the closed-form wiring (focalbench.losses.softmax.closed_form): no gradient work when none is needed, and a
 double backward (gradient penalties) that is correct rather than silently zero."""
 
 from __future__ import annotations
@@ -7,23 +7,23 @@ import pytest
 import torch
 
 import focalbench
-import focalbench.fused
-from focalbench.registry import get_implementation, list_implementations
+import focalbench.losses.common
+from focalbench.arena.registry import get_implementation, list_implementations
 
 
 def _kernel_calls(monkeypatch) -> list[bool]:
     """Record the ``need_grad`` every forward kernel is called with, for every implementation using the wiring."""
     calls: list[bool] = []
-    apply = focalbench.fused.FusedFocalLoss.apply
+    apply = focalbench.losses.common.FusedLoss.apply
 
-    def spy(logits, args, kernel, need_grad):
+    def spy(logits, args, kernel, closed_form, need_grad):
         def recording_kernel(args, need_grad):
             calls.append(need_grad)
             return kernel(args, need_grad)
 
-        return apply(logits, args, recording_kernel, need_grad)
+        return apply(logits, args, recording_kernel, closed_form, need_grad)
 
-    monkeypatch.setattr(focalbench.fused.FusedFocalLoss, "apply", spy)
+    monkeypatch.setattr(focalbench.losses.common.FusedLoss, "apply", spy)
     return calls
 
 

@@ -12,9 +12,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from focalbench.registry import get_implementation, list_implementations
-from focalbench.runner import SHAPES
-from focalbench.timing import synchronized_perf_counter
+from focalbench.arena.registry import get_implementation, list_implementations
+from focalbench.bench.runner import SHAPES
+from focalbench.bench.timing import synchronized_perf_counter
 
 pytestmark = pytest.mark.benchmark_suite
 

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import pytest
 
-from focalbench.checks import CHECKS, case_id, evaluate
-from focalbench.registry import get_implementation, list_implementations
+from focalbench.arena.checks import CHECKS, case_id, evaluate
+from focalbench.arena.registry import get_implementation, list_implementations
 
 PARAMS = [
     pytest.param(impl, check, case, id=f"{impl}-{check}-{case_id(case)}")

@@ -12,9 +12,9 @@ import os
 
 import pytest
 
-from focalbench.cases import differential_cases
-from focalbench.checks import differential
-from focalbench.registry import get_implementation, list_implementations
+from focalbench.arena.families.softmax.cases import differential_cases
+from focalbench.arena.checks import differential
+from focalbench.arena.registry import get_implementation, list_implementations
 
 SEED = int(os.environ.get("FOCALBENCH_SEED", "20261201"))
 BUDGET, SLOW_BUDGET = 80, 2000

@@ -12,7 +12,7 @@ import torch
 from scipy import stats
 
 from focalbench.cli import _parser, main
-from focalbench.experiment import (
+from focalbench.experiments.soft_gamma import (
     DEFAULT_SEEDS,
     QUICK_SEEDS,
     Budget,
@@ -23,7 +23,7 @@ from focalbench.experiment import (
     run_soft_gamma,
     seed_list,
 )
-from focalbench.experiment_report import holm, paired_difference, soft_gamma_markdown, write_soft_gamma_report
+from focalbench.experiments.report import holm, paired_difference, soft_gamma_markdown, write_soft_gamma_report
 
 SMALL_TASK = Task(train_size=600, test_size=2000)
 SMALL_BUDGET = Budget(steps=12, batch_size=64)
@@ -157,7 +157,7 @@ def test_report_is_written_never_overwritten(tiny_run, tmp_path):
 
 def test_the_command(monkeypatch, tmp_path, capsys):
     small = functools.partial(run_soft_gamma, task=SMALL_TASK, budget=SMALL_BUDGET, schedules=["gamma2", "ce"])
-    monkeypatch.setattr("focalbench.experiment.run_soft_gamma", small)
+    monkeypatch.setattr("focalbench.experiments.soft_gamma.run_soft_gamma", small)
     assert main(["experiment", "soft-gamma", "--seeds", "2", "--output", str(tmp_path)]) == 0
     captured = capsys.readouterr()
     assert captured.err.count(" alpha=") == 2 * 2 * 2 and "paired differences against gamma2" in captured.out

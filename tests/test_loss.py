@@ -123,7 +123,7 @@ def test_alpha_is_a_buffer_that_round_trips():
 
 
 def test_the_custom_operator_passes_opcheck(device):
-    from focalbench.kernels.ops import softmax_focal_loss
+    from focalbench.losses.softmax.op import softmax_focal_loss
 
     g = torch.Generator().manual_seed(3)
     gamma = torch.tensor(2.0, dtype=torch.float64)
@@ -141,7 +141,7 @@ def test_import_builds_and_imports_nothing_and_a_call_only_what_it_uses():
         """
         import sys, torch
         watched = ("focalbench.implementations", "focalbench.kernels.cpu", "focalbench.kernels.eager",
-                   "focalbench.kernels.triton", "focalbench.kernels.ops", "triton", "torch._dynamo")
+                   "focalbench.kernels.triton", "focalbench.losses.softmax.op", "triton", "torch._dynamo")
         def loaded():
             return sorted({w for w in watched for m in sys.modules if m == w or m.startswith(w + ".")})
         import focalbench

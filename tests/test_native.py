@@ -15,15 +15,15 @@ import textwrap
 
 import pytest
 
-from focalbench import native
-from focalbench.environment import cpu_flags, isa, machine_fingerprint
+from focalbench.kernels import build as native
+from focalbench.bench.environment import cpu_flags, isa, machine_fingerprint
 
 #: In a fresh process: `fused` against `numpy_reference` on ordinary, dense, ignored and -inf-masked inputs, and
 #: `sigmoid_fused` against `sigmoid_reference`.
 CORRECTNESS = textwrap.dedent(
     """
     import torch
-    from focalbench.registry import get_implementation, list_implementations, unavailable_implementations
+    from focalbench.arena.registry import get_implementation, list_implementations, unavailable_implementations
     assert "fused" in list_implementations(), unavailable_implementations()
     fused, reference = get_implementation("fused"), get_implementation("numpy_reference")
     g = torch.Generator().manual_seed(0)
@@ -42,7 +42,7 @@ CORRECTNESS = textwrap.dedent(
             assert abs(loss.item() - ref.item()) <= 2e-6 * abs(ref.item()), (shape, gamma, loss.item(), ref.item())
             assert torch.allclose(x.grad.double(), y.grad, rtol=2e-5, atol=1e-9), (shape, gamma)
     # the sigmoid family's kernel, in the same library: float32 and float64, every gamma path, soft targets, +-inf
-    from focalbench.tolerances import compare
+    from focalbench.arena.tolerances import compare
     assert "sigmoid_fused" in list_implementations(), unavailable_implementations()
     fused, reference = get_implementation("sigmoid_fused"), get_implementation("sigmoid_reference")
     for shape, dtype in (((4099, 3), torch.float32), ((2, 80, 7, 5), torch.float32), ((61,), torch.float64)):
@@ -60,7 +60,7 @@ CORRECTNESS = textwrap.dedent(
             loss = fused(x.detach(), t, gamma=gamma, reduction=reduction).double()
             failure = compare(loss, ref, dtype, "loss") or compare(x.grad, y.grad, dtype, "gradient")
             assert failure is None, (shape, gamma, reduction, failure)
-    from focalbench.environment import environment
+    from focalbench.bench.environment import environment
     from focalbench.kernels import cpu
     print("built for", environment()["kernel_build"]["target"], "as", cpu.library()._name)
     """
@@ -120,7 +120,7 @@ def test_an_unrunnable_target_leaves_focal_loss_working():
     code = textwrap.dedent(
         """
         import torch, focalbench
-        from focalbench.registry import unavailable_implementations
+        from focalbench.arena.registry import unavailable_implementations
         loss = focalbench.focal_loss(torch.randn(4, 3), torch.tensor([0, 1, 2, 0]))
         assert torch.isfinite(loss)
         print(unavailable_implementations()["fused"])

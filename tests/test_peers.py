@@ -17,9 +17,9 @@ import pytest
 import torch
 
 import focalbench
-from focalbench.checks import CHECKS, evaluate
+from focalbench.arena.checks import CHECKS, evaluate
 from focalbench.cli import main
-from focalbench.registry import (
+from focalbench.arena.registry import (
     get_implementation,
     list_implementations,
     load_implementation,
@@ -57,7 +57,7 @@ WITHOUT_PEERS = """
 import json, sys
 for module in {modules!r}:
     sys.modules[module] = None  # import raises ModuleNotFoundError; find_spec finds nothing
-from focalbench.registry import list_implementations, unavailable_implementations
+from focalbench.arena.registry import list_implementations, unavailable_implementations
 print(json.dumps({{"registered": list_implementations(), "unavailable": unavailable_implementations()}}))
 """
 
@@ -80,7 +80,7 @@ def test_without_the_peers_they_are_listed_unavailable_and_the_rest_stays():
 
 
 def test_list_shows_unavailable_peers_with_their_reason(capsys, monkeypatch):
-    from focalbench import registry
+    from focalbench.arena import registry
 
     monkeypatch.setitem(registry._UNAVAILABLE, "imaginary_peer", "imaginary is not installed (pip install x)")
     assert main(["list"]) == 0

@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from focalbench.cli import main
-from focalbench.plot import (
+from focalbench.bench.plot import (
     FIGURE_1_GAMMAS,
     PlotError,
     accuracy_series,
@@ -19,7 +19,7 @@ from focalbench.plot import (
     sweep_series,
     write_figures,
 )
-from focalbench.registry import get_implementation
+from focalbench.arena.registry import get_implementation
 
 
 def _row(impl: str, shape_name: str, shape: list[int], median_s: float, baseline_s: float, mode="forward+backward"):

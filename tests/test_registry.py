@@ -12,9 +12,9 @@ import pytest
 import torch
 
 import focalbench
-from focalbench import registry
-from focalbench.checks import CHECKS, evaluate
-from focalbench.registry import CAPABILITIES, load_implementation, register
+from focalbench.arena import registry
+from focalbench.arena.checks import CHECKS, evaluate
+from focalbench.arena.registry import CAPABILITIES, load_implementation, register
 
 SEED_IMPLEMENTATIONS = {"scatter_mask", "gather", "compiled", "numpy_reference", "fused"}
 
@@ -82,7 +82,7 @@ def test_bad_module_attr_is_a_clear_error():
 
 
 def test_focal_loss_computes_what_the_recommended_implementation_does():
-    from focalbench.loss import implementation_for
+    from focalbench.losses.softmax.api import implementation_for
 
     if "fused" in focalbench.list_implementations():
         assert implementation_for("cpu") == focalbench.RECOMMENDED
@@ -95,7 +95,7 @@ def test_focal_loss_computes_what_the_recommended_implementation_does():
 
 def test_every_declared_defect_is_exercised_by_an_applicable_case():
     """A known defect that no applicable case reaches would be a claim the suite never checks."""
-    from focalbench.checks import applicability
+    from focalbench.arena.checks import applicability
 
     for name in focalbench.list_implementations():
         impl = focalbench.get_implementation(name)

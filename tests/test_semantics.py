@@ -8,8 +8,8 @@ import pytest
 import torch
 
 import focalbench
-from focalbench.cases import bad_inputs
-from focalbench.semantics import validate
+from focalbench.arena.families.softmax.cases import bad_inputs
+from focalbench.losses.softmax.semantics import validate
 
 MESSAGES = {
     "logits-int": r"logits must be float16, bfloat16, float32 or float64\. Got: torch\.int64",

@@ -20,10 +20,10 @@ import torch.nn.functional as F
 import focalbench
 from focalbench import SigmoidFocalLoss, sigmoid_focal_loss
 from focalbench.cli import main
-from focalbench.registry import get_implementation, list_implementations
-from focalbench.sigmoid_cases import bad_inputs
-from focalbench.sigmoid_semantics import DEFAULTS, class_index_targets, validate
-from focalbench.tolerances import ACCURACY_BOUND
+from focalbench.arena.registry import get_implementation, list_implementations
+from focalbench.arena.families.sigmoid.cases import bad_inputs
+from focalbench.losses.sigmoid.semantics import DEFAULTS, class_index_targets, validate
+from focalbench.arena.tolerances import ACCURACY_BOUND
 
 MESSAGES = {
     "logits-int": r"logits must be float16, bfloat16, float32 or float64\. Got: torch\.int64",
@@ -214,7 +214,7 @@ def test_export_runs_the_custom_operator(batch, device):
 
 
 def test_the_custom_operator_passes_opcheck(device):
-    from focalbench.kernels.sigmoid_ops import sigmoid_focal_loss as operator
+    from focalbench.losses.sigmoid.op import sigmoid_focal_loss as operator
 
     g = torch.Generator().manual_seed(3)
     gamma = torch.tensor(2.0, dtype=torch.float64)
@@ -243,7 +243,7 @@ def test_import_builds_nothing_and_a_call_only_what_it_uses():
         """
         import sys, torch
         watched = ("focalbench.implementations", "focalbench.kernels.sigmoid_cpu", "focalbench.kernels.sigmoid_eager",
-                   "focalbench.kernels.sigmoid_triton", "focalbench.kernels.sigmoid_ops", "triton", "torch._dynamo")
+                   "focalbench.kernels.sigmoid_triton", "focalbench.losses.sigmoid.op", "triton", "torch._dynamo")
         def loaded():
             return sorted({w for w in watched for m in sys.modules if m == w or m.startswith(w + ".")})
         import focalbench
@@ -259,7 +259,7 @@ def test_import_builds_nothing_and_a_call_only_what_it_uses():
 
 
 def test_the_recommended_implementation_is_what_the_loss_computes():
-    from focalbench.sigmoid import sigmoid_implementation_for
+    from focalbench.losses.sigmoid.api import sigmoid_implementation_for
 
     assert sigmoid_implementation_for("cpu") == focalbench.RECOMMENDED_SIGMOID
     impl = get_implementation(focalbench.RECOMMENDED_SIGMOID)
@@ -271,19 +271,19 @@ def test_the_recommended_implementation_is_what_the_loss_computes():
 @pytest.mark.parametrize("context", ["no_grad", "inference_mode", "logits_without_grad"])
 @pytest.mark.parametrize("name", list_implementations(family="sigmoid"))
 def test_no_gradient_is_computed_when_none_is_needed(name, context, monkeypatch, device):
-    import focalbench.sigmoid_fused as wiring
+    import focalbench.losses.common as wiring
 
     impl = get_implementation(name)
     if impl.supports(device=device) or impl.compiles:
         pytest.skip(impl.supports(device=device) or f"{name} compiles its own autograd graph")
     calls: list[bool] = []
-    apply = wiring.SigmoidFusedFocalLoss.apply
+    apply = wiring.FusedLoss.apply
 
-    def spy(logits, args, kernel, need_grad):
+    def spy(logits, args, kernel, closed_form, need_grad):
         calls.append(need_grad)
-        return apply(logits, args, kernel, need_grad)
+        return apply(logits, args, kernel, closed_form, need_grad)
 
-    monkeypatch.setattr(wiring.SigmoidFusedFocalLoss, "apply", spy)
+    monkeypatch.setattr(wiring.FusedLoss, "apply", spy)
     logits, target = torch.randn(6, 5, device=device), torch.rand(6, 5, device=device)
     impl(logits.clone().requires_grad_(True), target, reduction="sum")
     if not calls:
@@ -343,7 +343,7 @@ def test_list_and_check_take_a_family(capsys):
 
 
 def test_a_sigmoid_run_is_timed_against_bce_with_logits():
-    from focalbench.runner import Shape, run_case
+    from focalbench.bench.runner import Shape, run_case
 
     impl = get_implementation("sigmoid_fused")
     rows = run_case([impl, get_implementation("gather")], Shape("tiny", (256, 7), "a test"), torch.float32,
@@ -354,17 +354,17 @@ def test_a_sigmoid_run_is_timed_against_bce_with_logits():
 
 
 def test_run_and_accuracy_pick_the_family_of_the_named_implementations(monkeypatch, capsys, tmp_path):
-    import focalbench.commands
+    import focalbench.cli.commands
 
     seen = []
-    monkeypatch.setattr(focalbench.commands, "copy_bandwidth", lambda device: 1.0)
-    monkeypatch.setattr(focalbench.commands, "run_case", lambda *args, family, **kw: seen.append(family) or [])
+    monkeypatch.setattr(focalbench.cli.commands, "copy_bandwidth", lambda device: 1.0)
+    monkeypatch.setattr(focalbench.cli.commands, "run_case", lambda *args, family, **kw: seen.append(family) or [])
     assert main(["run", "--impl", "sigmoid_fused", "--shape", "retinanet_rows", "--mode", "forward", "--rounds", "1",
                  "--skip-checks", "--output", str(tmp_path)]) == 0  # fmt: skip
     assert seen == ["sigmoid"]
     assert main(["run", "--impl", "sigmoid_fused", "--impl", "gather", "--skip-checks", "--output", str(tmp_path)]) == 2
     assert "--impl must name implementations of one family (softmax). Got: sigmoid_fused of" in capsys.readouterr().err
-    monkeypatch.setattr(focalbench.commands, "sigmoid_sweep", lambda impls, **kw: seen.append(len(impls)) or [])
+    monkeypatch.setattr(focalbench.cli.commands, "sigmoid_sweep", lambda impls, **kw: seen.append(len(impls)) or [])
     assert main(["accuracy", "--family", "sigmoid", "--impl", "sigmoid_fused", "--output", str(tmp_path)]) == 0
     assert seen == ["sigmoid", 1]
 
@@ -373,8 +373,8 @@ def test_a_users_sigmoid_loss_declares_its_family(monkeypatch):
     """A user's module:attr that declares focalbench_family = "sigmoid" is judged by the sigmoid checks."""
     import types
 
-    from focalbench.checks import CHECKS, evaluate
-    from focalbench.registry import load_implementation
+    from focalbench.arena.checks import CHECKS, evaluate
+    from focalbench.arena.registry import load_implementation
 
     def bce(logits, target, *, alpha=0.25, gamma=2.0, reduction="none"):
         return F.binary_cross_entropy_with_logits(logits, target, reduction=reduction)

@@ -10,12 +10,12 @@ import pytest
 import torch
 from scipy.optimize import approx_fprime
 
-from focalbench.accuracy import sigmoid_sweep
-from focalbench.checks import REFERENCES
+from focalbench.arena.accuracy import sigmoid_sweep
+from focalbench.arena.checks import REFERENCES
 from focalbench.implementations.sigmoid_reference import reference_elements
-from focalbench.oracle import sigmoid_focal_element, sigmoid_numerical_gradient
-from focalbench.registry import get_implementation, list_implementations
-from focalbench.tolerances import ACCURACY_BOUND
+from focalbench.arena.oracle import sigmoid_focal_element, sigmoid_numerical_gradient
+from focalbench.arena.registry import get_implementation, list_implementations
+from focalbench.arena.tolerances import ACCURACY_BOUND
 
 # (logit, target): ordinary, confident (p_t -> 1) and hopeless (p_t -> 0) of both signs, soft, up to 1e20
 ELEMENTS = [

@@ -9,8 +9,8 @@ import torch
 
 from focalbench.kernels import cpu, sigmoid_cpu
 from focalbench.kernels.sigmoid_eager import closed_form
-from focalbench.sigmoid_semantics import validate
-from focalbench.tolerances import ACCURACY_BOUND
+from focalbench.losses.sigmoid.semantics import validate
+from focalbench.arena.tolerances import ACCURACY_BOUND
 
 pytestmark = pytest.mark.skipif(cpu.available() is not None, reason=f"no C kernel here: {cpu.available()}")
 

@@ -1,46 +1,69 @@
 """The kernels behind :func:`focalbench.focal_loss` and :func:`focalbench.sigmoid_focal_loss`: the product, apart
 from the arena of contenders.
 
-* :mod:`focalbench.kernels.cpu`: the C kernel (``focal_cpu.c``), built at first use, and its typed bridge;
-* :mod:`focalbench.kernels.ops`: the same kernels as PyTorch custom operators, for ``torch.compile`` and
-  ``torch.export``;
-* the sigmoid family's: :mod:`~focalbench.kernels.sigmoid_cpu` (a function of the same C library),
-  :mod:`~focalbench.kernels.sigmoid_eager`, :mod:`~focalbench.kernels.sigmoid_triton` and
-  :mod:`~focalbench.kernels.sigmoid_ops`.
+* :mod:`~focalbench.kernels.cpu` and :mod:`~focalbench.kernels.sigmoid_cpu`: the C kernels (``focal_cpu.c``), built
+  at first use by :mod:`~focalbench.kernels.build` for the target :mod:`~focalbench.kernels.cpu_facts` allows, with
+  their typed bridge;
+* :mod:`~focalbench.kernels.eager` and :mod:`~focalbench.kernels.sigmoid_eager`: the closed forms in PyTorch
+  operations (any device);
+* :mod:`~focalbench.kernels.triton` and :mod:`~focalbench.kernels.sigmoid_triton`: the Triton kernels.
 
-Nothing here is imported by ``import focalbench``; :mod:`focalbench.loss` imports what a call needs, at that call.
+:func:`choose` is the one place that decides which kernel a family's loss runs on a device (:data:`KERNELS`).
+Nothing here is imported by ``import focalbench``; a loss imports what a call needs, at that call.
 """
 
 from __future__ import annotations
 
 import functools
+import importlib
+from dataclasses import dataclass
+from typing import Any
 
-__all__ = ["forward_kernel", "sigmoid_forward_kernel"]
+__all__ = ["KERNELS", "KernelChoice", "choose", "forward_kernel", "sigmoid_forward_kernel"]
+
+#: family -> device type ("*": any device) -> candidates in order of preference: (module, forward kernel's name,
+#: the registered implementation that mirrors it). A module with an ``available()`` that returns a reason is skipped.
+KERNELS: dict[str, dict[str, tuple[tuple[str, str, str], ...]]] = {
+    "softmax": {
+        "cpu": (("focalbench.kernels.cpu", "forward_args", "fused"),),
+        "*": (("focalbench.kernels.eager", "eager_forward", "fused_eager"),),
+    },
+    "sigmoid": {
+        "cpu": (("focalbench.kernels.sigmoid_cpu", "forward_args", "sigmoid_fused"),),
+        "*": (("focalbench.kernels.sigmoid_eager", "eager_forward", "sigmoid_fused_eager"),),
+    },
+}
+
+
+@dataclass(frozen=True)
+class KernelChoice:
+    """The forward kernel a loss runs, ``forward(args, need_grad) -> (loss, grad)``, and the registered
+    implementation (``focalbench.get_implementation``) that computes the same thing."""
+
+    implementation: str
+    forward: Any
 
 
 @functools.cache
+def choose(family: str, device_type: str) -> KernelChoice:
+    """The kernel ``family``'s loss uses for logits on ``device_type`` (imported, and built, at first use): the
+    device's own kernel where it can be built, else the closed form in PyTorch operations."""
+    if family not in KERNELS:
+        raise ValueError(f"family must be one of {', '.join(KERNELS)}. Got: {family!r}")
+    table = KERNELS[family]
+    for module_name, attribute, implementation in table.get(device_type, ()) + table["*"]:
+        module = importlib.import_module(module_name)
+        available = getattr(module, "available", None)
+        if available is None or available() is None:
+            return KernelChoice(implementation, getattr(module, attribute))
+    raise RuntimeError(f"no {family} kernel for {device_type}")  # unreachable: the "*" kernels are always available
+
+
 def forward_kernel(device_type: str):
-    """The forward kernel ``focal_loss`` uses for logits on ``device_type`` (imported, and built, at first use):
-    the C kernel on the CPU where it can be built, else the closed form in PyTorch operations."""
-    if device_type == "cpu":
-        from focalbench.kernels import cpu
-
-        if cpu.available() is None:
-            return cpu.forward_args
-    from focalbench.kernels.eager import eager_forward
-
-    return eager_forward
+    """The forward kernel :func:`focalbench.focal_loss` runs for logits on ``device_type``."""
+    return choose("softmax", device_type).forward
 
 
-@functools.cache
 def sigmoid_forward_kernel(device_type: str):
-    """The forward kernel ``sigmoid_focal_loss`` uses for logits on ``device_type``, as :func:`forward_kernel` chooses
-    for the softmax family: the C kernel on the CPU where it can be built, else the float64 closed form."""
-    if device_type == "cpu":
-        from focalbench.kernels import sigmoid_cpu
-
-        if sigmoid_cpu.available() is None:
-            return sigmoid_cpu.forward_args
-    from focalbench.kernels.sigmoid_eager import eager_forward
-
-    return eager_forward
+    """The forward kernel :func:`focalbench.sigmoid_focal_loss` runs for logits on ``device_type``."""
+    return choose("sigmoid", device_type).forward

@@ -5,7 +5,7 @@ x86-64 VM, the C file built in 6.0 s with the system compiler and no torch heade
 torch's headers (``load_inline``) in 45.5 s, and first use is what a user waits for; the call itself is a few
 microseconds either way, small beside the autograd bookkeeping around it. What ctypes lacks, type checking, is
 :data:`SIGNATURES`: each exported function with its C types and parameter names, as declared in the C source. A test
-parses the prototypes in ``focal_cpu.c`` and checks them against this table, and :func:`_call` passes arguments by
+parses the prototypes in ``focal_cpu.c`` and checks them against this table, and :func:`call` passes arguments by
 name, so a drift between the two is a test failure or a ``TypeError``, never silently corrupted memory.
 
 The exponential and logarithm in the C source are written there rather than taken from libm because libm's scalar
@@ -22,8 +22,9 @@ from pathlib import Path
 
 import torch
 
-from focalbench.native import NativeBuildError, load
-from focalbench.semantics import FocalArgs, compute_dtype, mean_scale
+from focalbench.kernels.build import NativeBuildError, load
+from focalbench.losses.common import compute_dtype, reduction_scale
+from focalbench.losses.softmax.semantics import FocalArgs
 
 __all__ = ["SIGNATURES", "SOURCE", "available", "forward", "forward_args", "library"]
 
@@ -95,7 +96,7 @@ def available() -> str | None:
 _PARAMETERS = {name: tuple(p for _, p in params) for name, (_, params) in SIGNATURES.items()}
 
 
-def _call(name: str, **arguments):
+def call(name: str, **arguments):
     """Call ``name`` with arguments by their C parameter names (a missing or unknown name is a TypeError)."""
     params = _PARAMETERS[name]
     try:
@@ -107,7 +108,7 @@ def _call(name: str, **arguments):
     return getattr(library(), name)(*ordered)
 
 
-def _pointer(tensor: torch.Tensor | None) -> int | None:
+def pointer(tensor: torch.Tensor | None) -> int | None:
     return None if tensor is None else tensor.data_ptr()
 
 
@@ -143,10 +144,10 @@ def forward(
         grad_strides = (c * lanes, lanes, 1)
     loss = torch.empty(target_rows.numel(), dtype=torch.float64)
     threads = min(torch.get_num_threads(), max(1, x.numel() // 16384))  # threads pay off past ~16k logits
-    failed = _call(
-        "focal_forward", z=_pointer(x), is_double=is_double, B=blocks_b, S=lanes, C=c, sB=strides[0],
-        sC=strides[1], sS=strides[2], target=_pointer(target_rows), alpha_t=_pointer(alpha_rows), gamma=gamma,
-        scale=scale, loss=_pointer(loss), grad=_pointer(grad), gB=grad_strides[0], gC=grad_strides[1],
+    failed = call(
+        "focal_forward", z=pointer(x), is_double=is_double, B=blocks_b, S=lanes, C=c, sB=strides[0],
+        sC=strides[1], sS=strides[2], target=pointer(target_rows), alpha_t=pointer(alpha_rows), gamma=gamma,
+        scale=scale, loss=pointer(loss), grad=pointer(grad), gB=grad_strides[0], gC=grad_strides[1],
         gS=grad_strides[2], need_grad=int(need_grad), threads=threads,
     )  # fmt: skip
     if failed:
@@ -160,6 +161,6 @@ def forward_args(args: FocalArgs, need_grad: bool) -> tuple[torch.Tensor, torch.
     # -1 marks an ignored row: the kernel reads none of its logits, so garbage there (NaN, -inf) stays out
     target = args.target if args.all_counted else args.target.masked_fill(~args.valid, -1)
     alpha = None if args.alpha is None else args.alpha_t(torch.float64).reshape(-1).contiguous()
-    scale = mean_scale(args) if args.reduction == "mean" else 1.0
+    scale = reduction_scale(args) if args.reduction == "mean" else 1.0
     loss, grad = forward(logits, target.reshape(-1).contiguous(), alpha, args.gamma, scale, need_grad)
     return loss.reshape(args.target.shape), grad

@@ -1,4 +1,4 @@
-"""The closed form of :mod:`focalbench.fused` in PyTorch operations: any device, no compiler (``fused_eager``).
+"""The closed form of :mod:`focalbench.losses.softmax.closed_form` in PyTorch operations: any device, no compiler (``fused_eager``).
 
 Steps, each along dim 1 of the ``(N, C, ...)`` logits (dense inputs without a permute-copy):
 
@@ -22,7 +22,8 @@ import math
 
 import torch
 
-from focalbench.semantics import FocalArgs, compute_dtype, mean_scale
+from focalbench.losses.common import compute_dtype, reduction_scale
+from focalbench.losses.softmax.semantics import FocalArgs
 
 __all__ = ["REFINE_TOLERANCE", "eager_forward"]
 
@@ -111,7 +112,7 @@ def eager_forward(args: FocalArgs, need_grad: bool) -> tuple[torch.Tensor, torch
     p_t_log_p_t = torch.where(p_t > 0, p_t * neg_log_p_t, 0.0)  # x log x -> 0 as x -> 0: a target at -inf
     big_g = weighted * (one_minus_p_t + gamma * p_t_log_p_t)
     if args.reduction == "mean":
-        big_g = big_g * mean_scale(args)
+        big_g = big_g * reduction_scale(args)
     # no non-target mass (every other class underflowed) means G = 0 too
     coef = torch.where(sum_others > 0, big_g * q_scale, torch.zeros((), dtype=torch.float64, device=x.device))
     grad = probs.mul_(coef.to(dtype))

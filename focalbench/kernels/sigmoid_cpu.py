@@ -2,7 +2,7 @@
 
 The C function lives in the same library as the softmax kernel (:mod:`focalbench.kernels.cpu`: one build, one
 signature table that a test checks against the C source) and shares its exponential and logarithm. Its steps and limits
-are in the comment above it; the derivation in :mod:`focalbench.sigmoid_fused`.
+are in the comment above it; the derivation in :mod:`focalbench.losses.sigmoid.closed_form`.
 """
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ from __future__ import annotations
 import torch
 
 from focalbench.kernels import cpu
-from focalbench.semantics import compute_dtype
-from focalbench.sigmoid_semantics import SigmoidArgs, mean_scale, reduce_loss
+from focalbench.losses.common import compute_dtype, reduce_loss, reduction_scale
+from focalbench.losses.sigmoid.semantics import SigmoidArgs
 
 __all__ = ["CHUNK", "available", "forward_args"]
 
@@ -38,10 +38,10 @@ def forward_args(args: SigmoidArgs, need_grad: bool) -> tuple[torch.Tensor, torc
     partial = None if per_element else torch.empty(-(-n // CHUNK), dtype=torch.float64)
     grad = torch.empty(x.shape, dtype=dtype) if need_grad else None
     threads = min(torch.get_num_threads(), max(1, n // ELEMENTS_PER_THREAD))
-    cpu._call(
+    cpu.call(
         "sigmoid_focal_forward", x=x.data_ptr(), t=t.data_ptr(), is_double=int(dtype == torch.float64), n=n,
-        alpha=args.alpha, gamma=float(args.gamma), scale=mean_scale(args), loss=cpu._pointer(loss),
-        partial=cpu._pointer(partial), grad=cpu._pointer(grad), threads=threads,
+        alpha=args.alpha, gamma=float(args.gamma), scale=reduction_scale(args), loss=cpu.pointer(loss),
+        partial=cpu.pointer(partial), grad=cpu.pointer(grad), threads=threads,
     )  # fmt: skip
     if per_element:
         return loss, grad

@@ -2,7 +2,7 @@
 
 It is what :func:`focalbench.sigmoid_focal_loss` runs on devices without a faster kernel and on the CPU where the C
 kernel cannot be built (``sigmoid_fused_eager``), and, being made of differentiable operations, what gives the fused
-implementations their double backward (:mod:`focalbench.sigmoid_fused`). The steps are those of the C kernel (the
+implementations their double backward (:mod:`focalbench.losses.sigmoid.closed_form`). The steps are those of the C kernel (the
 comment above ``sigmoid_focal_forward`` in ``focal_cpu.c``), elementwise on tensors: every per-element term in float64,
 so float32 (and half-precision) logits keep their digits at every logit; the price is float64 temporaries.
 
@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import torch
 
-from focalbench.semantics import compute_dtype
-from focalbench.sigmoid_semantics import SigmoidArgs, mean_scale, reduce_loss
+from focalbench.losses.common import compute_dtype, reduce_loss, reduction_scale
+from focalbench.losses.sigmoid.semantics import SigmoidArgs
 
 __all__ = ["closed_form", "eager_forward"]
 
@@ -68,4 +68,4 @@ def eager_forward(args: SigmoidArgs, need_grad: bool) -> tuple[torch.Tensor, tor
     per_element, grad = closed_form(x, args.target.to(torch.float64), args.alpha, args.gamma)
     if not need_grad:
         return reduce_loss(per_element, args), None
-    return reduce_loss(per_element, args), (grad * mean_scale(args)).to(compute_dtype(args.logits.dtype))
+    return reduce_loss(per_element, args), (grad * reduction_scale(args)).to(compute_dtype(args.logits.dtype))

@@ -1,8 +1,8 @@
-"""The closed-form sigmoid focal loss (:mod:`focalbench.sigmoid_fused`) as one Triton kernel for CUDA
+"""The closed-form sigmoid focal loss (:mod:`focalbench.losses.sigmoid.closed_form`) as one Triton kernel for CUDA
 (``sigmoid_triton``).
 
 One launch reads the logits and targets and, per element, computes the loss and, when the logits require a gradient,
-writes the gradient; the backward is then a scale (:class:`focalbench.sigmoid_fused.SigmoidFusedFocalLoss`). Each
+writes the gradient; the backward is then a scale (:class:`focalbench.losses.common.FusedLoss`). Each
 program takes ``BLOCK`` contiguous elements:
 
 1. in float64: ``e = exp(-|x|)``, ``log(1 + e)`` (Goldberg's accurate ``log1p``), ``p`` and ``q = 1 - p`` from
@@ -29,8 +29,8 @@ import numpy
 import torch
 
 from focalbench.kernels.triton import INTERPRETED, UNAVAILABLE, triton
-from focalbench.semantics import compute_dtype
-from focalbench.sigmoid_semantics import SigmoidArgs, mean_scale, reduce_loss
+from focalbench.losses.common import compute_dtype, reduce_loss, reduction_scale
+from focalbench.losses.sigmoid.semantics import SigmoidArgs
 
 __all__ = ["UNAVAILABLE", "sigmoid_triton_forward"]
 
@@ -39,7 +39,7 @@ BLOCK = 1024
 if triton is not None:
     import triton.language as tl
 
-    from focalbench.kernels.triton import _log1p
+    from focalbench.kernels.triton import log1p
 
     @triton.jit
     def _sigmoid_focal_kernel(
@@ -53,7 +53,7 @@ if triton is not None:
 
         # 1. exponential, log1p, p and q, softplus of x and -x
         e = tl.exp(-tl.abs(x))
-        log1p_e = _log1p(e)
+        log1p_e = log1p(e)
         r = 1.0 / (1.0 + e)
         positive = x >= 0.0
         p = tl.where(positive, r, e * r)
@@ -108,7 +108,7 @@ if triton is not None:
             quiet = numpy.errstate(all="ignore") if INTERPRETED else contextlib.nullcontext()
             with quiet:
                 _sigmoid_focal_kernel[(programs,)](
-                    x, t, loss, grad, n, args.alpha, gamma, mean_scale(args),
+                    x, t, loss, grad, n, args.alpha, gamma, reduction_scale(args),
                     GAMMA_KIND=kind, WRITE_LOSS=per_element, NEED_GRAD=need_grad, BLOCK=BLOCK,
                 )  # fmt: skip
         result = loss.reshape(logits.shape) if per_element else reduce_loss(loss, args)

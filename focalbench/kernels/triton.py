@@ -1,7 +1,7 @@
-"""The closed-form focal loss (:mod:`focalbench.fused`) as one Triton kernel for CUDA (``triton``).
+"""The closed-form focal loss (:mod:`focalbench.losses.softmax.closed_form`) as one Triton kernel for CUDA (``triton``).
 
 One launch reads the logits, computes each row's loss and, when the logits require a gradient, writes the gradient
-too; the backward is then a scale (:class:`focalbench.fused.FusedFocalLoss`). Each program takes ``BLOCK_R`` rows (a
+too; the backward is then a scale (:class:`focalbench.losses.common.FusedLoss`). Each program takes ``BLOCK_R`` rows (a
 row is one ``(n, d1..dk)`` position) and walks the classes in chunks of ``BLOCK_C``:
 
 1. online softmax over the chunks: running maximum ``m`` and running sum of ``exp(z_j - m)`` over the non-target
@@ -30,7 +30,8 @@ import os
 import numpy
 import torch
 
-from focalbench.semantics import FocalArgs, mean_scale
+from focalbench.losses.common import reduction_scale
+from focalbench.losses.softmax.semantics import FocalArgs
 
 __all__ = ["INTERPRETED", "UNAVAILABLE", "triton_forward"]
 
@@ -60,7 +61,7 @@ if triton is not None:
         return tl.where(hi < -104.0, 0.0, tl.exp(hi) * (1.0 + lo))
 
     @triton.jit
-    def _log1p(y):
+    def log1p(y):
         """log(1 + y) for y >= 0, accurate for tiny y: log(u) * y / (u - 1) with u = 1 + y (Goldberg)."""
         u = 1.0 + y
         um1 = u - 1.0
@@ -69,7 +70,7 @@ if triton is not None:
 
     @triton.jit
     def _softplus(x):
-        return tl.maximum(x, 0.0) + _log1p(tl.exp(-tl.abs(x)))
+        return tl.maximum(x, 0.0) + log1p(tl.exp(-tl.abs(x)))
 
     @triton.jit
     def _focal_kernel(
@@ -161,7 +162,7 @@ if triton is not None:
         alpha_t = args.alpha_t(torch.float32).reshape(-1).contiguous()
         loss = torch.empty(rows, dtype=torch.float32, device=logits.device)
         grad = torch.empty((n, c, spatial), dtype=logits.dtype, device=logits.device) if need_grad else loss
-        scale = mean_scale(args) if args.reduction == "mean" else 1.0
+        scale = reduction_scale(args) if args.reduction == "mean" else 1.0
         if rows:
             block_r, block_c = _blocks(rows, c)
             # the interpreter evaluates both sides of every tl.where in NumPy, masked lanes included

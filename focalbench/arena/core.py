@@ -1,0 +1,214 @@
+"""The check framework, apart from every family's definitions (as PyTorch's OpInfo core is apart from its domains).
+
+A *check* is a function ``(impl, case, device) -> None | str`` (``None``: it holds; a string: what went wrong) with the
+cases it runs on and the loss family it checks. Cases are data: a :class:`SampleCase` builds the same tensors from its
+seed and says what it needs from an implementation; a :class:`BadInput` carries an invalid call and the error it must
+raise. :func:`evaluate` turns one (implementation, check, case) into an :class:`Outcome`:
+
+* ``n/a``   the implementation is of another family, or does not declare what the case needs (device, dtype,
+  capability);
+* ``pass`` / ``fail``;
+* ``xfail`` a failure covered by one of the implementation's declared known defects;
+* ``xpass`` a known defect that no longer reproduces (an error: the declaration is stale).
+"""
+
+from __future__ import annotations
+
+import abc
+import dataclasses
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import torch
+
+from focalbench.arena.family import get_family
+from focalbench.arena.registry import Implementation, KnownDefect
+
+__all__ = [
+    "DTYPE_NAMES",
+    "GAMMAS",
+    "BadInput",
+    "Check",
+    "CheckFn",
+    "Outcome",
+    "SampleCase",
+    "applicability",
+    "case_id",
+    "classified",
+    "evaluate",
+    "failure_of",
+    "loss_and_grad",
+    "run_matrix",
+    "summarize",
+    "upstream_for",
+]
+
+#: The gammas the cases cross: 0 (cross-entropy), below 1 (where (1 - p_t)^(gamma - 1) is singular), 1, 2, 5.
+GAMMAS = (0.0, 0.25, 0.5, 1.0, 2.0, 5.0)
+#: How a case's id spells its dtype.
+DTYPE_NAMES = {torch.float16: "fp16", torch.bfloat16: "bf16", torch.float32: "fp32", torch.float64: "fp64"}
+
+CheckFn = Callable[[Implementation, Any, str], "str | None"]
+
+
+class SampleCase(abc.ABC):
+    """One reproducible input of a family, as every generic check reads it.
+
+    Subclasses are frozen dataclasses with (at least) the fields ``dtype``, ``reduction`` and ``seed``, and the class
+    attribute ``family``; they build their tensors in :meth:`make` from the seed alone, so a case's ``repr``
+    reproduces it.
+    """
+
+    family: ClassVar[str]
+    dtype: torch.dtype
+    reduction: str
+    seed: int
+
+    @property
+    @abc.abstractmethod
+    def id(self) -> str:
+        """A readable, unique name (test ids and reports)."""
+
+    @property
+    @abc.abstractmethod
+    def loss_shape(self) -> tuple[int, ...]:
+        """Shape of the ``reduction="none"`` loss."""
+
+    @abc.abstractmethod
+    def make(self, device: str | torch.device = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
+        """``(logits, target)`` on ``device``; the logits are a leaf that does not require grad."""
+
+    @abc.abstractmethod
+    def kwargs(self) -> dict[str, Any]:
+        """The loss's keyword arguments for this case."""
+
+    @abc.abstractmethod
+    def needs(self) -> set[str]:
+        """Capabilities an implementation must declare for this case."""
+
+    def with_(self, **changes: Any) -> SampleCase:
+        return dataclasses.replace(self, **changes)  # type: ignore[type-var]
+
+
+@dataclass(frozen=True)
+class BadInput:
+    """An invalid call (OpInfo's ``ErrorInput``): ``call(device) -> (logits, target, kwargs)`` and the exception,
+    whose message must name ``argument``, that it must raise."""
+
+    name: str
+    argument: str
+    error: type[Exception]
+    call: Callable[[str], tuple[object, object, dict]] = dataclasses.field(compare=False, repr=False)
+    device: str = "cpu"  # "cuda": needs a CUDA device
+
+    def call_args(self, device: str) -> tuple[object, object, dict]:
+        return self.call(device)
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    description: str
+    fn: CheckFn
+    cases: Callable[[], list]
+    needs: frozenset[str] = frozenset()
+    skip_reference: bool = False  # the reference is judged against the arbitrary-precision oracle instead
+    family: str = "softmax"  # the loss family it checks: it applies to that family's implementations only
+
+
+@dataclass(frozen=True)
+class Outcome:
+    status: str  # pass | fail | xfail | xpass | n/a
+    detail: str = ""
+
+    @property
+    def unexpected(self) -> bool:
+        return self.status in ("fail", "xpass")
+
+
+def loss_and_grad(
+    impl: Callable, logits: torch.Tensor, target: torch.Tensor, kwargs: dict, upstream: torch.Tensor | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The loss and d(sum of upstream * loss)/d logits, on a fresh leaf that keeps the logits' strides."""
+    x = logits.detach().clone().requires_grad_(True)
+    loss = impl(x, target, **kwargs)
+    if upstream is None:
+        upstream = torch.ones_like(loss)
+    (grad,) = torch.autograd.grad(loss, x, upstream.to(loss.dtype))
+    return loss.detach(), grad
+
+
+def upstream_for(case: SampleCase, device: str) -> torch.Tensor:
+    """Upstream gradient: seeded weights for ``none``, 0.5 for ``sum`` (exercises scaling), 1 for ``mean``."""
+    if case.reduction == "none":
+        g = torch.Generator().manual_seed(case.seed + 1)
+        return torch.rand(case.loss_shape, generator=g, dtype=torch.float64).to(device)
+    return torch.tensor(0.5 if case.reduction == "sum" else 1.0, dtype=torch.float64, device=device)
+
+
+def applicability(impl: Implementation, check: Check, case, device: str, reference: str) -> str | None:
+    """``None`` when ``check`` applies to ``impl`` on ``case`` and ``device``, else why not (another family first);
+    ``reference`` is the check's family's reference implementation."""
+    if check.skip_reference and impl.name == reference:
+        return f"{reference} is the reference here; it is checked against the arbitrary-precision oracle"
+    if isinstance(case, BadInput):
+        if case.device == "cuda" and device != "cuda":
+            return "needs a CUDA device (--device cuda)"
+        return impl.supports(device=device, family=check.family)
+    needs = set(case.needs()) | set(check.needs)
+    return impl.supports(device=device, dtype=case.dtype, needs=needs, family=check.family)
+
+
+def failure_of(fn: CheckFn, impl: Implementation, case, device: str) -> str | None:
+    """What ``fn`` found wrong, or None; an exception from the implementation is a failure, described."""
+    try:
+        return fn(impl, case, device)
+    except Exception as error:  # noqa: BLE001 - an exception from the implementation is a failed check
+        return f"raised {type(error).__name__}: {error}"
+
+
+def classified(failure: str | None, defect: KnownDefect | None) -> Outcome:
+    """A failure (or None) as an outcome, given the declared defect that applies (or None)."""
+    if defect is not None:
+        if failure:
+            return Outcome("xfail", f"known defect: {defect.reason} ({failure})")
+        return Outcome("xpass", f"declared known defect did not reproduce: {defect.reason}")
+    return Outcome("fail", failure) if failure else Outcome("pass")
+
+
+def evaluate(impl: Implementation, check: Check, case, device: str = "cpu") -> Outcome:
+    """Run one check on one case and classify the result against the implementation's declarations."""
+    reason = applicability(impl, check, case, device, get_family(check.family).reference)
+    if reason is not None:
+        return Outcome("n/a", reason)
+    return classified(failure_of(check.fn, impl, case, device), impl.defect_for(check.name, case))
+
+
+def case_id(case) -> str:
+    return case.name if isinstance(case, BadInput) else case.id
+
+
+def run_matrix(
+    impls: Iterable[Implementation], checks: Iterable[Check], device: str = "cpu", progress=None
+) -> dict[str, dict[str, list[tuple[str, Outcome]]]]:
+    """Every applicable (check, case) for each implementation: ``{impl: {check: [(case id, outcome), ...]}}``."""
+    checks = list(checks)
+    matrix: dict[str, dict[str, list[tuple[str, Outcome]]]] = {}
+    for impl in impls:
+        matrix[impl.name] = {}
+        for check in checks:
+            outcomes = [(case_id(case), evaluate(impl, check, case, device)) for case in check.cases()]
+            matrix[impl.name][check.name] = outcomes
+            if progress is not None:
+                progress(impl.name, check.name, summarize(o for _, o in outcomes))
+    return matrix
+
+
+def summarize(outcomes: Iterable[Outcome]) -> str:
+    """One verdict for a check over its cases: fail > xpass > xfail > pass > n/a."""
+    statuses = {o.status for o in outcomes}
+    for status in ("fail", "xpass", "xfail", "pass"):
+        if status in statuses:
+            return status
+    return "n/a"

@@ -1,0 +1,332 @@
+"""The registry of focal-loss implementations.
+
+An implementation is one file in ``implementations/`` (installed as ``focalbench.implementations``) that ends in one
+:func:`register` decorator. Each belongs to a loss *family* (:data:`FAMILIES`), which owns the definition of its
+arguments: ``"softmax"`` (the default; the decorated *kernel* receives validated
+:class:`~focalbench.losses.softmax.semantics.FocalArgs`) or ``"sigmoid"`` (RetinaNet's one-vs-rest loss; it receives
+:class:`~focalbench.losses.sigmoid.semantics.SigmoidArgs`). The registry wraps the kernel into a callable with the family's
+common signature::
+
+    impl(logits, target, *, gamma=2.0, alpha=None, reduction="mean", ignore_index=-100) -> Tensor   # softmax
+    impl(logits, target, *, alpha=0.25, gamma=2.0, reduction="none") -> Tensor                      # sigmoid
+
+which validates its arguments (the family's ``validate``), refuses what the implementation declares it
+cannot do, and carries the metadata the checks and the benchmarks read (devices, dtypes, capabilities, known defects).
+A user's own focal loss can be loaded as ``"module:attr"`` with :func:`load_implementation`; it is called as it is,
+without our validation, so the checks judge its own behaviour, and it may declare what it is with attributes
+(:data:`DECLARATIONS`: ``focalbench_capabilities`` and the like).
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import importlib.metadata
+import pkgutil
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from focalbench.arena.family import FAMILIES, get_family
+from focalbench.losses.common import FLOAT_DTYPES
+
+__all__ = [
+    "FAMILIES",
+    "Implementation",
+    "KnownDefect",
+    "get_family",
+    "get_implementation",
+    "list_implementations",
+    "load_implementation",
+    "register",
+    "register_unavailable",
+    "unavailable_implementations",
+]
+
+Kernel = Callable[[Any], torch.Tensor]  # FocalArgs -> Tensor, or SigmoidArgs -> Tensor
+
+
+@dataclass(frozen=True)
+class KnownDefect:
+    """A documented way an implementation fails a check.
+
+    ``when`` receives the check's :class:`~focalbench.arena.families.softmax.cases.Case` and says whether the defect applies to it;
+    ``None`` means every case of that check. The suite asserts that such a case *fails* (a strict expected failure),
+    so a change that repairs or alters the defect shows up.
+    """
+
+    check: str
+    reason: str
+    when: Callable[[Any], bool] | None = None
+
+    def applies(self, check: str, case: Any) -> bool:
+        return check == self.check and (self.when is None or bool(self.when(case)))
+
+
+@dataclass(frozen=True)
+class Implementation:
+    """A registered focal loss: a callable with the common signature plus what the suite needs to know about it."""
+
+    name: str
+    fn: Callable[..., torch.Tensor]
+    description: str = ""
+    devices: tuple[str, ...] = ("cpu", "cuda")
+    dtypes: tuple[torch.dtype, ...] = FLOAT_DTYPES
+    capabilities: frozenset[str] = frozenset()  # register() and load_implementation() fill in the family's
+    known_defects: tuple[KnownDefect, ...] = ()
+    compiles: bool = False  # has a one-off compilation cost that benchmarks measure separately
+    external: bool = False  # loaded from a user's "module:attr"; called without focalbench's validation
+    family: str = "softmax"  # the loss it computes: a key of FAMILIES
+    extra: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    def __call__(self, logits: torch.Tensor, target: torch.Tensor, **kwargs: Any) -> torch.Tensor:
+        """The loss, with the family's keyword arguments (every one passed, defaults filled in)."""
+        return self.fn(logits, target, **{**get_family(self.family).defaults, **kwargs})
+
+    def supports(
+        self,
+        *,
+        device: str | None = None,
+        dtype: torch.dtype | None = None,
+        needs: Iterable[str] = (),
+        family: str | None = None,
+    ) -> str | None:
+        """``None`` when a call with these properties is supported, else the reason it is not.
+
+        ``family``: the loss family the call is about; the one place that keeps a check, a case or a timing of one
+        family off the implementations of another."""
+        if family is not None and family != self.family:
+            return f"{self.name} is a {self.family} focal loss, not a {family} one"
+        if device is not None and device not in self.devices:
+            return f"{self.name} runs on {', '.join(self.devices)}, not {device}"
+        if dtype is not None and dtype not in self.dtypes:
+            return f"{self.name} does not support {dtype}"
+        missing = sorted(set(needs) - self.capabilities)
+        if missing:
+            return f"{self.name} does not support {', '.join(missing)}"
+        return None
+
+    def defect_for(self, check: str, case: Any) -> KnownDefect | None:
+        return next((d for d in self.known_defects if d.applies(check, case)), None)
+
+
+_REGISTRY: dict[str, Implementation] = {}
+_UNAVAILABLE: dict[str, str] = {}
+_DISCOVERED = False  # every implementation module has been imported
+_DISCOVERING = False  # the thread holding _DISCOVERY_LOCK is importing them
+_DISCOVERY_LOCK = threading.RLock()
+ENTRY_POINT_GROUP = "focalbench.implementations"
+
+
+def register(
+    name: str,
+    *,
+    description: str = "",
+    family: str = "softmax",
+    devices: tuple[str, ...] = ("cpu", "cuda"),
+    dtypes: tuple[torch.dtype, ...] = FLOAT_DTYPES,
+    capabilities: Iterable[str] | None = None,
+    known_defects: Iterable[KnownDefect] = (),
+    compiles: bool = False,
+    traced: Callable[..., torch.Tensor] | None = None,
+    **extra: Any,
+) -> Callable[[Kernel], Kernel]:
+    """Register a kernel ``f(args) -> Tensor`` of the loss ``family`` under ``name``; returns the kernel unchanged.
+
+    ``args`` are the family's validated arguments (:class:`~focalbench.losses.softmax.semantics.FocalArgs` for ``"softmax"``,
+    :class:`~focalbench.losses.sigmoid.semantics.SigmoidArgs` for ``"sigmoid"``); ``capabilities`` default to all of the
+    family's but ``compile``.
+
+    ``traced``, a callable with the common signature, is what the implementation runs while ``torch.compile`` or
+    ``torch.export`` traces it (validation reads values on the host, which tracing cannot); giving it declares the
+    ``compile`` capability, which the ``compiles_fullgraph`` check verifies.
+
+    Raises:
+        ValueError: ``name`` is already registered, or the family or a capability is unknown.
+
+    Example:
+        >>> from focalbench.arena.registry import register
+        >>> @register("my_loss", capabilities={"dense"})  # doctest: +SKIP
+        ... def my_loss(args):
+        ...     ...
+    """
+    kind = get_family(family)  # the built-in families are discovered here, at the first registration
+    declared = kind.capabilities - {"compile"} if capabilities is None else frozenset(capabilities)
+    caps = declared | ({"compile"} if traced is not None else set())
+    unknown = caps - kind.capabilities
+    if unknown:
+        raise ValueError(f"capabilities must be among {sorted(kind.capabilities)}. Got: {sorted(unknown)}")
+
+    def decorator(kernel: Kernel) -> Kernel:
+        if name in _REGISTRY:
+            raise ValueError(f"implementation name must be unique: {name!r} is already registered")
+
+        def impl(logits, target, **kwargs):
+            if traced is not None and torch.compiler.is_compiling():
+                return traced(logits, target, **kwargs)
+            args = kind.validate(logits, target, **kwargs)
+            device = args.logits.device.type
+            if device not in devices:
+                raise ValueError(f"logits must be on {' or '.join(devices)} for {name!r}. Got: {device}")
+            if args.logits.dtype not in dtypes:
+                raise TypeError(
+                    f"logits dtype must be one of {[str(d) for d in dtypes]} for {name!r}. Got: {args.logits.dtype}"
+                )
+            missing = kind.call_needs(args, caps)
+            if missing:
+                raise ValueError(f"{name!r} does not support {', '.join(missing)} (a declared limitation)")
+            return kernel(args)
+
+        impl.__name__ = impl.__qualname__ = name
+        impl.__doc__ = kernel.__doc__
+        _REGISTRY[name] = Implementation(
+            name=name,
+            fn=impl,
+            description=description or (kernel.__doc__ or "").strip().splitlines()[0],
+            devices=tuple(devices),
+            dtypes=tuple(dtypes),
+            capabilities=caps,
+            known_defects=tuple(known_defects),
+            compiles=compiles,
+            family=family,
+            extra=dict(extra),
+        )
+        return kernel
+
+    return decorator
+
+
+def register_unavailable(name: str, reason: str) -> None:
+    """Record that ``name`` exists but cannot run here (e.g. an optional dependency is missing)."""
+    _UNAVAILABLE[name] = reason
+
+
+def _import_registering(name: str, load: Callable[[], object]) -> None:
+    """Run one registering import; a module that fails to import makes ``name`` unavailable, never the registry."""
+    try:
+        load()
+    except Exception as error:  # noqa: BLE001 - whatever a module raises, the other implementations stay usable
+        register_unavailable(name, f"importing it failed: {type(error).__name__}: {error}")
+
+
+def _discover() -> None:
+    """Import every implementation module once, whichever thread asks first; the others wait for it to finish.
+
+    ``_DISCOVERED`` is set only after every import has run, under ``_DISCOVERY_LOCK``, so no thread can see a
+    half-filled registry. The lock is re-entrant and ``_DISCOVERING`` makes a nested call (a module that looks an
+    implementation up while it is being imported) return at once instead of starting discovery again.
+    """
+    global _DISCOVERED, _DISCOVERING
+    if _DISCOVERED:
+        return
+    with _DISCOVERY_LOCK:
+        if _DISCOVERED or _DISCOVERING:
+            return
+        _DISCOVERING = True
+        try:
+            package = importlib.import_module("focalbench.implementations")
+            for module in sorted(pkgutil.iter_modules(package.__path__), key=lambda m: m.name):
+                if not module.name.startswith("_"):
+                    qualified = f"{package.__name__}.{module.name}"
+                    _import_registering(module.name, functools.partial(importlib.import_module, qualified))
+            # Third-party packages can ship implementations through an entry point that imports their module.
+            for entry_point in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+                _import_registering(entry_point.name, entry_point.load)
+            _DISCOVERED = True
+        finally:
+            _DISCOVERING = False
+
+
+def list_implementations(family: str | None = None) -> list[str]:
+    """Names of the registered implementations that can run in this environment, in registration order; only those
+    of ``family`` when it is given."""
+    _discover()
+    if family is not None:
+        get_family(family)
+    return [name for name, impl in _REGISTRY.items() if family in (None, impl.family)]
+
+
+def unavailable_implementations() -> dict[str, str]:
+    """Implementations that exist but cannot run here, with the reason."""
+    _discover()
+    return dict(_UNAVAILABLE)
+
+
+def get_implementation(name: str) -> Implementation:
+    """The registered implementation called ``name``.
+
+    Raises:
+        ValueError: no such implementation; the message lists the valid names (and why an unavailable one is).
+    """
+    _discover()
+    if name in _REGISTRY:
+        return _REGISTRY[name]
+    if name in _UNAVAILABLE:
+        raise ValueError(f"implementation {name!r} is unavailable here: {_UNAVAILABLE[name]}")
+    raise ValueError(f"implementation must be one of {', '.join(_REGISTRY)}. Got: {name!r}")
+
+
+#: Attributes by which a user's ``module:attr`` callable declares what it is (each optional; without one, the default
+#: of :class:`Implementation`: every device, dtype and capability of its family, no known defect; the family
+#: :func:`load_implementation` is given).
+DECLARATIONS = {
+    "focalbench_family": "family",
+    "focalbench_devices": "devices",
+    "focalbench_dtypes": "dtypes",
+    "focalbench_capabilities": "capabilities",
+    "focalbench_known_defects": "known_defects",
+}
+
+
+def _declarations(obj: Any, spec: str, family: str) -> dict[str, Any]:
+    """The :data:`DECLARATIONS` attributes ``obj`` carries, checked, as :class:`Implementation` fields (``family``
+    where it declares none)."""
+    declared = {name: getattr(obj, attribute) for attribute, name in DECLARATIONS.items() if hasattr(obj, attribute)}
+    declared.setdefault("family", family)
+    kind = get_family(declared["family"])
+    declared.setdefault("capabilities", kind.capabilities - {"compile"})
+    for name in ("devices", "dtypes", "known_defects"):
+        if name in declared:
+            declared[name] = tuple(declared[name])
+    if "capabilities" in declared:
+        declared["capabilities"] = frozenset(declared["capabilities"])
+        unknown = declared["capabilities"] - kind.capabilities
+        if unknown:
+            raise ValueError(f"focalbench_capabilities of {spec!r} must be among {sorted(kind.capabilities)}. "
+                             f"Got: {sorted(unknown)}")  # fmt: skip
+    wrong = [d for d in declared.get("dtypes", ()) if not isinstance(d, torch.dtype)]
+    wrong += [d for d in declared.get("known_defects", ()) if not isinstance(d, KnownDefect)]
+    wrong += [d for d in declared.get("devices", ()) if not isinstance(d, str)]
+    if wrong:
+        raise TypeError(f"declarations of {spec!r} must be device names, torch dtypes and KnownDefects. Got: {wrong}")
+    return declared
+
+
+def load_implementation(spec: str, family: str = "softmax") -> Implementation:
+    """A registered name, or a user's ``"module:attr"``: an :class:`Implementation`, or a callable with the common
+    signature that may declare what it is with the :data:`DECLARATIONS` attributes (``focalbench_capabilities`` ...);
+    one that declares no ``focalbench_family`` is taken as a loss of ``family``.
+
+    Raises:
+        ValueError: the module or attribute cannot be loaded, or a declared family or capability is unknown.
+        TypeError: the attribute is not callable, or a declaration has the wrong type.
+    """
+    if ":" not in spec:
+        return get_implementation(spec)
+    module_name, _, attr = spec.partition(":")
+    try:
+        obj = importlib.import_module(module_name)
+        for part in attr.split("."):
+            obj = getattr(obj, part)
+    except (ImportError, AttributeError) as error:
+        raise ValueError(f"implementation {spec!r} could not be loaded: {error}") from error
+    if isinstance(obj, Implementation):
+        return obj
+    if not callable(obj):
+        raise TypeError(f"implementation {spec!r} must be callable. Got: {type(obj).__name__}")
+    description = (obj.__doc__ or spec).strip().splitlines()[0]
+    declared = _declarations(obj, spec, family)
+    return Implementation(name=spec, fn=obj, description=description, external=True, **declared)

@@ -1,0 +1,203 @@
+"""The speed run: representative shapes x implementations x modes, timed interleaved against a baseline:
+``F.cross_entropy`` for the softmax family, ``F.binary_cross_entropy_with_logits`` for the sigmoid family
+(each family's :class:`~focalbench.arena.family.Workload`: its baseline, inputs, call and shapes).
+
+For every (shape, dtype, mode) all implementations and the baseline run on the same inputs, in the same process, in
+rounds: each round takes one sample of each, in an order that rotates from round to round, so a slow spell of a
+shared machine spreads over all of them instead of landing on one. Compile time is measured on the first call, before
+any timing; a recompilation during timing is an error.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable, Sequence
+
+import torch
+
+from focalbench.arena.family import Shape, get_family
+from focalbench.arena.registry import Implementation
+from focalbench.bench.stats import summarize
+from focalbench.bench.timing import peak_memory, timer_for
+
+__all__ = ["FLOOR", "MODES", "run_case", "select_shapes"]
+
+#: The compute floor on the CPU: one vectorized exponential per logit (``torch.exp`` into a preallocated output, same
+#: threads), timed in the same rounds; every row reports its time per logit and its ratio to this floor.
+FLOOR = "exp_floor"
+MODES = ("forward", "backward", "forward+backward")
+
+
+def select_shapes(names: Sequence[str] | None, quick: bool, family: str = "softmax") -> list[Shape]:
+    """Shapes by name, or ``(rows, classes[, d...])`` literals like ``4096x20``; default: the family's (quick: no
+    sweep)."""
+    shapes = get_family(family).workload.shapes
+    if not names:
+        return [s for s in shapes if not (quick and s.sweep)]
+    known = {s.name: s for s in shapes}
+    chosen = []
+    for name in names:
+        if name in known:
+            chosen.append(known[name])
+            continue
+        try:
+            dims = tuple(int(d) for d in name.lower().split("x"))
+        except ValueError:
+            dims = ()
+        if len(dims) < 2 or min(dims) < 1 or dims[1] < 2:
+            raise ValueError(
+                f"shape must be one of {', '.join(known)} or like 4096x20 (rows x classes, classes >= 2). Got: {name!r}"
+            )
+        chosen.append(Shape(name, dims, "custom"))
+    return chosen
+
+
+def _bytes_moved(shape: Shape, dtype: torch.dtype, mode: str, family: str = "softmax") -> int:
+    """Minimum traffic: logits read (forward), gradient written (backward), targets read once."""
+    logits = shape.numel * torch.empty((), dtype=dtype).element_size()
+    targets = get_family(family).workload.target_bytes(shape, dtype)
+    return {"forward": logits + targets, "backward": logits, "forward+backward": 2 * logits + targets}[mode]
+
+
+def _callables(loss: Callable[[torch.Tensor], torch.Tensor], logits: torch.Tensor, mode: str):
+    """(timed fn, untimed prepare or None, reset) for one mode, on a leaf copy of the logits.
+
+    ``reset`` frees the gradient a previous call left, so a memory measurement starts from the inputs alone.
+    """
+    leaf = logits.detach().clone().requires_grad_(True)
+
+    def reset():
+        leaf.grad = None
+
+    if mode == "forward":
+        return (lambda: loss(leaf)), None, reset
+    if mode == "forward+backward":
+
+        def step():
+            leaf.grad = None
+            loss(leaf).backward()
+
+        return step, None, reset
+    holder: dict = {}
+
+    def prepare():
+        leaf.grad = None
+        holder["loss"] = loss(leaf)
+
+    return (lambda: holder.pop("loss").backward()), prepare, reset
+
+
+def _sync(device: str) -> None:
+    if device == "cuda":
+        torch.cuda.synchronize()
+
+
+def run_case(
+    impls: Sequence[Implementation],
+    shape: Shape,
+    dtype: torch.dtype,
+    mode: str,
+    gamma: float,
+    device: str,
+    rounds: int,
+    sample_s: float,
+    bandwidth_gbps: float | None,
+    progress: Callable[[str], None] | None = None,
+    family: str = "softmax",
+) -> list[dict]:
+    """Time every implementation of ``family`` and its baseline on one case; one report row per implementation."""
+    workload = get_family(family).workload
+    baseline = workload.baseline
+    logits, target = workload.inputs(shape, dtype, device)
+    losses: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
+        baseline: lambda x: workload.baseline_loss(x, target),
+    }
+    needs = workload.needs(shape)
+    for impl in impls:
+        # else: no row (the seed has no dense; an implementation of another family has none either)
+        if impl.supports(device=device, dtype=dtype, needs=needs, family=family) is None:
+            losses[impl.name] = lambda x, impl=impl: workload.call(impl, x, target, gamma)
+    timers, compile_s, peaks = {}, {}, {}
+    exp_out = torch.empty_like(logits)
+    floor = timer_for(lambda: torch.exp(logits, out=exp_out), device, None)
+    floor.calibrate(sample_s)
+    for name, loss in losses.items():
+        fn, prepare, reset = _callables(loss, logits, mode)
+        start = time.perf_counter()
+        if prepare is not None:
+            prepare()
+        fn()  # first call: compilation (if any), caches, allocator warm-up
+        _sync(device)
+        first = time.perf_counter() - start
+        compile_s[name] = first if name != baseline and _compiles(impls, name) else None
+        reset()
+        if prepare is not None:
+            prepare()
+        peaks[name] = peak_memory(fn, device)
+        timer = timer_for(fn, device, prepare)
+        timer.calibrate(sample_s)
+        timers[name] = timer
+    timers[FLOOR] = floor
+    names = list(timers)
+    samples: dict[str, list[float]] = {name: [] for name in names}
+    with _no_recompilation():
+        for r in range(rounds):
+            for name in names[r % len(names) :] + names[: r % len(names)]:
+                samples[name].append(timers[name].sample())
+            if progress is not None:
+                progress(f"{shape.name} {str(dtype).replace('torch.', '')} {mode}: round {r + 1}/{rounds}")
+    base = summarize(samples[baseline])
+    floor_median = summarize(samples.pop(FLOOR)).median
+    names.remove(FLOOR)
+    moved = _bytes_moved(shape, dtype, mode, family)
+    rows = []
+    for name in names:
+        stats = summarize(samples[name])
+        gbps = moved / stats.median / 1e9
+        rows.append(
+            {
+                "implementation": name,
+                "device": device,
+                "dtype": str(dtype).replace("torch.", ""),
+                "shape": list(shape.shape),
+                "shape_name": shape.name,
+                "mode": mode,
+                "gamma": gamma,
+                "median_s": stats.median,
+                "iqr_s": stats.iqr,
+                "min_s": stats.minimum,
+                "runs": stats.runs,
+                "calls_per_run": timers[name].number,
+                "baseline": baseline,
+                "baseline_median_s": base.median,
+                "ratio_to_baseline": stats.median / base.median,
+                "bytes_moved": moved,
+                "gbytes_per_s": gbps,
+                "fraction_of_bandwidth": gbps / bandwidth_gbps if bandwidth_gbps else None,
+                "peak_memory_bytes": peaks[name],
+                "baseline_peak_memory_bytes": peaks[baseline],
+                "compile_s": compile_s[name],
+                "floor": FLOOR,
+                "floor_median_s": floor_median,
+                "ns_per_logit": stats.median / shape.numel * 1e9,
+                "ratio_to_floor": stats.median / floor_median,
+            }
+        )
+    return rows
+
+
+def _compiles(impls: Sequence[Implementation], name: str) -> bool:
+    return any(impl.name == name and impl.compiles for impl in impls)
+
+
+@contextlib.contextmanager
+def _no_recompilation():
+    """Make a torch.compile recompilation inside the timed region raise instead of silently costing seconds."""
+    try:
+        import torch._dynamo.config as dynamo_config
+    except ImportError:  # pragma: no cover - torch without dynamo
+        yield
+        return
+    with dynamo_config.patch(error_on_recompile=True):
+        yield

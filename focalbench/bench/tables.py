@@ -1,0 +1,207 @@
+"""The tables README.md and docs/ restate, generated from the code (checks, implementations) and from the committed
+reports in ``results/`` (conformance, which loss to use), never copied by hand.
+
+A generated table sits between two markers in a markdown file::
+
+    <!-- BEGIN generated: NAME -->
+    ...
+    <!-- END generated: NAME -->
+
+:func:`refresh` rewrites every marked block from :func:`generators`; :func:`stale` says which committed blocks differ
+from what the generators give now (``focalbench docs --check``, and a test).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+from tabulate import tabulate
+
+from focalbench.arena.family import families, get_family
+from focalbench.arena.tolerances import ACCURACY_BOUND
+
+__all__ = ["blocks", "generators", "refresh", "stale"]
+
+_FLOAT32_BOUND = next(bound for dtype, bound in ACCURACY_BOUND.items() if str(dtype) == "torch.float32")
+_BLOCK = re.compile(r"(<!-- BEGIN generated: (?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- END generated: (?P=name) -->)", re.S)
+
+
+def _md(rows: list[list[str]], headers: list[str]) -> str:
+    return tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True) + "\n"
+
+
+def _checks_table(family: str) -> Callable[[Path], str]:
+    def generate(root: Path) -> str:
+        rows = [[f"`{c.name}`", c.description] for c in get_family(family).all_checks().values()]
+        return _md(rows, ["check", "what it asserts"])
+
+    return generate
+
+
+def _implementations(root: Path) -> str:
+    from focalbench.arena.registry import get_implementation, list_implementations
+
+    rows = []
+    for name in list_implementations():
+        impl = get_implementation(name)
+        defects = sorted({d.check for d in impl.known_defects})
+        rows.append([f"`{name}`", impl.family, impl.description, ", ".join(impl.devices),
+                     ", ".join(sorted(impl.capabilities)) or "-", ", ".join(defects) or "none"])  # fmt: skip
+    return _md(rows, ["implementation", "family", "what it is", "devices", "capabilities", "declared defects in"])
+
+
+def _reports(root: Path) -> list[tuple[Path, dict]]:
+    """Every committed JSON report directly under ``results/``, oldest first (their names start with the time)."""
+    out = []
+    for path in sorted((root / "results").glob("*.json"), key=lambda p: p.name.split("-", 2)[-1]):
+        try:
+            out.append((path, json.loads(path.read_text())))
+        except (OSError, json.JSONDecodeError):
+            continue
+    return out
+
+
+def _newest_speed(root: Path, family: str) -> tuple[Path, dict] | None:
+    """The newest committed speed report of ``family`` with correctness checks."""
+    found = [(p, d) for p, d in _reports(root) if "results" in d and d.get("checks")
+             and d.get("settings", {}).get("family", "softmax") == family]  # fmt: skip
+    return found[-1] if found else None
+
+
+def _newest_accuracy(root: Path, family: str) -> tuple[Path, dict] | None:
+    """The newest committed float32 accuracy report of ``family`` that covers the family's whole axis."""
+    axis = set(get_family(family).sweep.values)
+    found = [(p, d) for p, d in _reports(root) if d.get("kind") == "accuracy" and d.get("dtype") == "float32"
+             and d.get("family", "softmax") == family and axis <= {float(r["gap"]) for r in d["rows"]}]  # fmt: skip
+    return found[-1] if found else None
+
+
+def _conformance(family: str) -> Callable[[Path], str]:
+    def generate(root: Path) -> str:
+        newest = _newest_speed(root, family)
+        if newest is None:
+            return f"No committed speed report of the {family} family holds checks yet.\n"
+        path, data = newest
+        checks = data["checks"]
+        columns = list(dict.fromkeys(c for verdicts in checks.values() for c in verdicts))
+        rows = [[f"`{impl}`"] + [verdicts.get(c, "") for c in columns] for impl, verdicts in checks.items()]
+        source = f"From `{path.relative_to(root).as_posix()}` (commit `{data['environment'].get('git_commit')}`).\n\n"
+        return source + _md(rows, [""] + columns)
+
+    return generate
+
+
+def _accuracy_summary(rows: Iterable[dict]) -> dict[str, tuple[str, str, str]]:
+    """{implementation: (correct up to, worst error up to there, first non-finite value)} against the fp32 bound."""
+    bound = _FLOAT32_BOUND
+    by_impl: dict[str, list[tuple[float, float]]] = {}
+    for row in rows:
+        error = max(float(row["max_loss_error"]), float(row["max_grad_error"]))
+        by_impl.setdefault(row["implementation"], []).append((float(row["gap"]), error))
+    out = {}
+    for name, points in by_impl.items():
+        points.sort()
+        good = []
+        for value, error in points:
+            if error > bound:
+                break
+            good.append((value, error))
+        upto = "every value" if len(good) == len(points) else (f"{good[-1][0]:g}" if good else "none")
+        worst = f"{max(e for _, e in good):.1e}" if good else "-"
+        infinite = next((f"{v:g}" for v, e in points if math.isinf(e)), "—")
+        out[name] = (upto, worst, infinite)
+    return out
+
+
+def _which_loss(root: Path) -> str:
+    rows = []
+    sources = []
+    for family in families().values():
+        speed, accuracy = _newest_speed(root, family.name), _newest_accuracy(root, family.name)
+        if speed is None:
+            continue
+        path, data = speed
+        sources.append(f"`{path.relative_to(root).as_posix()}`")
+        ratios: dict[str, list[float]] = {}
+        for row in data["results"]:
+            if row.get("mode") == "forward+backward" and row.get("dtype") == "float32" and not str(
+                row.get("shape_name", "")
+            ).startswith("sweep_"):
+                ratios.setdefault(row["implementation"], []).append(float(row["ratio_to_baseline"]))
+        summary = {}
+        if accuracy is not None:
+            sources.append(f"`{accuracy[0].relative_to(root).as_posix()}`")
+            summary = _accuracy_summary(accuracy[1]["rows"])
+        for impl, verdicts in data["checks"].items():
+            failing = sorted(c for c, v in verdicts.items() if v in ("xfail", "fail", "xpass"))
+            upto, worst, infinite = summary.get(impl, ("-", "-", "-"))
+            r = ratios.get(impl)
+            speed_cell = f"{min(r):.2f}–{max(r):.2f}" if r else "-"
+            name = f"**`{impl}`**" if impl == family.recommended else f"`{impl}`"
+            rows.append([name, family.name, ", ".join(failing) or "none", upto, worst, infinite,
+                         f"{speed_cell} × {family.workload.baseline}"])  # fmt: skip
+    headers = ["implementation", "family", "declared defects in", "fp32 within bound up to", "worst error there",
+               "first non-finite", "time (fwd+bwd, fp32)"]  # fmt: skip
+    note = (f"Bold: what `focal_loss` / `sigmoid_focal_loss` run. Accuracy bound: {_FLOAT32_BOUND:g} relative (float32). "
+            f"From {', '.join(sources)}; speed on the machine each report names.\n\n")  # fmt: skip
+    return note + _md(rows, headers)
+
+
+def generators() -> dict[str, Callable[[Path], str]]:
+    """Block name -> generator ``(repository root) -> markdown``: the two tables of every family, and two overall."""
+    table: dict[str, Callable[[Path], str]] = {"which-loss": _which_loss, "implementations": _implementations}
+    for name in families():
+        table[f"checks-{name}"] = _checks_table(name)
+        table[f"conformance-{name}"] = _conformance(name)
+    return table
+
+
+def _documents(root: Path) -> list[Path]:
+    return [root / "README.md", *sorted((root / "docs").glob("*.md"))]
+
+
+def blocks(root: Path) -> dict[str, tuple[Path, str]]:
+    """Every generated block in README.md and docs/: ``{name: (file, committed text)}``."""
+    found = {}
+    for path in _documents(root):
+        if path.exists():
+            for match in _BLOCK.finditer(path.read_text()):
+                found[match["name"]] = (path, match["body"])
+    return found
+
+
+def refresh(root: Path) -> list[str]:
+    """Rewrite every generated block from its generator; returns the names of the blocks that changed.
+
+    Raises:
+        ValueError: a block names no generator."""
+    changed = []
+    table = generators()
+    for path in _documents(root):
+        if not path.exists():
+            continue
+        text = path.read_text()
+
+        def replace(match: re.Match, path: Path = path) -> str:
+            name = match["name"]
+            if name not in table:
+                raise ValueError(f"generated block must be one of {', '.join(table)}. Got: {name!r} in {path}")
+            body = table[name](root)
+            if body != match["body"]:
+                changed.append(name)
+            return match.group(1) + body + match.group(4)
+
+        new = _BLOCK.sub(replace, text)
+        if new != text:
+            path.write_text(new)
+    return changed
+
+
+def stale(root: Path) -> list[str]:
+    """Names of the committed blocks that differ from what their generators give now (and of unknown blocks)."""
+    table = generators()
+    return [name for name, (_, body) in blocks(root).items() if name not in table or table[name](root) != body]

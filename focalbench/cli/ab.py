@@ -1,0 +1,56 @@
+"""``focalbench ab``: the gate without a baseline, two commits timed here in alternating rounds."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+from pathlib import Path
+
+from focalbench.cli.compare import check_slowdown, print_comparison
+from focalbench.cli.console import UsageError, eprint
+from focalbench.cli.options import writable_directory
+
+__all__ = ["add_arguments", "run"]
+
+HELP = "gate without a baseline: two commits timed here in alternating rounds"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--base", required=True, metavar="REF",
+                        help="commit to compare against (e.g. HEAD~1) in the current directory's repository")  # fmt: skip
+    parser.add_argument("--new", metavar="REF", help="default: this checkout as installed")
+    parser.add_argument("--rounds", type=int, default=3, help="quick runs per side (default 3)")
+    parser.add_argument("--impl", action="append", dest="impls", metavar="NAME", help="repeatable; default fused")
+    parser.add_argument("--max-slowdown", type=float, default=0.5, help="allowed growth of a ratio (0.5 = 50%%)")
+    parser.add_argument("--output", help="directory for the two merged reports (default: a temporary one)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from focalbench.bench.ab import ABError, install_commit, run_alternating
+    from focalbench.bench.gate import compare_reports
+    from focalbench.bench.report import baseline_of, write_new
+
+    check_slowdown(args.max_slowdown)
+    if args.rounds < 1:
+        raise UsageError(f"--rounds must be >= 1. Got: {args.rounds}")
+    impls = args.impls or ["fused"]
+    output = writable_directory(args.output or tempfile.mkdtemp(prefix="focalbench-ab-"), "--output")
+    run_args = ["--quick", "--skip-checks", *[a for name in impls for a in ("--impl", name)]]
+    try:
+        work = Path(tempfile.mkdtemp(prefix="focalbench-ab-work-"))
+        eprint(f"focalbench ab: installing {args.base} (and {args.new or 'this checkout'}) ...")
+        base_site = install_commit(args.base, work)
+        new_site = install_commit(args.new, work) if args.new else None
+        base, new = run_alternating(
+            base_site, new_site, work, args.rounds, run_args, progress=lambda message: eprint("  " + message)
+        )
+    except ABError as error:
+        raise UsageError(str(error)) from error
+    for side, document in (("base", base), ("new", new)):
+        document.setdefault("settings", {})["ab_side"] = side
+        write_new(output / f"ab-{side}.json", json.dumps(document, indent=1) + "\n")
+    eprint(f"  merged reports in {output}")
+    comparison = compare_reports(base, new, args.max_slowdown, impls)
+    print_comparison(comparison, args.max_slowdown, baseline_of(new["results"]))
+    return comparison.exit_code

@@ -1,0 +1,102 @@
+"""``focalbench run``: time a family's implementations against its baseline (interleaved) and write a report."""
+
+from __future__ import annotations
+
+import argparse
+import math
+import time
+
+from focalbench.cli.console import UsageError, eprint
+from focalbench.cli.options import CPU_TARGETS, DEVICES, DTYPES, add_family, one_family, writable_directory
+
+__all__ = ["add_arguments", "run"]
+
+HELP = "time implementations against F.cross_entropy (sigmoid: BCE) and write a report"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--device", choices=DEVICES, default="cpu", help="default cpu")
+    add_family(parser, "the loss family to time (default: the named implementations', else softmax)")
+    parser.add_argument("--impl", action="append", dest="impls", metavar="NAME|module:attr",
+                        help="repeatable; default: every implementation registered for the device")  # fmt: skip
+    parser.add_argument("--dtype", action="append", dest="dtypes", choices=DTYPES,
+                        help="repeatable; default float32 (cuda: float32 and bfloat16)")  # fmt: skip
+    parser.add_argument(
+        "--shape",
+        action="append",
+        dest="shapes",
+        metavar="NAME|RxC",
+        help="repeatable: yolov2_voc, coco_rows, imagenet, segmentation, sweep_<rows>x20 (sigmoid: retinanet_rows, "
+        "retinanet_dense), 4096x20",
+    )
+    parser.add_argument("--mode", action="append", dest="modes", choices=("forward", "backward", "forward+backward"),
+                        help="repeatable; default all three (quick: forward+backward)")  # fmt: skip
+    parser.add_argument("--gamma", action="append", dest="gammas", type=float, help="repeatable; default 2.0")
+    parser.add_argument("--rounds", type=int, help="samples per implementation (default 15, quick 7)")
+    parser.add_argument("--quick", action="store_true", help="representative shapes, forward+backward, float32 only")
+    parser.add_argument("--skip-checks", action="store_true", help="do not run the correctness checks")
+    parser.add_argument("--output", default="results", help="directory for the JSON and markdown reports")
+    parser.add_argument("--cpu-target", choices=CPU_TARGETS,
+                        help="instruction set of the C kernel (sets FOCALBENCH_CPU_TARGET; default native)")  # fmt: skip
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+
+    from focalbench.arena.family import get_family
+    from focalbench.bench import environment, report, runner, timing
+    from focalbench.cli.check import check_matrix
+
+    device = args.device
+    if args.rounds is not None and args.rounds < 1:
+        raise UsageError(f"--rounds must be >= 1. Got: {args.rounds}")
+    for gamma in args.gammas or []:
+        if not math.isfinite(gamma) or gamma < 0:
+            raise UsageError(f"--gamma must be a finite number >= 0. Got: {gamma}")
+    impls, family = one_family(args, device)
+    try:
+        shapes = runner.select_shapes(args.shapes, args.quick, family)
+    except ValueError as error:
+        raise UsageError(str(error)) from error
+    writable_directory(args.output, "--output")
+    default_dtypes = ["float32"] if (args.quick or device == "cpu") else ["float32", "bfloat16"]
+    dtypes = [getattr(torch, d) for d in (args.dtypes or default_dtypes)]
+    modes = args.modes or (["forward+backward"] if args.quick else list(runner.MODES))
+    gammas = args.gammas or [2.0]
+    rounds = args.rounds if args.rounds is not None else (7 if args.quick else 15)
+    sample_s = 0.02 if args.quick else 0.05
+    for impl in impls:
+        unsupported = [impl.supports(device=device, dtype=d) for d in dtypes]
+        if any(unsupported):
+            raise UsageError(next(u for u in unsupported if u))
+
+    started = time.perf_counter()
+    kind = get_family(family)
+    baseline = kind.workload.baseline
+    eprint(f"focalbench run on {device}: {len(impls)} {family} implementation(s) + {baseline}, {len(shapes)} shape(s)")
+    env = environment.environment(device)
+    env["bandwidth_gbps"] = timing.copy_bandwidth(device)
+    env["implementation_versions"] = {i.name: i.extra["version"] for i in impls if "version" in i.extra}
+    eprint(f"  copy bandwidth {env['bandwidth_gbps']:.1f} GB/s, {env['threads']} thread(s)")
+    rows = []
+    for shape in shapes:
+        for dtype in dtypes:
+            for mode in modes:
+                for gamma in gammas:
+                    eprint(f"  {shape.name} {tuple(shape.shape)} {str(dtype)[6:]} {mode} gamma={gamma:g}")
+                    rows += runner.run_case(impls, shape, dtype, mode, gamma, device, rounds, sample_s,
+                                            env["bandwidth_gbps"], family=family)  # fmt: skip
+    checks = {}
+    if not args.skip_checks:  # after the timings, so that a compiled implementation's compile time shows there
+        eprint("  correctness checks ...")
+        # a user's module:attr too, judged by what it declares
+        checks, _ = check_matrix(impls, device, kind.all_checks().values())
+    settings = {
+        "rounds": rounds, "sample_s": sample_s, "quick": args.quick, "modes": modes, "gammas": gammas,
+        "shapes": [s.name for s in shapes], "wall_s": round(time.perf_counter() - started, 1), "family": family,
+    }  # fmt: skip
+    document = report.new_report(env, rows, checks, settings)
+    print(report.results_table(rows))
+    json_path, md_path = report.write_report(document, args.output)
+    print(f"\nreport: {json_path}\n        {md_path}")
+    return 0

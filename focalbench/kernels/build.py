@@ -1,0 +1,238 @@
+"""Build a C source with the system compiler, once, and load it with ctypes; fail soft.
+
+**Target.** ``$FOCALBENCH_CPU_TARGET`` picks the instruction set the kernel is compiled for (one switch for the
+library, the tests and ``focalbench run --cpu-target``, recorded in every report's ``environment.kernel_build``):
+
+* ``native`` (default): ``-march=native``, whatever this CPU has;
+* ``x86-64-v4`` (AVX-512), ``x86-64-v3`` (AVX2 + FMA), ``x86-64-v2`` (SSE4.2, the portable fallback): the x86-64
+  micro-architecture levels, so one machine can build and measure what an AVX2-only or an old CPU would run;
+* ``generic``: the compiler's default target (no ``-march``), for any other architecture.
+
+A named x86 target the CPU cannot execute is refused (the implementation is unavailable, with that reason) rather
+than run into an illegal instruction.
+
+**Cache.** The shared library is cached under ``$FOCALBENCH_CACHE`` (default ``~/.cache/focalbench``), keyed by the
+source, the flags, the compiler's version and the CPU (``-march=native`` code must not move to another processor).
+A build writes to a temporary file and renames it into place, under a lock (a thread lock and, where the platform
+has it, a file lock), so concurrent first uses in threads or processes build once and never see a half-written
+library. A build without OpenMP (the fallback when the OpenMP build fails) has flags of its own, hence a key of its
+own: a degraded build is never cached as the good one. A cache that cannot be used (not a directory, read-only, a
+library that another user owns or that does not load) is bypassed: the library is built in a private temporary
+directory instead. Any failure to build or load raises :class:`NativeBuildError`, which the caller turns into "this
+implementation is unavailable here" — never an error out of ``import focalbench``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import functools
+import hashlib
+import os
+import platform
+import shutil
+import stat
+import subprocess
+import tempfile
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+from focalbench.kernels.cpu_facts import cpu_flags, cpu_model
+
+__all__ = ["TARGET_ENV", "TARGETS", "NativeBuildError", "build_flags", "build_settings", "build_target", "load"]
+
+TARGET_ENV = "FOCALBENCH_CPU_TARGET"
+
+#: Named targets: their -march flag and the CPU flags a processor needs to run the code.
+TARGETS: dict[str, tuple[tuple[str, ...], frozenset[str]]] = {
+    "native": (("-march=native",), frozenset()),
+    "x86-64-v2": (("-march=x86-64-v2",), frozenset({"sse4_2", "popcnt", "ssse3"})),
+    "x86-64-v3": (("-march=x86-64-v3",), frozenset({"avx2", "fma", "bmi2", "f16c", "movbe"})),
+    "x86-64-v4": (("-march=x86-64-v4",), frozenset({"avx512f", "avx512bw", "avx512cd", "avx512dq", "avx512vl"})),
+    "generic": ((), frozenset()),
+}
+_X86 = platform.machine() in ("x86_64", "AMD64")
+
+#: No -ffast-math: the kernels rely on IEEE rounding (exact differences, compensated formulas, inf and NaN).
+#: -fno-trapping-math only lets the compiler evaluate both sides of a select (no result changes);
+#: -fno-semantic-interposition lets it inline and specialize within the library. -fopenmp links libgomp by soname,
+#: which resolves to the copy torch has already loaded, so the kernel shares torch's threads.
+COMMON_FLAGS = (
+    "-O3",
+    "-fopenmp",
+    "-fno-math-errno",
+    "-fno-trapping-math",
+    "-fno-semantic-interposition",
+    "-std=c11",
+    "-fPIC",
+    "-shared",
+)
+BUILD_TIMEOUT_S = 300
+
+_LOCK = threading.Lock()
+
+
+class NativeBuildError(RuntimeError):
+    """No usable C compiler, a source that did not compile, a target this CPU cannot run, or a library that would
+    not load."""
+
+
+def build_target() -> str:
+    """The target named by ``$FOCALBENCH_CPU_TARGET`` (default ``native``).
+
+    Raises:
+        NativeBuildError: an unknown name, or an x86 level this CPU lacks.
+    """
+    target = os.environ.get(TARGET_ENV, "").strip() or "native"
+    if target not in TARGETS:
+        raise NativeBuildError(f"{TARGET_ENV} must be one of {', '.join(TARGETS)}. Got: {target!r}")
+    required = TARGETS[target][1]
+    if required and not _X86:
+        raise NativeBuildError(f"{TARGET_ENV}={target} is an x86-64 level; this machine is {platform.machine()}")
+    missing = sorted(required - cpu_flags()) if cpu_flags() else []
+    if missing:
+        raise NativeBuildError(f"{TARGET_ENV}={target} needs CPU flags this CPU lacks: {', '.join(missing)}")
+    return target
+
+
+def build_flags(target: str) -> tuple[str, ...]:
+    """Compiler flags for ``target``: the common ones, its -march, and 512-bit vectors where it has AVX-512."""
+    flags = COMMON_FLAGS + TARGETS[target][0]
+    wide = target == "x86-64-v4" or (target == "native" and "avx512f" in cpu_flags())
+    return flags + (("-mprefer-vector-width=512",) if _X86 and wide else ())
+
+
+def build_settings() -> dict:
+    """The build a report records: target and flags (an invalid target is recorded with its error); builds nothing."""
+    try:
+        target = build_target()
+    except NativeBuildError as error:
+        return {"target": os.environ.get(TARGET_ENV, ""), "flags": None, "error": str(error)}
+    return {"target": target, "flags": " ".join(build_flags(target))}
+
+
+@functools.cache
+def _compiler() -> tuple[str, str]:
+    compiler = shutil.which(os.environ.get("CC", "cc")) or shutil.which("gcc")
+    if compiler is None:
+        raise NativeBuildError("no C compiler found (set CC or install gcc)")
+    try:
+        version = subprocess.run([compiler, "--version"], capture_output=True, text=True, timeout=30).stdout
+    except (OSError, subprocess.SubprocessError) as error:
+        raise NativeBuildError(f"{compiler} --version failed: {error}") from error
+    return compiler, version
+
+
+def _cache_dir() -> Path:
+    return Path(os.environ.get("FOCALBENCH_CACHE") or Path.home() / ".cache" / "focalbench")
+
+
+def _usable_cache() -> Path | None:
+    """The shared cache directory, created if needed, or None where it cannot hold a library."""
+    try:
+        cache = _cache_dir()
+        cache.mkdir(parents=True, exist_ok=True)
+        if not cache.is_dir() or not os.access(cache, os.W_OK | os.X_OK):
+            return None
+        return cache
+    except (OSError, RuntimeError):  # RuntimeError: Path.home() without a home
+        return None
+
+
+def _trusted(library: Path) -> bool:
+    """A cached library we may load: a regular file owned by this user, writable by no one else."""
+    try:
+        info = library.lstat()
+    except OSError:
+        return False
+    owner_ok = not hasattr(os, "getuid") or info.st_uid == os.getuid()
+    return stat.S_ISREG(info.st_mode) and owner_ok and not info.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
+
+
+@contextlib.contextmanager
+def _file_lock(path: Path) -> Iterator[None]:
+    """An exclusive lock between processes on ``path`` where the platform has one; no lock is not an error."""
+    try:
+        import fcntl
+
+        handle = open(path, "a")  # noqa: SIM115 - held for the duration of the block
+    except (ImportError, OSError):
+        yield
+        return
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+    finally:
+        handle.close()
+
+
+def _compile(compiler: str, flags: tuple[str, ...], source: Path, output: Path) -> str | None:
+    """Compile into ``output`` through a temporary file; None on success, else the compiler's complaint."""
+    fd, tmp = tempfile.mkstemp(suffix=".so", dir=output.parent)
+    os.close(fd)
+    try:
+        result = subprocess.run(
+            [compiler, *flags, str(source), "-o", tmp, "-lm"], capture_output=True, text=True, timeout=BUILD_TIMEOUT_S
+        )
+        if result.returncode != 0:
+            return result.stderr[-2000:] or f"exit status {result.returncode}"
+        os.chmod(tmp, 0o755)
+        os.replace(tmp, output)
+        return None
+    except subprocess.TimeoutExpired:
+        return f"timed out after {BUILD_TIMEOUT_S} s"
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def _build_and_load(source: Path, directory: Path, flags: tuple[str, ...]) -> ctypes.CDLL | str:
+    compiler, version = _compiler()
+    key = hashlib.sha256(
+        "\0".join([source.read_text(), " ".join(flags), version, platform.machine(), cpu_model()]).encode()
+    ).hexdigest()[:16]
+    library = directory / f"{source.stem}-{key}.so"
+    with _file_lock(directory / f".{source.stem}-{key}.lock"):
+        if not _trusted(library):
+            if library.exists() or library.is_symlink():
+                return f"cached {library.name} is not a regular file of this user's"
+            failure = _compile(compiler, flags, source, library)
+            if failure is not None:
+                return failure
+        try:
+            return ctypes.CDLL(str(library))
+        except OSError as error:
+            return f"built library would not load: {error}"
+
+
+def load(source: Path) -> ctypes.CDLL:
+    """Compile ``source`` for the configured target (if not cached) and load it.
+
+    Raises:
+        NativeBuildError: for any reason the library cannot be built or loaded, with that reason.
+    """
+    target = build_target()
+    flags = build_flags(target)
+    serial = tuple(flag if flag != "-fopenmp" else "-fopenmp-simd" for flag in flags)
+    with _LOCK:
+        try:
+            shared = _usable_cache()
+            private: Path | None = None  # made when first needed: the shared cache is unusable or holds a bad library
+            failures = []
+            for attempt in (flags, serial):  # a compiler without OpenMP still gives a single-threaded kernel
+                for directory in (shared, None) if shared is not None else (None,):
+                    if directory is None:
+                        private = private or Path(tempfile.mkdtemp(prefix="focalbench-"))
+                        directory = private
+                    outcome = _build_and_load(source, directory, attempt)
+                    if isinstance(outcome, ctypes.CDLL):
+                        return outcome
+                    failures.append(f"{directory}: {outcome}")
+                    if "error:" in outcome:  # a compile error does not depend on the directory
+                        break
+            raise NativeBuildError(f"could not build {source.name} for {target}:\n" + "\n".join(failures)[-3000:])
+        except NativeBuildError:
+            raise
+        except Exception as error:  # an OS or interpreter error anywhere above: unavailable, never a crash
+            raise NativeBuildError(f"could not build {source.name}: {type(error).__name__}: {error}") from error

@@ -1,0 +1,240 @@
+"""What every loss family of the product shares: argument checks, dtype rules, reductions, and the fused path.
+
+The fused path is written once for every family. A family supplies
+
+* a *forward kernel* ``kernel(args, need_grad) -> (loss, grad)``: the loss (per element, or already reduced: the
+  family's :attr:`ClosedForm.reduce` finishes it) and, when ``need_grad``, the gradient of the reduced loss with the
+  reduction's scale folded in, computed in the same sweep;
+* a :class:`ClosedForm`: how its reduction ends, how an elementwise upstream gradient lines up with the gradient, and
+  its gradient in differentiable float64 PyTorch operations (for a double backward).
+
+:class:`FusedLoss` then makes the backward a multiplication by the upstream gradient (skipped when that is 1 on the
+CPU; on CUDA a multiplication rather than a host sync), as in Liger-Kernel's cross-entropy. ``need_grad`` is decided
+before the autograd function runs (inside its forward grad mode is always off): no gradient is computed under
+``torch.no_grad()`` / ``torch.inference_mode()`` or for logits that do not require one. Under ``create_graph=True``
+the backward adds the closed form in differentiable float64 operations as ``y - y.detach()``: its value is exactly
+0, so the gradient keeps the kernel's values, and autograd differentiates ``y`` for the second derivative.
+
+:func:`front_door` is the public functions' common entry (autocast's policy, tracing, validation, kernel);
+:func:`operator_outputs`, :func:`fake_outputs` and :func:`operator_backward` are the custom operators' common parts.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+__all__ = [
+    "FLOAT_DTYPES",
+    "HALF_DTYPES",
+    "REDUCTIONS",
+    "ClosedForm",
+    "ForwardKernel",
+    "FusedLoss",
+    "check_tensors",
+    "compute_dtype",
+    "fake_outputs",
+    "front_door",
+    "fused_loss",
+    "operator_backward",
+    "operator_outputs",
+    "reduce_loss",
+    "reduction_scale",
+    "scaled_gradient",
+    "shape_of",
+    "validate_gamma",
+]
+
+FLOAT_DTYPES: tuple[torch.dtype, ...] = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
+#: Computed in float32 (and in float32 under autocast, as F.cross_entropy is).
+HALF_DTYPES: tuple[torch.dtype, ...] = (torch.float16, torch.bfloat16)
+REDUCTIONS: tuple[str, ...] = ("mean", "sum", "none")
+
+ForwardKernel = Callable[[Any, bool], "tuple[torch.Tensor, torch.Tensor | None]"]
+
+
+def compute_dtype(dtype: torch.dtype) -> torch.dtype:
+    """The dtype arithmetic is done in: float32 for half-precision inputs, the input dtype otherwise."""
+    return torch.float32 if dtype in HALF_DTYPES else dtype
+
+
+def shape_of(t: torch.Tensor) -> tuple[int, ...]:
+    """A tensor's shape as a plain tuple, as error messages print it."""
+    return tuple(t.shape)
+
+
+def check_tensors(logits: object, target: object) -> None:
+    """Both are tensors and the logits floating: every family's first check."""
+    if not isinstance(logits, torch.Tensor):
+        raise TypeError(f"logits must be a torch.Tensor. Got: {type(logits).__name__}")
+    if not isinstance(target, torch.Tensor):
+        raise TypeError(f"target must be a torch.Tensor. Got: {type(target).__name__}")
+    if logits.dtype not in FLOAT_DTYPES:
+        raise TypeError(f"logits must be float16, bfloat16, float32 or float64. Got: {logits.dtype}")
+
+
+def validate_gamma(gamma: object, read_values: bool = True) -> float | torch.Tensor:
+    """A float; or a 0-dim floating tensor (a gamma schedule's, so compiled code sees a new value, not a new constant),
+    read as a float unless ``read_values`` is False (while tracing: the value is checked where the kernel runs)."""
+    if isinstance(gamma, torch.Tensor) and not isinstance(gamma, bool):
+        if gamma.dim() != 0 or not gamma.is_floating_point():
+            raise TypeError(
+                f"gamma must be a real number >= 0 or a 0-dim floating tensor. Got: tensor of shape "
+                f"{shape_of(gamma)} and dtype {gamma.dtype}"
+            )
+        if gamma.requires_grad and torch.is_grad_enabled():
+            raise ValueError("gamma must not require grad: the focal loss is not differentiable with respect to gamma")
+        if not read_values:
+            return gamma
+        gamma = float(gamma)
+    if isinstance(gamma, bool) or not isinstance(gamma, numbers.Real | torch.SymFloat | torch.SymInt):
+        raise TypeError(f"gamma must be a real number >= 0. Got: {type(gamma).__name__} {gamma!r}")
+    if not read_values:
+        # while tracing, a float that changes between calls is symbolic: it becomes a graph input, checked at run time
+        return torch.scalar_tensor(gamma, dtype=torch.float64)
+    value = float(gamma)
+    if math.isnan(value) or value < 0 or math.isinf(value):
+        raise ValueError(f"gamma must be a finite number >= 0. Got: {value!r}")
+    return value
+
+
+def reduce_loss(per_element: torch.Tensor, args: Any) -> torch.Tensor:
+    """Apply ``args.reduction`` to a per-element loss that is already 0 where nothing is counted.
+
+    ``"mean"`` divides by ``args.count``, the number of counted elements (not by the sum of alpha weights); with none
+    counted it returns 0 with zero gradient instead of NaN.
+    """
+    if args.reduction == "none":
+        return per_element
+    total = per_element.sum()
+    if args.reduction == "sum":
+        return total
+    return total / max(args.count, 1)
+
+
+def reduction_scale(args: Any) -> float:
+    """The factor :func:`reduce_loss` applies to every element: 1 / count for ``"mean"`` (1 when nothing is
+    counted), else 1."""
+    return 1.0 / max(args.count, 1) if args.reduction == "mean" else 1.0
+
+
+@dataclass(frozen=True)
+class ClosedForm:
+    """What a family's closed form gives the fused path.
+
+    ``reduce(loss, args)``: the kernel's loss reduced as ``args.reduction`` says (the identity where the kernel
+    reduces itself). ``broadcast(upstream)``: a ``reduction="none"`` upstream gradient (the loss's shape) lined
+    up with the gradient (the logits' shape). ``exact_gradient(logits, args, grad_output)``: d(reduced loss)/d logits
+    times ``grad_output``, in float64 PyTorch operations that autograd can differentiate.
+    """
+
+    reduce: Callable[[torch.Tensor, Any], torch.Tensor]
+    broadcast: Callable[[torch.Tensor], torch.Tensor]
+    exact_gradient: Callable[[torch.Tensor, Any, torch.Tensor], torch.Tensor]
+
+
+def scaled_gradient(
+    grad: torch.Tensor, grad_output: torch.Tensor, args: Any, logits: torch.Tensor, closed_form: ClosedForm
+) -> torch.Tensor:
+    """The backward: the kernel's gradient of the reduced loss times the upstream gradient; differentiable (through
+    ``closed_form.exact_gradient``) when grad mode is on, i.e. under ``create_graph=True``."""
+    upstream = grad_output.detach()
+    if args.reduction == "none":
+        grad = grad * closed_form.broadcast(upstream.to(grad.dtype))
+    elif upstream.device.type != "cpu" or float(upstream) != 1.0:
+        grad = grad * upstream.to(grad.dtype)  # on CUDA a multiplication rather than reading the value back
+    if torch.is_grad_enabled():  # create_graph=True: the same values, differentiable
+        exact = closed_form.exact_gradient(logits, args, grad_output)
+        exact = torch.where(torch.isfinite(exact), exact, 0.0)  # a non-finite value must not reach the sum
+        grad = grad + (exact - exact.detach()).to(grad.dtype)
+    return grad
+
+
+class FusedLoss(torch.autograd.Function):
+    """Forward runs the kernel (gradient included when ``need_grad``); backward scales that gradient."""
+
+    @staticmethod
+    def forward(ctx, logits, args, kernel: ForwardKernel, closed_form: ClosedForm, need_grad: bool):
+        loss, grad = kernel(args, need_grad)
+        ctx.args, ctx.closed_form = args, closed_form
+        if grad is not None:
+            ctx.save_for_backward(grad, logits)  # the logits only for a double backward (an input: no extra memory)
+        return closed_form.reduce(loss, args).to(device=logits.device, dtype=logits.dtype)
+
+    @staticmethod
+    def backward(ctx, grad_output: torch.Tensor):
+        grad, logits = ctx.saved_tensors
+        result = scaled_gradient(grad, grad_output, ctx.args, logits, ctx.closed_form)
+        return result.to(logits.dtype), None, None, None, None
+
+
+def fused_loss(args: Any, kernel: ForwardKernel, closed_form: ClosedForm) -> torch.Tensor:
+    """The loss of the validated ``args`` through ``kernel``, differentiable twice; no gradient work when none is
+    needed."""
+    need_grad = torch.is_grad_enabled() and args.logits.requires_grad
+    return FusedLoss.apply(args.logits, args, kernel, closed_form, need_grad)
+
+
+def front_door(
+    logits: Any,
+    target: Any,
+    arguments: dict[str, Any],
+    *,
+    validate: Callable[..., Any],
+    traced: Callable[..., torch.Tensor],
+    kernel_for: Callable[[str], ForwardKernel],
+    closed_form: ClosedForm,
+) -> torch.Tensor:
+    """A public loss function's body: autocast's policy for losses (half-precision logits computed and returned in
+    float32, as for ``F.cross_entropy``), ``traced(logits, target, **arguments)`` while ``torch.compile`` or
+    ``torch.export`` traces the call, else ``validate`` and the device's kernel through :class:`FusedLoss`."""
+    half = isinstance(logits, torch.Tensor) and logits.dtype in HALF_DTYPES
+    if half and torch.is_autocast_enabled(logits.device.type):
+        logits = logits.float()
+    if torch.compiler.is_compiling():
+        return traced(logits, target, **arguments)
+    args = validate(logits, target, **arguments)
+    return fused_loss(args, kernel_for(args.logits.device.type), closed_form)
+
+
+# --- the custom operators' common parts (each family's op.py declares its schema and registers them) ---------------
+
+
+def operator_outputs(args: Any, kernel: ForwardKernel, closed_form: ClosedForm, need_grad: bool):
+    """``(reduced loss in the logits' dtype, gradient in the compute dtype or an empty tensor)`` of one operator
+    call on validated ``args``."""
+    logits = args.logits
+    loss, grad = kernel(args, need_grad)
+    dtype = compute_dtype(logits.dtype)
+    loss = closed_form.reduce(loss, args).to(logits.dtype)
+    return loss, logits.new_empty(0, dtype=dtype) if grad is None else grad.to(dtype)
+
+
+def fake_outputs(logits: torch.Tensor, loss_shape: tuple[int, ...], need_grad: bool):
+    """The operator's outputs as tracing sees them: shapes and dtypes, no values read."""
+    dtype = compute_dtype(logits.dtype)
+    grad = logits.new_empty(logits.shape, dtype=dtype) if need_grad else logits.new_empty(0, dtype=dtype)
+    return logits.new_empty(loss_shape), grad
+
+
+def operator_backward(
+    grad: torch.Tensor,
+    grad_loss: torch.Tensor,
+    logits: torch.Tensor,
+    reduction: str,
+    arguments: Callable[[], Any],
+    closed_form: ClosedForm,
+) -> torch.Tensor:
+    """The operator's autograd formula: the saved gradient times the upstream one; under ``create_graph`` the closed
+    form's own derivative, for which ``arguments()`` validates the saved argument values."""
+    if torch.is_grad_enabled():
+        return scaled_gradient(grad, grad_loss, arguments(), logits, closed_form)
+    if reduction == "none":
+        return grad * closed_form.broadcast(grad_loss.to(grad.dtype))
+    return grad * grad_loss.to(grad.dtype)
+

@@ -1,0 +1,145 @@
+"""``focal_loss`` and ``FocalLoss``: the product, as usable as ``F.cross_entropy``.
+
+Eager mode validates the arguments (:func:`focalbench.losses.softmax.semantics.validate`) and runs the kernel of the logits'
+device through :class:`focalbench.losses.common.FusedLoss`: the C kernel on the CPU (:mod:`focalbench.kernels.cpu`,
+built at the first call; the closed form in PyTorch operations, :mod:`focalbench.kernels.eager`, where it cannot be
+built) and the closed form in PyTorch operations on CUDA and other devices. While ``torch.compile`` or
+``torch.export`` traces a call, the same kernels run as one custom operator (:mod:`focalbench.losses.softmax.op`) and the
+arguments' values are checked when it runs: no graph break, the same errors. Under ``torch.autocast`` half-precision
+logits are computed and returned in float32, as autocast does for ``F.cross_entropy``.
+
+Nothing is imported or built before the first call, and then only what that call's device needs.
+"""
+
+from __future__ import annotations
+
+import numbers
+from typing import Any
+
+import numpy
+import torch
+from torch import nn
+
+from focalbench.kernels import choose, forward_kernel  # imports no kernel: they do, at the first call
+from focalbench.losses.common import front_door
+from focalbench.losses.softmax.closed_form import CLOSED_FORM
+from focalbench.losses.softmax.semantics import validate
+
+__all__ = ["RECOMMENDED", "FocalLoss", "focal_loss", "implementation_for"]
+
+#: The registered implementation (``focalbench.get_implementation``) that mirrors what :func:`focal_loss` runs, per
+#: device; the measurement behind the CPU choice is in the README. ``fused_eager`` where the C kernel is unavailable.
+RECOMMENDED = "fused"
+
+
+def implementation_for(device_type: str) -> str:
+    """Name of the registered implementation that computes what :func:`focal_loss` computes on ``device_type``."""
+    return choose("softmax", device_type).implementation
+
+
+def focal_loss(
+    logits: torch.Tensor,
+    target: torch.Tensor,
+    *,
+    gamma: float | torch.Tensor = 2.0,
+    alpha: Any = None,
+    reduction: str = "mean",
+    ignore_index: int = -100,
+) -> torch.Tensor:
+    r"""Softmax focal loss ``-alpha_t (1 - p_t)^gamma log p_t`` (Lin et al., 2017), ``p = softmax(logits, dim=1)``.
+
+    Args:
+        logits: ``(N, C)`` or ``(N, C, d1, ..., dk)``, float16/bfloat16/float32/float64.
+        target: ``(N,)`` or ``(N, d1, ..., dk)`` class indices in ``[0, C)`` or ``ignore_index``.
+        gamma: focusing parameter ``>= 0``, a float or a 0-dim tensor (a schedule's ``gamma_tensor``: compiled code
+            then takes a new gamma without recompiling); 0 gives cross-entropy. Default: 2.0.
+        alpha: ``None`` (all ones), a float applied to every class, or ``C`` per-class weights. Default: None.
+        reduction: ``"mean"`` over non-ignored elements, ``"sum"`` or ``"none"``. Default: ``"mean"``.
+        ignore_index: target value that contributes no loss and no gradient. Default: -100.
+
+    Shape:
+        Output: scalar, or the target's shape for ``reduction="none"``; dtype of ``logits`` (float32 for
+        half-precision logits under ``torch.autocast``).
+
+    Example:
+        >>> import torch
+        >>> logits = torch.tensor([[2.0, 0.0, -1.0], [0.0, 0.0, 0.0]], requires_grad=True)
+        >>> loss = focal_loss(logits, torch.tensor([0, 2]), gamma=2.0)
+        >>> round(loss.item(), 4)
+        0.2462
+        >>> loss.backward()
+    """
+    arguments = {"gamma": gamma, "alpha": alpha, "reduction": reduction, "ignore_index": ignore_index}
+    return front_door(logits, target, arguments, validate=validate, traced=_traced, kernel_for=forward_kernel,
+                      closed_form=CLOSED_FORM)  # fmt: skip
+
+
+def _traced(logits, target, *, gamma, alpha, reduction, ignore_index) -> torch.Tensor:
+    """The call as ``torch.compile``/``torch.export`` trace it: value-free checks here, the rest in the operator."""
+    from focalbench.losses.softmax.op import softmax_focal_loss
+
+    args = validate(logits, target, gamma=gamma, alpha=alpha, reduction=reduction, ignore_index=ignore_index,
+                    read_values=False)  # fmt: skip
+    alpha_tensor = args.alpha if isinstance(args.alpha, torch.Tensor) else None
+    alpha_scalar = args.alpha if isinstance(args.alpha, float) else None
+    need_grad = torch.is_grad_enabled() and logits.requires_grad
+    loss, _ = softmax_focal_loss(
+        args.logits, args.target, alpha_tensor, alpha_scalar, args.gamma, args.ignore_index, args.reduction, need_grad
+    )
+    return loss
+
+
+class FocalLoss(nn.Module):
+    """Module form of :func:`focal_loss`: stores the arguments and calls it.
+
+    ``alpha`` is a registered buffer, as ``nn.CrossEntropyLoss``'s ``weight``: it is in ``state_dict()``, moves with
+    ``.to()`` and round-trips through ``load_state_dict``; a scalar alpha is kept as a 0-dim buffer. ``gamma`` may be
+    a float or a 0-dim tensor (a gamma schedule sets it, see :mod:`focalbench.losses.schedule`).
+
+    Example:
+        >>> import torch
+        >>> criterion = FocalLoss(gamma=2.0, alpha=[0.25, 0.75], ignore_index=-1)
+        >>> round(criterion(torch.zeros(3, 2), torch.tensor([0, 1, -1])).item(), 4)
+        0.0866
+        >>> sorted(criterion.state_dict())
+        ['alpha']
+    """
+
+    alpha: torch.Tensor | None
+
+    def __init__(self, gamma: float = 2.0, alpha: Any = None, reduction: str = "mean", ignore_index: int = -100):
+        super().__init__()
+        buffer = _alpha_buffer(alpha)
+        # every argument checked now, as a call would check it, rather than at the first call
+        classes = buffer.numel() if buffer is not None and buffer.dim() == 1 else 2
+        validate(torch.zeros(1, classes), torch.zeros(1, dtype=torch.long), gamma=gamma, alpha=buffer,
+                 reduction=reduction, ignore_index=ignore_index)  # fmt: skip
+        self.gamma = gamma
+        self.reduction = reduction
+        self.ignore_index = ignore_index
+        self.register_buffer("alpha", buffer)
+
+    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return focal_loss(
+            logits, target, gamma=self.gamma, alpha=self.alpha, reduction=self.reduction, ignore_index=self.ignore_index
+        )
+
+    def extra_repr(self) -> str:
+        alpha = None if self.alpha is None else self.alpha.tolist()
+        return f"gamma={self.gamma}, alpha={alpha}, reduction={self.reduction!r}, ignore_index={self.ignore_index}"
+
+
+def _alpha_buffer(alpha: Any) -> torch.Tensor | None:
+    """alpha as a tensor to register (float64 unless given as a tensor), checked as far as it can be without C."""
+    if alpha is None:
+        return None
+    if isinstance(alpha, torch.Tensor):
+        if alpha.requires_grad:
+            raise ValueError("alpha must not require grad: the focal loss is not differentiable with respect to alpha")
+        return alpha.detach().clone()
+    if isinstance(alpha, numbers.Real) and not isinstance(alpha, bool):
+        return torch.tensor(float(alpha), dtype=torch.float64)
+    try:
+        return torch.as_tensor(numpy.asarray(alpha, dtype=numpy.float64))
+    except (TypeError, ValueError) as error:
+        raise TypeError(f"alpha must be None, a float >= 0 or per-class weights. Got: {alpha!r}") from error
