@@ -1,7 +1,8 @@
 """``fused``: the closed-form focal loss as one C kernel over the logits (CPU) — what ``focal_loss`` runs on the CPU.
 
 The kernel and its bridge live with the product (:mod:`focalbench.kernels.cpu`, ``focal_cpu.c``; the derivation in
-:mod:`focalbench.losses.softmax.closed_form`); this file only enters it in the arena. For float32 logits each difference ``z_j - max``
+:mod:`focalbench.losses.softmax.closed_form`); this file only enters it in the arena. For float32 logits each
+difference ``z_j - max``
 carries its own rounding error back into the float32 exponential (TwoSum), sums and per-row terms are double, so the
 loss and gradient are within a few float32 ulp of the exact values at every logit gap (float64 logits are computed
 in double throughout); the gradient is written in the same sweep, so the logits are read twice and the gradient

@@ -1,7 +1,8 @@
 """``sigmoid_fused``: the closed-form sigmoid focal loss as one C kernel (CPU) — what ``sigmoid_focal_loss`` runs there.
 
 The kernel is ``sigmoid_focal_forward`` in the product's C library (:mod:`focalbench.kernels.sigmoid_cpu`; the
-derivation in :mod:`focalbench.losses.sigmoid.closed_form`): one sweep over the logits and targets computes every element's terms
+derivation in :mod:`focalbench.losses.sigmoid.closed_form`): one sweep over the logits and targets computes every
+element's terms
 in double, sums the loss (or writes it, for ``reduction="none"``) and writes the gradient, so the backward is a
 scale. Where the C library cannot be built the implementation is unavailable and ``focalbench list`` says why.
 """

@@ -11,8 +11,10 @@ Per element (logit ``x``, target ``t``), with ``p = sigmoid(x)``, ``q = sigmoid(
     \partial \mathrm{FL} / \partial x = \alpha_t m^\gamma \left[(p (1 - t) - q t) + \gamma (1 - 2t)\,\mathrm{CE}\,
     p q / m\right]
 
-(derivation in :mod:`focalbench.losses.sigmoid.closed_form`), with ``log m = -softplus(+-x)`` taken exactly for hard targets. It is
-itself checked against the arbitrary-precision oracle (:func:`focalbench.arena.oracle.sigmoid_focal_element`, 60 digits).
+(derivation in :mod:`focalbench.losses.sigmoid.closed_form`), with ``log m = -softplus(+-x)`` taken exactly for hard
+targets. It is
+itself checked against the arbitrary-precision oracle (:func:`focalbench.arena.oracle.sigmoid_focal_element`, 60
+digits).
 Infinite logits take their limits (loss 0 or +inf, a finite gradient), an element whose ``alpha_t`` is 0 gives 0, NaN
 propagates. It runs on the CPU in NumPy (inputs on another device are copied) and is differentiable once:
 ``create_graph=True`` raises a RuntimeError rather than return a gradient that silently does not depend on the logits.

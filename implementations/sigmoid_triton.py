@@ -20,8 +20,7 @@ else:
     @register(
         "sigmoid_triton",
         family="sigmoid",
-        description="one Triton launch: float64 per-element terms, gradient in the forward"
-        + (" (interpreter)" if INTERPRETED else ""),
+        description="one Triton launch: float64 per-element terms, gradient in the forward",
         devices=("cpu",) if INTERPRETED else ("cuda",),
         interpreted=INTERPRETED,
     )

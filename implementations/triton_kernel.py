@@ -19,8 +19,7 @@ else:
 
     @register(
         "triton",
-        description="one Triton launch: online softmax, float64 row terms, gradient in the forward"
-        + (" (interpreter)" if INTERPRETED else ""),
+        description="one Triton launch: online softmax, float64 row terms, gradient in the forward",
         devices=("cpu",) if INTERPRETED else ("cuda",),
         dtypes=(torch.float16, torch.bfloat16, torch.float32),
         capabilities={"dense", "ignore_index", "reduction:none", "alpha:scalar", "alpha:per_class", "double_backward"},

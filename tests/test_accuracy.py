@@ -10,9 +10,11 @@ import pytest
 import torch
 
 from focalbench.arena.accuracy import sweep
-from focalbench.arena.checks import REFERENCE
+from focalbench.arena.family import get_family
 from focalbench.arena.registry import get_implementation, list_implementations
 from focalbench.arena.tolerances import ACCURACY_BOUND
+
+REFERENCE = get_family("softmax").reference
 
 CLAIMING = [
     name
@@ -27,7 +29,7 @@ def _assert_within_bound(name: str, dtype: torch.dtype, classes: tuple[int, ...]
     if reason:
         pytest.skip(reason)
     bound = ACCURACY_BOUND[dtype]
-    rows = sweep([impl], dtype=dtype, classes=classes, device=device)
+    rows = sweep([impl], "softmax", dtype=dtype, classes=classes, device=device)
     worst = max(rows, key=lambda r: max(r.max_loss_error, r.max_grad_error))
     assert max(worst.max_loss_error, worst.max_grad_error) <= bound, worst
 
@@ -45,5 +47,5 @@ def test_within_bound_with_a_thousand_classes(name, dtype, device):
 
 
 def test_the_sweep_exposes_the_naive_implementation():
-    rows = sweep([get_implementation("gather")], classes=(2,), gaps=(30.0,), shifts=(0.0,), gammas=(0.0,))
+    rows = sweep([get_implementation("gather")], "softmax", classes=(2,), values=(30.0,), shifts=(0.0,), gammas=(0.0,))
     assert rows[0].max_loss_error == pytest.approx(1.0)  # confident row: loss 0 instead of ~4e-14

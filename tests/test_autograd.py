@@ -1,4 +1,5 @@
-"""Autograd behaviour of the closed-form wiring (focalbench.losses.softmax.closed_form): no gradient work when none is needed, and a
+"""Autograd behaviour of the closed-form wiring (focalbench.losses.common.FusedLoss): no gradient work when none is
+needed, and a
 double backward (gradient penalties) that is correct rather than silently zero."""
 
 from __future__ import annotations

@@ -12,8 +12,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from focalbench.arena.families.softmax import SHAPES
 from focalbench.arena.registry import get_implementation, list_implementations
-from focalbench.bench.runner import SHAPES
 from focalbench.bench.timing import synchronized_perf_counter
 
 pytestmark = pytest.mark.benchmark_suite

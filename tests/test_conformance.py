@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import pytest
 
-from focalbench.arena.checks import CHECKS, case_id, evaluate
+from focalbench.arena.core import all_checks, case_id, evaluate
 from focalbench.arena.registry import get_implementation, list_implementations
 
+CHECKS = all_checks()
 PARAMS = [
     pytest.param(impl, check, case, id=f"{impl}-{check}-{case_id(case)}")
     for check in CHECKS

@@ -11,7 +11,8 @@ import pytest
 import torch
 from scipy import stats
 
-from focalbench.cli import _parser, main
+from focalbench.cli import main, parser
+from focalbench.experiments.report import holm, paired_difference, soft_gamma_markdown, write_soft_gamma_report
 from focalbench.experiments.soft_gamma import (
     DEFAULT_SEEDS,
     QUICK_SEEDS,
@@ -23,7 +24,6 @@ from focalbench.experiments.soft_gamma import (
     run_soft_gamma,
     seed_list,
 )
-from focalbench.experiments.report import holm, paired_difference, soft_gamma_markdown, write_soft_gamma_report
 
 SMALL_TASK = Task(train_size=600, test_size=2000)
 SMALL_BUDGET = Budget(steps=12, batch_size=64)
@@ -168,6 +168,6 @@ def test_the_command(monkeypatch, tmp_path, capsys):
 
 
 def test_command_help_states_the_module_defaults():
-    subparsers = next(a for a in _parser()._actions if a.dest == "command")
+    subparsers = next(a for a in parser()._actions if a.dest == "command")
     text = subparsers.choices["experiment"].format_help()
     assert f"default {DEFAULT_SEEDS}, quick {QUICK_SEEDS}" in text

@@ -15,8 +15,8 @@ import textwrap
 
 import pytest
 
-from focalbench.kernels import build as native
 from focalbench.bench.environment import cpu_flags, isa, machine_fingerprint
+from focalbench.kernels import build as native
 
 #: In a fresh process: `fused` against `numpy_reference` on ordinary, dense, ignored and -inf-masked inputs, and
 #: `sigmoid_fused` against `sigmoid_reference`.

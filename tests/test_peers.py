@@ -17,14 +17,16 @@ import pytest
 import torch
 
 import focalbench
-from focalbench.arena.checks import CHECKS, evaluate
-from focalbench.cli import main
+from focalbench.arena.core import all_checks, evaluate
 from focalbench.arena.registry import (
     get_implementation,
     list_implementations,
     load_implementation,
     unavailable_implementations,
 )
+from focalbench.cli import main
+
+CHECKS = all_checks()
 
 PEERS = {  # registered name: the modules whose absence makes it unavailable
     "kornia": ("kornia",),

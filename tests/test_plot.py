@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from focalbench.cli import main
+from focalbench.arena.registry import get_implementation
 from focalbench.bench.plot import (
     FIGURE_1_GAMMAS,
     PlotError,
@@ -19,7 +19,7 @@ from focalbench.bench.plot import (
     sweep_series,
     write_figures,
 )
-from focalbench.arena.registry import get_implementation
+from focalbench.cli import main
 
 
 def _row(impl: str, shape_name: str, shape: list[int], median_s: float, baseline_s: float, mode="forward+backward"):

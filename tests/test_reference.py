@@ -7,10 +7,11 @@ import pytest
 import torch
 from scipy.optimize import approx_fprime
 
-from focalbench.arena.checks import accuracy_errors, loss_and_grad
-from focalbench.implementations.numpy_reference import reference_rows
+from focalbench.arena.checks import accuracy_errors
+from focalbench.arena.core import loss_and_grad
 from focalbench.arena.oracle import focal_row, numerical_gradient
 from focalbench.arena.registry import get_implementation
+from focalbench.implementations.numpy_reference import reference_rows
 
 # rows as (logits, target): ordinary, confident (p_t -> 1), hopeless (p_t -> 0), shifted, gaps up to 1e20
 ROWS = [

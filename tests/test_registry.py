@@ -13,8 +13,11 @@ import torch
 
 import focalbench
 from focalbench.arena import registry
-from focalbench.arena.checks import CHECKS, evaluate
-from focalbench.arena.registry import CAPABILITIES, load_implementation, register
+from focalbench.arena.core import all_checks, evaluate
+from focalbench.arena.families.softmax import CAPABILITIES
+from focalbench.arena.registry import load_implementation, register
+
+CHECKS = all_checks()
 
 SEED_IMPLEMENTATIONS = {"scatter_mask", "gather", "compiled", "numpy_reference", "fused"}
 
@@ -95,7 +98,7 @@ def test_focal_loss_computes_what_the_recommended_implementation_does():
 
 def test_every_declared_defect_is_exercised_by_an_applicable_case():
     """A known defect that no applicable case reaches would be a claim the suite never checks."""
-    from focalbench.arena.checks import applicability
+    from focalbench.arena.core import applicability
 
     for name in focalbench.list_implementations():
         impl = focalbench.get_implementation(name)

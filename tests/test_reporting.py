@@ -8,10 +8,10 @@ import json
 import numpy as np
 import pytest
 
-from focalbench.cli import main
 from focalbench.bench.gate import compare_reports, merge_reports
 from focalbench.bench.report import REQUIRED_ROW_KEYS, SCHEMA_VERSION, ReportError, read_report, write_report
 from focalbench.bench.stats import quantile, summarize
+from focalbench.cli import main
 
 
 def test_statistics_match_numpy():
@@ -225,13 +225,14 @@ def test_max_slowdown_must_be_a_finite_number(report, tmp_path, capsys, value):
     ],
 )
 def test_run_refuses_bad_arguments_before_measuring(monkeypatch, capsys, argv, message):
-    import focalbench.cli.commands
+    import focalbench.bench.runner
+    import focalbench.bench.timing
 
     def no_measuring(*args, **kwargs):
         raise AssertionError("measured before validating")
 
-    monkeypatch.setattr(focalbench.cli.commands, "run_case", no_measuring)
-    monkeypatch.setattr(focalbench.cli.commands, "copy_bandwidth", no_measuring)
+    monkeypatch.setattr(focalbench.bench.runner, "run_case", no_measuring)
+    monkeypatch.setattr(focalbench.bench.timing, "copy_bandwidth", no_measuring)
     assert main(["run", "--skip-checks", *argv]) == 2
     err = capsys.readouterr().err.strip()
     assert message in err and len(err.splitlines()) == 1

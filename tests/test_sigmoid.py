@@ -19,11 +19,11 @@ import torch.nn.functional as F
 
 import focalbench
 from focalbench import SigmoidFocalLoss, sigmoid_focal_loss
-from focalbench.cli import main
-from focalbench.arena.registry import get_implementation, list_implementations
 from focalbench.arena.families.sigmoid.cases import bad_inputs
-from focalbench.losses.sigmoid.semantics import DEFAULTS, class_index_targets, validate
+from focalbench.arena.registry import get_implementation, list_implementations
 from focalbench.arena.tolerances import ACCURACY_BOUND
+from focalbench.cli import main
+from focalbench.losses.sigmoid.semantics import DEFAULTS, class_index_targets, validate
 
 MESSAGES = {
     "logits-int": r"logits must be float16, bfloat16, float32 or float64\. Got: torch\.int64",
@@ -343,7 +343,8 @@ def test_list_and_check_take_a_family(capsys):
 
 
 def test_a_sigmoid_run_is_timed_against_bce_with_logits():
-    from focalbench.bench.runner import Shape, run_case
+    from focalbench.arena.family import Shape
+    from focalbench.bench.runner import run_case
 
     impl = get_implementation("sigmoid_fused")
     rows = run_case([impl, get_implementation("gather")], Shape("tiny", (256, 7), "a test"), torch.float32,
@@ -354,17 +355,19 @@ def test_a_sigmoid_run_is_timed_against_bce_with_logits():
 
 
 def test_run_and_accuracy_pick_the_family_of_the_named_implementations(monkeypatch, capsys, tmp_path):
-    import focalbench.cli.commands
+    import focalbench.arena.accuracy
+    import focalbench.bench.runner
+    import focalbench.bench.timing
 
     seen = []
-    monkeypatch.setattr(focalbench.cli.commands, "copy_bandwidth", lambda device: 1.0)
-    monkeypatch.setattr(focalbench.cli.commands, "run_case", lambda *args, family, **kw: seen.append(family) or [])
+    monkeypatch.setattr(focalbench.bench.timing, "copy_bandwidth", lambda device: 1.0)
+    monkeypatch.setattr(focalbench.bench.runner, "run_case", lambda *args, family, **kw: seen.append(family) or [])
     assert main(["run", "--impl", "sigmoid_fused", "--shape", "retinanet_rows", "--mode", "forward", "--rounds", "1",
                  "--skip-checks", "--output", str(tmp_path)]) == 0  # fmt: skip
     assert seen == ["sigmoid"]
     assert main(["run", "--impl", "sigmoid_fused", "--impl", "gather", "--skip-checks", "--output", str(tmp_path)]) == 2
     assert "--impl must name implementations of one family (softmax). Got: sigmoid_fused of" in capsys.readouterr().err
-    monkeypatch.setattr(focalbench.cli.commands, "sigmoid_sweep", lambda impls, **kw: seen.append(len(impls)) or [])
+    monkeypatch.setattr(focalbench.arena.accuracy, "sweep", lambda impls, family, **kw: seen.append(len(impls)) or [])
     assert main(["accuracy", "--family", "sigmoid", "--impl", "sigmoid_fused", "--output", str(tmp_path)]) == 0
     assert seen == ["sigmoid", 1]
 
@@ -373,7 +376,9 @@ def test_a_users_sigmoid_loss_declares_its_family(monkeypatch):
     """A user's module:attr that declares focalbench_family = "sigmoid" is judged by the sigmoid checks."""
     import types
 
-    from focalbench.arena.checks import CHECKS, evaluate
+    from focalbench.arena.core import all_checks, evaluate
+
+    CHECKS = all_checks()
     from focalbench.arena.registry import load_implementation
 
     def bce(logits, target, *, alpha=0.25, gamma=2.0, reduction="none"):

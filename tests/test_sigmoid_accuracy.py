@@ -10,12 +10,12 @@ import pytest
 import torch
 from scipy.optimize import approx_fprime
 
-from focalbench.arena.accuracy import sigmoid_sweep
-from focalbench.arena.checks import REFERENCES
-from focalbench.implementations.sigmoid_reference import reference_elements
+from focalbench.arena.accuracy import sweep as accuracy_sweep
+from focalbench.arena.family import get_family
 from focalbench.arena.oracle import sigmoid_focal_element, sigmoid_numerical_gradient
 from focalbench.arena.registry import get_implementation, list_implementations
 from focalbench.arena.tolerances import ACCURACY_BOUND
+from focalbench.implementations.sigmoid_reference import reference_elements
 
 # (logit, target): ordinary, confident (p_t -> 1) and hopeless (p_t -> 0) of both signs, soft, up to 1e20
 ELEMENTS = [
@@ -63,7 +63,7 @@ def test_reference_gradient_matches_finite_differences(gamma):
 CLAIMING = [
     name
     for name in list_implementations(family="sigmoid")
-    if name != REFERENCES["sigmoid"] and get_implementation(name).known_defects == ()
+    if name != get_family("sigmoid").reference and get_implementation(name).known_defects == ()
 ]
 
 
@@ -72,7 +72,7 @@ def _assert_within_bound(name: str, dtype: torch.dtype, device: str, **sweep) ->
     reason = impl.supports(device=device, dtype=dtype)
     if reason:
         pytest.skip(reason)
-    rows = sigmoid_sweep([impl], dtype=dtype, device=device, **sweep)
+    rows = accuracy_sweep([impl], "sigmoid", dtype=dtype, device=device, **sweep)
     worst = max(rows, key=lambda r: max(r.max_loss_error, r.max_grad_error))
     assert max(worst.max_loss_error, worst.max_grad_error) <= ACCURACY_BOUND[dtype], worst
 
@@ -90,5 +90,6 @@ def test_float64_within_bound_at_every_logit(name, device):
 
 
 def test_the_sweep_exposes_torchvision():
-    rows = sigmoid_sweep([get_implementation("sigmoid_torchvision")], magnitudes=(30.0,), gammas=(1.0,), alphas=(-1,))
+    rows = accuracy_sweep([get_implementation("sigmoid_torchvision")], "sigmoid", values=(30.0,), gammas=(1.0,),
+                          alphas=(-1,))
     assert rows[0].max_loss_error == pytest.approx(1.0)  # a confident element's loss: 0 instead of ~9e-14 * 9e-14

@@ -4,13 +4,16 @@ of threads, chunk edges and strided inputs are handled, float32 keeps its digits
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
+import focalbench
+from focalbench.arena.tolerances import ACCURACY_BOUND
 from focalbench.kernels import cpu, sigmoid_cpu
 from focalbench.kernels.sigmoid_eager import closed_form
 from focalbench.losses.sigmoid.semantics import validate
-from focalbench.arena.tolerances import ACCURACY_BOUND
 
 pytestmark = pytest.mark.skipif(cpu.available() is not None, reason=f"no C kernel here: {cpu.available()}")
 
@@ -75,3 +78,16 @@ def test_the_partial_sum_chunk_matches_the_c_source():
 
     (chunk,) = re.findall(r"#define SIGMOID_CHUNK (\d+)", cpu.SOURCE.read_text())
     assert int(chunk) == sigmoid_cpu.CHUNK
+
+
+@pytest.mark.parametrize("gamma", [2.0, 1.5, 5.0])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16])
+def test_a_tiny_soft_target_at_an_infinite_logit_gives_an_infinite_loss(dtype, gamma):
+    """CE = +inf there while the focal factor t^gamma underflows (1e-60 is 0 in float32): the limit is +inf, which the
+    C kernel once returned as 0 (found by the sigmoid family's randomized differential test)."""
+    logits = torch.tensor([-math.inf, math.inf, -math.inf], dtype=dtype)
+    target = torch.tensor([1e-30, 1 - 2.0**-8, 0.0], dtype=dtype)  # the last one agrees: its limit is 0
+    loss = focalbench.sigmoid_focal_loss(logits, target, gamma=gamma)
+    assert loss.tolist() == [math.inf, math.inf, 0.0]
+    zero_weight = focalbench.sigmoid_focal_loss(logits, torch.ones(3, dtype=dtype), alpha=0.0, gamma=gamma)
+    assert zero_weight.tolist() == [0.0, 0.0, 0.0]  # weight 0 (alpha 0 at positives) gives 0 at any logit

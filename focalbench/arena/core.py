@@ -22,7 +22,7 @@ from typing import Any, ClassVar
 
 import torch
 
-from focalbench.arena.family import get_family
+from focalbench.arena.family import families, get_family
 from focalbench.arena.registry import Implementation, KnownDefect
 
 __all__ = [
@@ -33,6 +33,7 @@ __all__ = [
     "CheckFn",
     "Outcome",
     "SampleCase",
+    "all_checks",
     "applicability",
     "case_id",
     "classified",
@@ -147,9 +148,10 @@ def upstream_for(case: SampleCase, device: str) -> torch.Tensor:
     return torch.tensor(0.5 if case.reduction == "sum" else 1.0, dtype=torch.float64, device=device)
 
 
-def applicability(impl: Implementation, check: Check, case, device: str, reference: str) -> str | None:
-    """``None`` when ``check`` applies to ``impl`` on ``case`` and ``device``, else why not (another family first);
-    ``reference`` is the check's family's reference implementation."""
+def applicability(impl: Implementation, check: Check, case, device: str) -> str | None:
+    """``None`` when ``check`` applies to ``impl`` on ``case`` and ``device``, else why not (another family first;
+    the family's reference where the check judges it against the oracle instead)."""
+    reference = get_family(check.family).reference
     if check.skip_reference and impl.name == reference:
         return f"{reference} is the reference here; it is checked against the arbitrary-precision oracle"
     if isinstance(case, BadInput):
@@ -179,10 +181,26 @@ def classified(failure: str | None, defect: KnownDefect | None) -> Outcome:
 
 def evaluate(impl: Implementation, check: Check, case, device: str = "cpu") -> Outcome:
     """Run one check on one case and classify the result against the implementation's declarations."""
-    reason = applicability(impl, check, case, device, get_family(check.family).reference)
+    reason = applicability(impl, check, case, device)
     if reason is not None:
         return Outcome("n/a", reason)
     return classified(failure_of(check.fn, impl, case, device), impl.defect_for(check.name, case))
+
+
+def all_checks(family: str | None = None) -> dict[str, Check]:
+    """Every registered family's checks by name (only ``family``'s when given).
+
+    Raises:
+        ValueError: two families name a check alike (check names key report rows and ``--check``)."""
+    chosen = [get_family(family)] if family is not None else list(families().values())
+    checks: dict[str, Check] = {}
+    for kind in chosen:
+        for name, check in kind.all_checks().items():
+            if name in checks:
+                raise ValueError(f"check names must be unique across families: {name!r} is {checks[name].family}'s "
+                                 f"and {kind.name}'s")  # fmt: skip
+            checks[name] = check
+    return checks
 
 
 def case_id(case) -> str:

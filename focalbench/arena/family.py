@@ -33,6 +33,7 @@ __all__ = [
     "families",
     "get_family",
     "register_family",
+    "unregister_family",
 ]
 
 ENTRY_POINT_GROUP = "focalbench.families"
@@ -132,6 +133,7 @@ class Family:
     labels: Labels
     differential: Differential | None = None
     figure_1_inputs: Callable[[Sequence[float]], tuple[Any, Any, dict]] | None = None
+    order: int = 100  # where listings put the family (lower first; ties by name)
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
 
     def all_checks(self) -> dict[str, Any]:
@@ -166,6 +168,17 @@ def register_family(family: Family) -> Family:
     return family
 
 
+def unregister_family(name: str) -> Family:
+    """Remove the family registered as ``name`` (a plugin's or a test's); returns it.
+
+    Raises:
+        ValueError: no family of that name is registered."""
+    _discover()
+    if name not in _FAMILIES:
+        raise ValueError(f"family must be one of {', '.join(families())}. Got: {name!r}")
+    return _FAMILIES.pop(name)
+
+
 def _discover() -> None:
     """Import every built-in family package and every ``focalbench.families`` entry point, once."""
     global _DISCOVERED, _DISCOVERING
@@ -188,16 +201,16 @@ def _discover() -> None:
 
 
 def families() -> dict[str, Family]:
-    """Every registered family, by name (the built-in ones first)."""
+    """Every registered family, by name, in listing order (:attr:`Family.order`, then the name)."""
     _discover()
-    return dict(_FAMILIES)
+    return {f.name: f for f in sorted(_FAMILIES.values(), key=lambda f: (f.order, f.name))}
 
 
 def get_family(name: str) -> Family:
     """The family called ``name``. Raises ValueError naming the families otherwise."""
     _discover()
     if name not in _FAMILIES:
-        raise ValueError(f"family must be one of {', '.join(_FAMILIES)}. Got: {name!r}")
+        raise ValueError(f"family must be one of {', '.join(families())}. Got: {name!r}")
     return _FAMILIES[name]
 
 

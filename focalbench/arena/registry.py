@@ -4,7 +4,8 @@ An implementation is one file in ``implementations/`` (installed as ``focalbench
 :func:`register` decorator. Each belongs to a loss *family* (:data:`FAMILIES`), which owns the definition of its
 arguments: ``"softmax"`` (the default; the decorated *kernel* receives validated
 :class:`~focalbench.losses.softmax.semantics.FocalArgs`) or ``"sigmoid"`` (RetinaNet's one-vs-rest loss; it receives
-:class:`~focalbench.losses.sigmoid.semantics.SigmoidArgs`). The registry wraps the kernel into a callable with the family's
+:class:`~focalbench.losses.sigmoid.semantics.SigmoidArgs`). The registry wraps the kernel into a callable with the
+family's
 common signature::
 
     impl(logits, target, *, gamma=2.0, alpha=None, reduction="mean", ignore_index=-100) -> Tensor   # softmax
@@ -43,6 +44,7 @@ __all__ = [
     "load_implementation",
     "register",
     "register_unavailable",
+    "unregister",
     "unavailable_implementations",
 ]
 
@@ -53,7 +55,8 @@ Kernel = Callable[[Any], torch.Tensor]  # FocalArgs -> Tensor, or SigmoidArgs ->
 class KnownDefect:
     """A documented way an implementation fails a check.
 
-    ``when`` receives the check's :class:`~focalbench.arena.families.softmax.cases.Case` and says whether the defect applies to it;
+    ``when`` receives the check's :class:`~focalbench.arena.families.softmax.cases.Case` and says whether the defect
+    applies to it;
     ``None`` means every case of that check. The suite asserts that such a case *fails* (a strict expected failure),
     so a change that repairs or alters the defect shows up.
     """
@@ -136,7 +139,8 @@ def register(
 ) -> Callable[[Kernel], Kernel]:
     """Register a kernel ``f(args) -> Tensor`` of the loss ``family`` under ``name``; returns the kernel unchanged.
 
-    ``args`` are the family's validated arguments (:class:`~focalbench.losses.softmax.semantics.FocalArgs` for ``"softmax"``,
+    ``args`` are the family's validated arguments (:class:`~focalbench.losses.softmax.semantics.FocalArgs` for
+    ``"softmax"``,
     :class:`~focalbench.losses.sigmoid.semantics.SigmoidArgs` for ``"sigmoid"``); ``capabilities`` default to all of the
     family's but ``compile``.
 
@@ -197,6 +201,16 @@ def register(
         return kernel
 
     return decorator
+
+
+def unregister(name: str) -> Implementation:
+    """Remove the implementation registered as ``name`` (a plugin's or a test's); returns it.
+
+    Raises:
+        ValueError: no implementation of that name is registered."""
+    if name not in _REGISTRY:
+        raise ValueError(f"implementation must be one of {', '.join(_REGISTRY)}. Got: {name!r}")
+    return _REGISTRY.pop(name)
 
 
 def register_unavailable(name: str, reason: str) -> None:

@@ -168,6 +168,7 @@ def checks_table(checks: dict, fmt: str = "simple") -> str:
 
 def to_markdown(report: dict) -> str:
     env = report["environment"]
+    baseline = baseline_of(report["results"])
     lines = [
         f"# focalbench report: {env['device']} ({env.get('device_name')})",
         "",
@@ -184,7 +185,7 @@ def to_markdown(report: dict) -> str:
         f"Settings: `{json.dumps(report.get('settings', {}))}`",
         "",
         f"Each row: median of per-call times over rounds in which every implementation and the baseline "
-        f"(`{baseline_of(report['results'])}`) took one sample in rotating order; `x {baseline_of(report['results'])}` is "
+        f"(`{baseline}`) took one sample in rotating order; `x {baseline}` is "
         "the ratio of medians on the same inputs in the same process; "
         "`ns/logit` is the median per logit and `x exp floor` its ratio to one `torch.exp` over the same logits (the "
         "compute floor: one vectorized exponential per logit), timed in the same rounds.",

@@ -27,7 +27,9 @@ from focalbench.arena.tolerances import ACCURACY_BOUND
 __all__ = ["blocks", "generators", "refresh", "stale"]
 
 _FLOAT32_BOUND = next(bound for dtype, bound in ACCURACY_BOUND.items() if str(dtype) == "torch.float32")
-_BLOCK = re.compile(r"(<!-- BEGIN generated: (?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- END generated: (?P=name) -->)", re.S)
+_BLOCK = re.compile(
+    r"(<!-- BEGIN generated: (?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- END generated: (?P=name) -->)", re.S
+)
 
 
 def _md(rows: list[list[str]], headers: list[str]) -> str:
@@ -49,7 +51,9 @@ def _implementations(root: Path) -> str:
     for name in list_implementations():
         impl = get_implementation(name)
         defects = sorted({d.check for d in impl.known_defects})
-        rows.append([f"`{name}`", impl.family, impl.description, ", ".join(impl.devices),
+        # a Triton kernel the tests run in Triton's interpreter is a CUDA kernel
+        devices = "cuda" if impl.extra.get("interpreted") else ", ".join(impl.devices)
+        rows.append([f"`{name}`", impl.family, impl.description, devices,
                      ", ".join(sorted(impl.capabilities)) or "-", ", ".join(defects) or "none"])  # fmt: skip
     return _md(rows, ["implementation", "family", "what it is", "devices", "capabilities", "declared defects in"])
 
@@ -128,32 +132,39 @@ def _which_loss(root: Path) -> str:
         sources.append(f"`{path.relative_to(root).as_posix()}`")
         ratios: dict[str, list[float]] = {}
         for row in data["results"]:
-            if row.get("mode") == "forward+backward" and row.get("dtype") == "float32" and not str(
-                row.get("shape_name", "")
-            ).startswith("sweep_"):
+            timed = row.get("mode") == "forward+backward" and row.get("dtype") == "float32"
+            if timed and not str(row.get("shape_name", "")).startswith("sweep_"):
                 ratios.setdefault(row["implementation"], []).append(float(row["ratio_to_baseline"]))
         summary = {}
         if accuracy is not None:
             sources.append(f"`{accuracy[0].relative_to(root).as_posix()}`")
             summary = _accuracy_summary(accuracy[1]["rows"])
-        for impl, verdicts in data["checks"].items():
-            failing = sorted(c for c, v in verdicts.items() if v in ("xfail", "fail", "xpass"))
-            upto, worst, infinite = summary.get(impl, ("-", "-", "-"))
+        for impl, verdicts in sorted(data["checks"].items(), key=lambda item: min(ratios.get(item[0], [math.inf]))):
+            declared = sum(v == "xfail" for v in verdicts.values())
+            failing = sum(v in ("fail", "xpass") for v in verdicts.values())
+            defects = f"{declared}" + (f" (+{failing} failing)" if failing else "") if declared or failing else "none"
+            upto, _, infinite = summary.get(impl, ("-", "-", "-"))
             r = ratios.get(impl)
-            speed_cell = f"{min(r):.2f}–{max(r):.2f}" if r else "-"
             name = f"**`{impl}`**" if impl == family.recommended else f"`{impl}`"
-            rows.append([name, family.name, ", ".join(failing) or "none", upto, worst, infinite,
-                         f"{speed_cell} × {family.workload.baseline}"])  # fmt: skip
-    headers = ["implementation", "family", "declared defects in", "fp32 within bound up to", "worst error there",
-               "first non-finite", "time (fwd+bwd, fp32)"]  # fmt: skip
-    note = (f"Bold: what `focal_loss` / `sigmoid_focal_loss` run. Accuracy bound: {_FLOAT32_BOUND:g} relative (float32). "
-            f"From {', '.join(sources)}; speed on the machine each report names.\n\n")  # fmt: skip
-    return note + _md(rows, headers)
+            rows.append([name, family.name, defects, upto, infinite,
+                         f"{min(r):.2f}–{max(r):.2f}" if r else "-"])  # fmt: skip
+    headers = ["implementation", "family", "checks with a declared defect", f"fp32 within {_FLOAT32_BOUND:g} up to",
+               "first non-finite at", "time / baseline"]  # fmt: skip
+    note = (
+        "Bold: what `focal_loss` / `sigmoid_focal_loss` run. Accuracy by the family's sweep axis (logit gap; sigmoid: "
+        "|x|); time forward+backward, float32, over the representative shapes, as a multiple of the family's baseline "
+        f"(F.cross_entropy; sigmoid: BCE with logits) on the machine each report names. From {', '.join(sources)}.\n\n"
+    )
+    return note + "\n".join("| " + " | ".join(row) + " |" for row in [headers, ["---"] * len(headers), *rows]) + "\n"
 
 
-def generators() -> dict[str, Callable[[Path], str]]:
-    """Block name -> generator ``(repository root) -> markdown``: the two tables of every family, and two overall."""
-    table: dict[str, Callable[[Path], str]] = {"which-loss": _which_loss, "implementations": _implementations}
+Generators = dict[str, Callable[[Path], str]]
+
+
+def generators(extra: Generators | None = None) -> Generators:
+    """Block name -> generator ``(repository root) -> markdown``: the two tables of every family, two overall, and
+    ``extra`` (the command line adds its command list: nothing here imports the command line)."""
+    table: Generators = {"which-loss": _which_loss, "implementations": _implementations, **(extra or {})}
     for name in families():
         table[f"checks-{name}"] = _checks_table(name)
         table[f"conformance-{name}"] = _conformance(name)
@@ -174,13 +185,13 @@ def blocks(root: Path) -> dict[str, tuple[Path, str]]:
     return found
 
 
-def refresh(root: Path) -> list[str]:
+def refresh(root: Path, extra: Generators | None = None) -> list[str]:
     """Rewrite every generated block from its generator; returns the names of the blocks that changed.
 
     Raises:
         ValueError: a block names no generator."""
     changed = []
-    table = generators()
+    table = generators(extra)
     for path in _documents(root):
         if not path.exists():
             continue
@@ -201,7 +212,7 @@ def refresh(root: Path) -> list[str]:
     return changed
 
 
-def stale(root: Path) -> list[str]:
+def stale(root: Path, extra: Generators | None = None) -> list[str]:
     """Names of the committed blocks that differ from what their generators give now (and of unknown blocks)."""
-    table = generators()
+    table = generators(extra)
     return [name for name, (_, body) in blocks(root).items() if name not in table or table[name](root) != body]

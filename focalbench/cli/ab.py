@@ -18,7 +18,7 @@ HELP = "gate without a baseline: two commits timed here in alternating rounds"
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--base", required=True, metavar="REF",
-                        help="commit to compare against (e.g. HEAD~1) in the current directory's repository")  # fmt: skip
+                        help="commit to compare against (e.g. HEAD~1) in this directory's repository")  # fmt: skip
     parser.add_argument("--new", metavar="REF", help="default: this checkout as installed")
     parser.add_argument("--rounds", type=int, default=3, help="quick runs per side (default 3)")
     parser.add_argument("--impl", action="append", dest="impls", metavar="NAME", help="repeatable; default fused")

@@ -37,7 +37,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--skip-checks", action="store_true", help="do not run the correctness checks")
     parser.add_argument("--output", default="results", help="directory for the JSON and markdown reports")
     parser.add_argument("--cpu-target", choices=CPU_TARGETS,
-                        help="instruction set of the C kernel (sets FOCALBENCH_CPU_TARGET; default native)")  # fmt: skip
+                        help="instruction set of the C kernel (sets FOCALBENCH_CPU_TARGET; default native)",
+                        )  # fmt: skip
 
 
 def run(args: argparse.Namespace) -> int:

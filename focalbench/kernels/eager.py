@@ -1,4 +1,5 @@
-"""The closed form of :mod:`focalbench.losses.softmax.closed_form` in PyTorch operations: any device, no compiler (``fused_eager``).
+"""The closed form of :mod:`focalbench.losses.softmax.closed_form` in PyTorch operations: any device, no compiler
+(``fused_eager``).
 
 Steps, each along dim 1 of the ``(N, C, ...)`` logits (dense inputs without a permute-copy):
 

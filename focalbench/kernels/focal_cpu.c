@@ -474,6 +474,14 @@ static inline __attribute__((always_inline)) double log_unit(double m) {
 
 /* Steps 1-4 for one float32 element; GAMMA_KIND (a constant at every call) is 0 for gamma = 0, 2 for gamma = 2, 1
  * otherwise. Returns the loss; *grad receives dloss/dx. */
+/* The loss of one element from its weighted value w ce: an element of weight alpha_t = 0 gives 0 at any logit (NaN
+ * stays NaN); where CE = +inf (an infinite logit that disagrees with its target t, which then weighs t or 1 - t > 0)
+ * the loss is +inf, however far the focal factor (1 - p_t)^gamma = t^gamma or (1 - t)^gamma underflowed: a soft
+ * target of 1e-30 at gamma 2 gives a focal factor of 1e-60, 0 in float32, yet the limit is +inf, not 0. */
+static inline __attribute__((always_inline)) float sigmoid_loss_f32(float alpha_t, float weighted, float ce, float x) {
+    return alpha_t == 0.0f && x == x ? 0.0f : ce == INFINITY ? INFINITY : weighted;
+}
+
 static inline __attribute__((always_inline)) float sigmoid_element_f32(float x, float t, float alpha, double gamma,
                                                                        const int gamma_kind, float *grad) {
     const float ax = x < 0.0f ? -x : x;
@@ -501,14 +509,14 @@ static inline __attribute__((always_inline)) float sigmoid_element_f32(float x, 
         const float ratio = m > 0.0f ? pq / m : 0.0f;
         const double ce_ratio = ratio > 0.0f ? (double)ce * (double)ratio : 0.0;
         *grad = (float)(w * ((double)direct + gamma * (double)(1.0f - 2.0f * t) * ce_ratio));
-        return w == 0.0 && x == x ? 0.0f : (float)(w * (double)ce);
+        return sigmoid_loss_f32(alpha_t, (float)(w * (double)ce), ce, x);
     }
     const float focal = gamma_kind == 2 ? m * m : 1.0f;
     const float w = alpha_t * focal;
     /* gamma = 2: CE focal p q / m = CE m p q (-> 0 where p q underflows, CE = +inf included); gamma = 0: no term */
     const float ce_m_pq = gamma_kind == 2 && pq > 0.0f ? ce * m * pq : 0.0f;
     *grad = alpha_t * (focal * direct + 2.0f * (1.0f - 2.0f * t) * ce_m_pq);
-    return w == 0.0f && x == x ? 0.0f : w * ce;
+    return sigmoid_loss_f32(alpha_t, w * ce, ce, x);
 }
 
 /* The same steps for one float64 element, in double. */
@@ -538,7 +546,8 @@ static inline __attribute__((always_inline)) double sigmoid_element_f64(double x
     const double ratio = m > 0.0 ? p * q / m : 0.0;
     const double ce_ratio = ratio > 0.0 ? ce * ratio : 0.0; /* -> 0 where p q underflows, CE = +inf included */
     *grad = w * ((p * (1.0 - t) - q * t) + gamma * (1.0 - 2.0 * t) * ce_ratio);
-    return w == 0.0 && x == x ? 0.0 : w * ce;
+    /* as sigmoid_loss_f32: weight 0 gives 0 at any logit, CE = +inf gives +inf however small the focal factor */
+    return alpha_t == 0.0 && x == x ? 0.0 : ce == INFINITY ? INFINITY : w * ce;
 }
 
 /* Two instances, for float32 and float64 logits (T, with ELEMENT and its arithmetic type A). sigmoid_run_T: elements

@@ -1,7 +1,8 @@
 """``sigmoid_focal_loss`` and ``SigmoidFocalLoss``: RetinaNet's loss, a drop-in for torchvision's, accurate and fast.
 
 The same defaults and meaning as ``torchvision.ops.sigmoid_focal_loss`` (the arguments:
-:mod:`focalbench.losses.sigmoid.semantics`), computed in closed form (:mod:`focalbench.losses.sigmoid.closed_form`): the C kernel on the
+:mod:`focalbench.losses.sigmoid.semantics`), computed in closed form (:mod:`focalbench.losses.sigmoid.closed_form`):
+the C kernel on the
 CPU (built at the first call; the float64 closed form in PyTorch operations where it cannot be built) and the float64
 closed form on other devices; the gradient is written in the forward. While ``torch.compile`` or ``torch.export``
 traces a call, the same kernels run as one custom operator (:mod:`focalbench.losses.sigmoid.op`); under

@@ -21,8 +21,10 @@ float32 once ``|x|`` passes ~17.
 
 Each implementation built on it supplies a *forward kernel* ``kernel(args, need_grad) -> (loss, grad)``: the loss
 already reduced as ``args.reduction`` says (the C kernel sums without writing per-element losses) and, when
-``need_grad``, the gradient of that loss. :class:`focalbench.losses.common.FusedLoss` makes the backward a multiplication by the
-upstream gradient (skipped when it is 1). As for the softmax family (:mod:`focalbench.losses.softmax.closed_form`), ``need_grad`` is decided
+``need_grad``, the gradient of that loss. :class:`focalbench.losses.common.FusedLoss` makes the backward a
+multiplication by the
+upstream gradient (skipped when it is 1). As for the softmax family (:mod:`focalbench.losses.softmax.closed_form`),
+``need_grad`` is decided
 before the autograd function runs, and under ``create_graph=True`` the backward adds the closed form in
 differentiable float64 operations (:func:`focalbench.kernels.sigmoid_eager.closed_form`) as ``y - y.detach()``: the
 same values, with a second derivative.
@@ -32,7 +34,6 @@ from __future__ import annotations
 
 import torch
 
-from focalbench.kernels.sigmoid_eager import closed_form
 from focalbench.losses import common
 from focalbench.losses.common import ClosedForm, ForwardKernel, reduction_scale
 from focalbench.losses.sigmoid.semantics import SigmoidArgs
@@ -42,7 +43,10 @@ __all__ = ["CLOSED_FORM", "differentiable_gradient", "fused_loss"]
 
 def differentiable_gradient(logits: torch.Tensor, args: SigmoidArgs, grad_output: torch.Tensor) -> torch.Tensor:
     """d(reduced loss)/d logits times ``grad_output``, in float64 PyTorch operations that autograd can differentiate
-    (the closed form of :func:`focalbench.kernels.sigmoid_eager.closed_form`)."""
+    (the closed form of :func:`focalbench.kernels.sigmoid_eager.closed_form`, imported at the first double
+    backward: importing the loss imports no kernel)."""
+    from focalbench.kernels.sigmoid_eager import closed_form
+
     _, exact = closed_form(logits.to(torch.float64), args.target.to(torch.float64), args.alpha, args.gamma)
     return exact * reduction_scale(args) * grad_output.to(torch.float64)
 

@@ -4,9 +4,11 @@
 0-dim float64 tensors: a new value is a new input, not a recompilation) runs the kernel
 :func:`focalbench.sigmoid_focal_loss` runs in eager mode on the logits' device (the C kernel on the CPU, the float64
 closed form elsewhere) and returns the reduced loss with the gradient of that loss, computed in the same sweep. As
-:mod:`focalbench.losses.softmax.op` does for the softmax family: a fake implementation that reads no values (tracing never
+:mod:`focalbench.losses.softmax.op` does for the softmax family: a fake implementation that reads no values (tracing
+never
 breaks the graph), the values (the target's range, a gamma tensor's value) validated by
-:func:`focalbench.losses.sigmoid.semantics.validate` when the operator runs, with the same errors as in eager mode, and an
+:func:`focalbench.losses.sigmoid.semantics.validate` when the operator runs, with the same errors as in eager mode,
+and an
 autograd formula that multiplies the saved gradient by the upstream one.
 """
 

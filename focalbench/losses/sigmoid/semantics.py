@@ -22,7 +22,8 @@ Args (of every implementation of the family):
     reduction: ``"none"`` (default, as torchvision: the logits' shape), ``"mean"`` (over every element; 0 for an
         empty tensor) or ``"sum"``.
 
-Arithmetic is at least float32 (:func:`focalbench.losses.softmax.semantics.compute_dtype`); the result has the logits' dtype; the
+Arithmetic is at least float32 (:func:`focalbench.losses.softmax.semantics.compute_dtype`); the result has the logits'
+dtype; the
 target is converted to the compute dtype.
 """
 

@@ -1,10 +1,12 @@
 """``focal_loss`` and ``FocalLoss``: the product, as usable as ``F.cross_entropy``.
 
-Eager mode validates the arguments (:func:`focalbench.losses.softmax.semantics.validate`) and runs the kernel of the logits'
+Eager mode validates the arguments (:func:`focalbench.losses.softmax.semantics.validate`) and runs the kernel of the
+logits'
 device through :class:`focalbench.losses.common.FusedLoss`: the C kernel on the CPU (:mod:`focalbench.kernels.cpu`,
 built at the first call; the closed form in PyTorch operations, :mod:`focalbench.kernels.eager`, where it cannot be
 built) and the closed form in PyTorch operations on CUDA and other devices. While ``torch.compile`` or
-``torch.export`` traces a call, the same kernels run as one custom operator (:mod:`focalbench.losses.softmax.op`) and the
+``torch.export`` traces a call, the same kernels run as one custom operator (:mod:`focalbench.losses.softmax.op`) and
+the
 arguments' values are checked when it runs: no graph break, the same errors. Under ``torch.autocast`` half-precision
 logits are computed and returned in float32, as autocast does for ``F.cross_entropy``.
 

@@ -26,7 +26,8 @@ shifts of all logits. Per-row scalars are float64 (they cost O(rows), not O(rows
 
 Every implementation built on it supplies a *forward kernel* ``kernel(args, need_grad) -> (per_element, grad)``:
 the per-element loss (target's shape) and, when ``need_grad``, the gradient of the *reduced* loss (the reduction's
-scale folded in), computed in the same sweep. :class:`focalbench.losses.common.FusedLoss` then makes the backward a multiplication by the
+scale folded in), computed in the same sweep. :class:`focalbench.losses.common.FusedLoss` then makes the backward a
+multiplication by the
 upstream gradient (skipped when that is 1), as in Liger-Kernel's cross-entropy. ``need_grad`` is decided before the
 autograd function runs (inside its forward, grad mode is always off): no gradient is computed under
 ``torch.no_grad()`` / ``torch.inference_mode()`` or for logits that do not require one.

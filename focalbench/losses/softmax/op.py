@@ -8,11 +8,13 @@ sweep. One operator with a CPU kernel, a CUDA kernel and a default; opaque to In
 values on the real tensors, which a traced body (a ``torch.library.triton_op``'s) could not. Its fake
 implementation gives shapes and dtypes without reading values, so tracing never breaks the graph; the values
 (target range, alpha's weights, gamma) are validated when the operator runs, by
-:func:`focalbench.losses.softmax.semantics.validate` on the real tensors, with the same errors as in eager mode. Its autograd
+:func:`focalbench.losses.softmax.semantics.validate` on the real tensors, with the same errors as in eager mode. Its
+autograd
 formula multiplies the saved gradient by the upstream one.
 
 :func:`focalbench.focal_loss` calls the operator only while it is being traced. In eager mode it calls the same
-kernels through a plain ``autograd.Function`` (:class:`focalbench.losses.common.FusedLoss`): the operator's Python dispatch costs about
+kernels through a plain ``autograd.Function`` (:class:`focalbench.losses.common.FusedLoss`): the operator's Python
+dispatch costs about
 60 us per call more (measured here on a 2-core x86-64 VM: 90 us for a forward+backward of a trivial custom operator
 against 31 us for the same ``autograd.Function``) and its first call imports ``torch._dynamo`` (1.5 s).
 """

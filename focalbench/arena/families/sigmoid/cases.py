@@ -95,7 +95,7 @@ class SigmoidCase(SampleCase):
         return self.shape
 
     def needs(self) -> set[str]:
-        """Capabilities (:data:`focalbench.arena.registry.SIGMOID_CAPABILITIES`) this case needs."""
+        """Capabilities (:data:`focalbench.arena.families.sigmoid.CAPABILITIES`) this case needs."""
         return {"any_shape"} if len(self.shape) < 2 else set()
 
     def kwargs(self) -> dict:

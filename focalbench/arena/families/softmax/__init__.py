@@ -114,5 +114,6 @@ FAMILY = register_family(
         ),
         differential=Differential(cases=differential_cases, check=_differential_check, reached=checks_reached),
         figure_1_inputs=_figure_1_inputs,
+        order=0,
     )
 )

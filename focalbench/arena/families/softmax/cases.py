@@ -112,7 +112,7 @@ class Case(SampleCase):
         return self.shape[:1] + self.shape[2:]
 
     def needs(self) -> set[str]:
-        """Capabilities (see :data:`focalbench.arena.registry.CAPABILITIES`) an implementation must have for this case."""
+        """Capabilities (:data:`focalbench.arena.families.softmax.CAPABILITIES`) an implementation needs here."""
         needs = set()
         if len(self.shape) > 2:
             needs.add("dense")

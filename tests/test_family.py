@@ -1,0 +1,219 @@
+"""A third loss family defined in this file alone — one record, one case class, two checks, one implementation and
+its reference — goes through ``list``, ``check``, ``run --quick`` and ``accuracy`` without a shared module knowing of
+it: the test of the design that a family is data."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from typing import ClassVar
+
+import numpy
+import pytest
+import torch
+import torch.nn.functional as F
+
+from focalbench.arena import family as families_module
+from focalbench.arena import registry
+from focalbench.arena.checks import accuracy_errors, matches_reference, rejects_bad_input
+from focalbench.arena.core import DTYPE_NAMES, BadInput, Check, SampleCase, all_checks, evaluate, loss_and_grad
+from focalbench.arena.family import Family, Labels, Shape, Sweep, Workload, get_family, register_family
+from focalbench.cli import main
+from focalbench.losses.common import REDUCTIONS, check_tensors, reduce_loss
+
+FAMILY = "squared"
+
+
+@dataclass(frozen=True)
+class SquaredArgs:
+    logits: torch.Tensor
+    target: torch.Tensor
+    reduction: str
+
+    @property
+    def count(self) -> int:
+        return self.logits.numel()
+
+
+def validate(logits, target, *, reduction="mean") -> SquaredArgs:
+    """The squared error (x - t)^2 elementwise: a loss with an obvious reference."""
+    check_tensors(logits, target)
+    if tuple(target.shape) != tuple(logits.shape):
+        raise ValueError(f"target must have the logits' shape {tuple(logits.shape)}. Got: {tuple(target.shape)}")
+    if reduction not in REDUCTIONS:
+        raise ValueError(f"reduction must be one of {REDUCTIONS}. Got: {reduction!r}")
+    return SquaredArgs(logits, target.to(logits.dtype), reduction)
+
+
+@dataclass(frozen=True)
+class SquaredCase(SampleCase):
+    family: ClassVar[str] = FAMILY
+
+    shape: tuple[int, ...]
+    dtype: torch.dtype = torch.float32
+    reduction: str = "mean"
+    seed: int = 0
+
+    @property
+    def id(self) -> str:
+        return f"{'x'.join(map(str, self.shape))}-{DTYPE_NAMES[self.dtype]}-{self.reduction}-seed{self.seed}"
+
+    @property
+    def loss_shape(self) -> tuple[int, ...]:
+        return self.shape
+
+    def make(self, device="cpu"):
+        g = torch.Generator().manual_seed(self.seed)
+        logits, target = torch.randn(self.shape, generator=g), torch.randn(self.shape, generator=g)
+        return logits.to(device=device, dtype=self.dtype), target.to(device=device, dtype=self.dtype)
+
+    def kwargs(self) -> dict:
+        return {"reduction": self.reduction}
+
+    def needs(self) -> set[str]:
+        return set()
+
+
+def _cases() -> list[SquaredCase]:
+    return [SquaredCase((5, 3), reduction=r, dtype=d, seed=i) for i, (r, d) in enumerate(
+        (r, d) for r in REDUCTIONS for d in (torch.float32, torch.float64))]  # fmt: skip
+
+
+def _bad_inputs() -> list[BadInput]:
+    return [BadInput("target-shape", "target", ValueError, lambda d: (torch.zeros(2, 3), torch.zeros(3), {})),
+            BadInput("reduction", "reduction", ValueError, lambda d: (torch.zeros(2), torch.zeros(2),
+                                                                        {"reduction": "avg"}))]  # fmt: skip
+
+
+def _errors(impls, magnitude, dtype, device):
+    x = torch.tensor([magnitude, -magnitude, 0.5], dtype=torch.float64)
+    t = torch.tensor([0.0, 1.0, 0.5], dtype=torch.float64)
+    found = {}
+    for impl in impls:
+        loss, grad = loss_and_grad(impl, x.to(dtype), t.to(dtype), {"reduction": "none"})
+        exact = (x.to(dtype).double() - t) ** 2, 2 * (x.to(dtype).double() - t)
+        errors = accuracy_errors(loss, grad.reshape(-1, 1), exact[0], exact[1].reshape(-1, 1), dtype)
+        found[impl.name] = [(*errors, f"|x|={magnitude:g}")]
+    return found
+
+
+RECORD = Family(
+    name=FAMILY,
+    description="squared error, a toy family",
+    validate=validate,
+    defaults={"reduction": "mean"},
+    capabilities=frozenset({"double_backward"}),
+    call_needs=lambda args, capabilities: [],
+    reference="squared_reference",
+    gradient_penalty_reference="squared_torch",
+    recommended="squared_torch",
+    checks=lambda: (
+        Check("squared_matches_reference", "loss and gradient equal the float64 reference", matches_reference, _cases,
+              skip_reference=True, family=FAMILY),
+        Check("squared_rejects_bad_input", "bad arguments raise naming the argument", rejects_bad_input, _bad_inputs,
+              family=FAMILY),
+    ),  # fmt: skip
+    workload=Workload(
+        baseline="mse_loss",
+        baseline_loss=lambda x, t: F.mse_loss(x, t, reduction="sum"),
+        inputs=lambda shape, dtype, device, seed=0: SquaredCase(shape.shape, dtype, seed=seed).make(device),
+        call=lambda impl, x, t, gamma: impl(x, t, reduction="sum"),
+        needs=lambda shape: set(),
+        target_bytes=lambda shape, dtype: shape.numel * torch.empty((), dtype=dtype).element_size(),
+        shapes=(Shape("squared_rows", (512, 16), "a small batch"), Shape("squared_big", (2**16, 16), "sweep", True)),
+    ),
+    sweep=Sweep(axis="|x|", values=(1.0, 1e3), errors=_errors, description="the squared error by |x|"),
+    labels=Labels(baseline="F.mse_loss", sweep_rows="rows (16 columns)", accuracy_axis="|x|"),
+)
+
+
+def _squared(args: SquaredArgs) -> torch.Tensor:
+    """The squared error in PyTorch operations."""
+    return reduce_loss((args.logits - args.target) ** 2, args)
+
+
+def _squared_reference(args: SquaredArgs) -> torch.Tensor:
+    """The squared error in float64 NumPy, its gradient written by hand."""
+
+    class Reference(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, logits):
+            x, t = logits.detach().double().cpu().numpy(), args.target.double().cpu().numpy()
+            ctx.save_for_backward(torch.from_numpy(2 * (x - t)))
+            value = numpy.square(x - t)
+            return reduce_loss(torch.from_numpy(value), args).to(logits.dtype)
+
+        @staticmethod
+        def backward(ctx, grad_output):
+            (grad,) = ctx.saved_tensors
+            scale = 1.0 / max(args.count, 1) if args.reduction == "mean" else 1.0
+            return (grad * scale * grad_output.double()).to(grad_output.dtype)
+
+    return Reference.apply(args.logits)
+
+
+@pytest.fixture()
+def squared_family():
+    register_family(RECORD)
+    registry.register("squared_torch", family=FAMILY, devices=("cpu",))(_squared)
+    registry.register("squared_reference", family=FAMILY, devices=("cpu",), capabilities=())(_squared_reference)
+    try:
+        yield RECORD
+    finally:
+        registry.unregister("squared_torch")
+        registry.unregister("squared_reference")
+        families_module.unregister_family(FAMILY)
+
+
+def test_a_family_is_registered_and_unregistered(squared_family):
+    assert get_family(FAMILY) is squared_family
+    assert set(registry.list_implementations(FAMILY)) == {"squared_torch", "squared_reference"}
+    assert set(all_checks(FAMILY)) == {"squared_matches_reference", "squared_rejects_bad_input"}
+    with pytest.raises(ValueError, match="family name must be unique: 'squared'"):
+        register_family(Family(**{**RECORD.__dict__}))
+
+
+def test_the_generic_checks_judge_the_new_family(squared_family):
+    impl = registry.get_implementation("squared_torch")
+    for check in all_checks(FAMILY).values():
+        outcomes = [evaluate(impl, check, case).status for case in check.cases()]
+        assert set(outcomes) == {"pass"}, (check.name, outcomes)
+    wrong = registry.Implementation("wrong", lambda x, t, reduction="mean": reduce_loss(
+        (x - t).abs(), validate(x, t, reduction=reduction)), family=FAMILY)  # fmt: skip
+    check = all_checks(FAMILY)["squared_matches_reference"]
+    assert {evaluate(wrong, check, case).status for case in check.cases()} == {"fail"}
+    softmax_check = next(iter(get_family("softmax").all_checks().values()))
+    assert evaluate(impl, softmax_check, softmax_check.cases()[0]).status == "n/a"  # another family's
+
+
+def test_list_check_run_and_accuracy_take_the_new_family(squared_family, tmp_path, capsys):
+    assert main(["list", "--family", FAMILY]) == 0
+    listed = capsys.readouterr().out
+    assert "squared_torch" in listed and "fused" not in listed
+
+    assert main(["check", "--family", FAMILY]) == 0
+    matrix = capsys.readouterr().out
+    assert "squared_matches_reference" in matrix and "squared_torch" in matrix and "gather" not in matrix
+
+    assert main(["run", "--quick", "--family", FAMILY, "--rounds", "2", "--output", str(tmp_path)]) == 0
+    report = json.loads(next(tmp_path.glob("focalbench-*.json")).read_text())
+    assert report["settings"]["family"] == FAMILY and report["settings"]["shapes"] == ["squared_rows"]
+    assert {r["implementation"] for r in report["results"]} == {"mse_loss", "squared_torch", "squared_reference"}
+    assert {r["baseline"] for r in report["results"]} == {"mse_loss"}
+    assert all(math.isfinite(r["ratio_to_baseline"]) for r in report["results"])
+    assert report["checks"]["squared_torch"] == {"squared_matches_reference": "pass",
+                                                 "squared_rejects_bad_input": "pass"}  # fmt: skip
+    capsys.readouterr()
+
+    assert main(["accuracy", "--family", FAMILY, "--output", str(tmp_path)]) == 0
+    accuracy = json.loads(next(tmp_path.glob("accuracy-*.json")).read_text())
+    assert accuracy["family"] == FAMILY
+    assert {(r["implementation"], r["gap"]) for r in accuracy["rows"]} == {
+        (name, value) for name in ("squared_torch", "squared_reference") for value in (1.0, 1e3)}  # fmt: skip
+    assert all(max(r["max_loss_error"], r["max_grad_error"]) < 1e-6 for r in accuracy["rows"])
+
+
+def test_an_unknown_family_is_a_one_line_usage_error(capsys):
+    assert main(["list", "--family", "nonesuch"]) == 2
+    assert "focalbench list: --family must be one of softmax, sigmoid" in capsys.readouterr().err
