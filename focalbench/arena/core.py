@@ -37,6 +37,7 @@ __all__ = [
     "applicability",
     "case_id",
     "classified",
+    "error_inputs",
     "evaluate",
     "failure_of",
     "loss_and_grad",
@@ -105,6 +106,17 @@ class BadInput:
 
     def call_args(self, device: str) -> tuple[object, object, dict]:
         return self.call(device)
+
+
+def error_inputs(
+    table: dict[str, tuple[str, type[Exception], Callable[[str], tuple[object, object, dict]]]],
+    needs_cuda: Iterable[str] = (),
+) -> list[BadInput]:
+    """A family's bad inputs from its table ``{name: (argument named in the message, exception, call)}``; the calls
+    named in ``needs_cuda`` put one tensor on the CPU and the other on CUDA."""
+    cuda = set(needs_cuda)
+    return [BadInput(name, argument, error, call, "cuda" if name in cuda else "cpu")
+            for name, (argument, error, call) in table.items()]  # fmt: skip
 
 
 @dataclass(frozen=True)

@@ -19,12 +19,14 @@ import ctypes
 import functools
 import math
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
+if TYPE_CHECKING:  # the arguments' type only: the kernels import nothing of the losses
+    from focalbench.losses.softmax.semantics import FocalArgs
+
 from focalbench.kernels.build import NativeBuildError, load
-from focalbench.losses.common import compute_dtype, reduction_scale
-from focalbench.losses.softmax.semantics import FocalArgs
 
 __all__ = ["SIGNATURES", "SOURCE", "available", "forward", "forward_args", "library"]
 
@@ -157,10 +159,10 @@ def forward(
 
 def forward_args(args: FocalArgs, need_grad: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
     """:func:`forward` for validated arguments: the per-element loss and the gradient of the *reduced* loss."""
-    logits = args.logits.to(compute_dtype(args.logits.dtype))
+    logits = args.logits.to(args.compute_dtype)
     # -1 marks an ignored row: the kernel reads none of its logits, so garbage there (NaN, -inf) stays out
     target = args.target if args.all_counted else args.target.masked_fill(~args.valid, -1)
     alpha = None if args.alpha is None else args.alpha_t(torch.float64).reshape(-1).contiguous()
-    scale = reduction_scale(args) if args.reduction == "mean" else 1.0
+    scale = args.reduction_scale
     loss, grad = forward(logits, target.reshape(-1).contiguous(), alpha, args.gamma, scale, need_grad)
     return loss.reshape(args.target.shape), grad

@@ -20,11 +20,13 @@ logits, so nothing they hold reaches the result.
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import torch
 
-from focalbench.losses.common import compute_dtype, reduction_scale
-from focalbench.losses.softmax.semantics import FocalArgs
+if TYPE_CHECKING:  # the arguments' type only: the kernels import nothing of the losses
+    from focalbench.losses.softmax.semantics import FocalArgs
+
 
 __all__ = ["REFINE_TOLERANCE", "eager_forward"]
 
@@ -64,7 +66,7 @@ REFINE_TOLERANCE = 1e-6
 def eager_forward(args: FocalArgs, need_grad: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Per-element loss (target's shape, float64) and, if ``need_grad``, the reduction-scaled gradient."""
     logits = args.logits
-    dtype = compute_dtype(logits.dtype)
+    dtype = args.compute_dtype
     x = logits.to(dtype)
     if not args.all_counted:
         # ignored elements count for nothing whatever their logits hold (-inf at class 0, NaN, +inf): compute them
@@ -113,7 +115,7 @@ def eager_forward(args: FocalArgs, need_grad: bool) -> tuple[torch.Tensor, torch
     p_t_log_p_t = torch.where(p_t > 0, p_t * neg_log_p_t, 0.0)  # x log x -> 0 as x -> 0: a target at -inf
     big_g = weighted * (one_minus_p_t + gamma * p_t_log_p_t)
     if args.reduction == "mean":
-        big_g = big_g * reduction_scale(args)
+        big_g = big_g * args.reduction_scale
     # no non-target mass (every other class underflowed) means G = 0 too
     coef = torch.where(sum_others > 0, big_g * q_scale, torch.zeros((), dtype=torch.float64, device=x.device))
     grad = probs.mul_(coef.to(dtype))

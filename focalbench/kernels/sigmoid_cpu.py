@@ -7,11 +7,14 @@ are in the comment above it; the derivation in :mod:`focalbench.losses.sigmoid.c
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 
+if TYPE_CHECKING:  # the arguments' type only: the kernels import nothing of the losses
+    from focalbench.losses.sigmoid.semantics import SigmoidArgs
+
 from focalbench.kernels import cpu
-from focalbench.losses.common import compute_dtype, reduce_loss, reduction_scale
-from focalbench.losses.sigmoid.semantics import SigmoidArgs
 
 __all__ = ["CHUNK", "available", "forward_args"]
 
@@ -29,7 +32,7 @@ def forward_args(args: SigmoidArgs, need_grad: bool) -> tuple[torch.Tensor, torc
 
     Logits and target are read contiguous in the compute dtype (a copy only where they are not already).
     """
-    dtype = compute_dtype(args.logits.dtype)
+    dtype = args.compute_dtype
     x = args.logits.to(dtype).contiguous()
     t = args.target.to(dtype).contiguous()
     n = x.numel()
@@ -40,9 +43,9 @@ def forward_args(args: SigmoidArgs, need_grad: bool) -> tuple[torch.Tensor, torc
     threads = min(torch.get_num_threads(), max(1, n // ELEMENTS_PER_THREAD))
     cpu.call(
         "sigmoid_focal_forward", x=x.data_ptr(), t=t.data_ptr(), is_double=int(dtype == torch.float64), n=n,
-        alpha=args.alpha, gamma=float(args.gamma), scale=reduction_scale(args), loss=cpu.pointer(loss),
+        alpha=args.alpha, gamma=float(args.gamma), scale=args.reduction_scale, loss=cpu.pointer(loss),
         partial=cpu.pointer(partial), grad=cpu.pointer(grad), threads=threads,
     )  # fmt: skip
     if per_element:
         return loss, grad
-    return reduce_loss(partial, args), grad
+    return args.reduce(partial), grad

@@ -13,10 +13,13 @@ branch that is not selected reaches a gradient, the second derivative included.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 
-from focalbench.losses.common import compute_dtype, reduce_loss, reduction_scale
-from focalbench.losses.sigmoid.semantics import SigmoidArgs
+if TYPE_CHECKING:  # the arguments' type only: the kernels import nothing of the losses
+    from focalbench.losses.sigmoid.semantics import SigmoidArgs
+
 
 __all__ = ["closed_form", "eager_forward"]
 
@@ -68,5 +71,5 @@ def eager_forward(args: SigmoidArgs, need_grad: bool) -> tuple[torch.Tensor, tor
     x = args.logits.detach().to(torch.float64)
     per_element, grad = closed_form(x, args.target.to(torch.float64), args.alpha, args.gamma)
     if not need_grad:
-        return reduce_loss(per_element, args), None
-    return reduce_loss(per_element, args), (grad * reduction_scale(args)).to(compute_dtype(args.logits.dtype))
+        return args.reduce(per_element), None
+    return args.reduce(per_element), (grad * args.reduction_scale).to(args.compute_dtype)

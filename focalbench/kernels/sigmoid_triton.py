@@ -24,13 +24,15 @@ tensors. Without triton installed, :data:`focalbench.kernels.triton.UNAVAILABLE`
 from __future__ import annotations
 
 import contextlib
+from typing import TYPE_CHECKING
 
 import numpy
 import torch
 
+if TYPE_CHECKING:  # the arguments' type only: the kernels import nothing of the losses
+    from focalbench.losses.sigmoid.semantics import SigmoidArgs
+
 from focalbench.kernels.triton import INTERPRETED, UNAVAILABLE, triton
-from focalbench.losses.common import compute_dtype, reduce_loss, reduction_scale
-from focalbench.losses.sigmoid.semantics import SigmoidArgs
 
 __all__ = ["UNAVAILABLE", "sigmoid_triton_forward"]
 
@@ -94,11 +96,11 @@ if triton is not None:
         of that loss (logits' dtype), from one launch."""
         logits = args.logits
         x = logits.reshape(-1).contiguous()
-        t = args.target.to(compute_dtype(logits.dtype)).reshape(-1).contiguous()
+        t = args.target.to(args.compute_dtype).reshape(-1).contiguous()
         n = x.numel()
         programs = triton.cdiv(n, BLOCK)
         per_element = args.reduction == "none"
-        loss_dtype = compute_dtype(logits.dtype) if per_element else torch.float64
+        loss_dtype = args.compute_dtype if per_element else torch.float64
         loss = torch.empty(n if per_element else programs, dtype=loss_dtype, device=x.device)
         grad = torch.empty_like(x) if need_grad else loss
         gamma = float(args.gamma)
@@ -108,8 +110,8 @@ if triton is not None:
             quiet = numpy.errstate(all="ignore") if INTERPRETED else contextlib.nullcontext()
             with quiet:
                 _sigmoid_focal_kernel[(programs,)](
-                    x, t, loss, grad, n, args.alpha, gamma, reduction_scale(args),
+                    x, t, loss, grad, n, args.alpha, gamma, args.reduction_scale,
                     GAMMA_KIND=kind, WRITE_LOSS=per_element, NEED_GRAD=need_grad, BLOCK=BLOCK,
                 )  # fmt: skip
-        result = loss.reshape(logits.shape) if per_element else reduce_loss(loss, args)
+        result = loss.reshape(logits.shape) if per_element else args.reduce(loss)
         return result, (grad.reshape(logits.shape) if need_grad else None)

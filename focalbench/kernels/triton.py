@@ -26,12 +26,14 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+from typing import TYPE_CHECKING
 
 import numpy
 import torch
 
-from focalbench.losses.common import reduction_scale
-from focalbench.losses.softmax.semantics import FocalArgs
+if TYPE_CHECKING:  # the arguments' type only: the kernels import nothing of the losses
+    from focalbench.losses.softmax.semantics import FocalArgs
+
 
 __all__ = ["INTERPRETED", "UNAVAILABLE", "triton_forward"]
 
@@ -162,7 +164,7 @@ if triton is not None:
         alpha_t = args.alpha_t(torch.float32).reshape(-1).contiguous()
         loss = torch.empty(rows, dtype=torch.float32, device=logits.device)
         grad = torch.empty((n, c, spatial), dtype=logits.dtype, device=logits.device) if need_grad else loss
-        scale = reduction_scale(args) if args.reduction == "mean" else 1.0
+        scale = args.reduction_scale
         if rows:
             block_r, block_c = _blocks(rows, c)
             # the interpreter evaluates both sides of every tl.where in NumPy, masked lanes included

@@ -34,6 +34,7 @@ __all__ = [
     "HALF_DTYPES",
     "REDUCTIONS",
     "ClosedForm",
+    "LossArgs",
     "ForwardKernel",
     "FusedLoss",
     "check_tensors",
@@ -121,6 +122,30 @@ def reduction_scale(args: Any) -> float:
     """The factor :func:`reduce_loss` applies to every element: 1 / count for ``"mean"`` (1 when nothing is
     counted), else 1."""
     return 1.0 / max(args.count, 1) if args.reduction == "mean" else 1.0
+
+
+class LossArgs:
+    """What every family's validated arguments (a frozen dataclass with ``logits``, ``reduction`` and ``count``, the
+    number of counted elements) tell a kernel about arithmetic and reduction, so that the kernels need nothing from the
+    families' modules."""
+
+    logits: torch.Tensor
+    reduction: str
+    count: int
+
+    @property
+    def compute_dtype(self) -> torch.dtype:
+        """The dtype the arithmetic is done in (:func:`compute_dtype` of the logits')."""
+        return compute_dtype(self.logits.dtype)
+
+    @property
+    def reduction_scale(self) -> float:
+        """The factor the reduction applies to every element (:func:`reduction_scale`)."""
+        return reduction_scale(self)
+
+    def reduce(self, per_element: torch.Tensor) -> torch.Tensor:
+        """``per_element`` reduced as the arguments say (:func:`reduce_loss`)."""
+        return reduce_loss(per_element, self)
 
 
 @dataclass(frozen=True)

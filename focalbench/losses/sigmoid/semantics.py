@@ -35,7 +35,7 @@ from dataclasses import dataclass
 
 import torch
 
-from focalbench.losses.common import REDUCTIONS, check_tensors, compute_dtype, shape_of, validate_gamma
+from focalbench.losses.common import REDUCTIONS, LossArgs, check_tensors, compute_dtype, shape_of, validate_gamma
 
 __all__ = ["DEFAULTS", "SigmoidArgs", "class_index_targets", "validate"]
 
@@ -44,7 +44,7 @@ DEFAULTS: dict[str, object] = {"alpha": 0.25, "gamma": 2.0, "reduction": "none"}
 
 
 @dataclass(frozen=True)
-class SigmoidArgs:
+class SigmoidArgs(LossArgs):
     """Validated, normalized arguments of one sigmoid focal-loss call.
 
     ``target`` is in the compute dtype on the logits' device; ``alpha`` is a float ``<= 1``, -1.0 for no weighting

@@ -33,6 +33,7 @@ import torch
 
 from focalbench.losses.common import (
     REDUCTIONS,
+    LossArgs,
     check_tensors,
     compute_dtype,
     shape_of,
@@ -45,7 +46,7 @@ _INT64 = torch.iinfo(torch.int64)
 
 
 @dataclass(frozen=True)
-class FocalArgs:
+class FocalArgs(LossArgs):
     """Validated, normalized arguments of one focal-loss call.
 
     ``alpha`` is ``None``, a Python float, or a 1-D tensor of length ``C`` in :func:`compute_dtype` on the logits'

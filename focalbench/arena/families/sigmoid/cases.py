@@ -14,7 +14,7 @@ from typing import ClassVar
 
 import torch
 
-from focalbench.arena.core import DTYPE_NAMES, GAMMAS, BadInput, SampleCase
+from focalbench.arena.core import DTYPE_NAMES, GAMMAS, BadInput, SampleCase, error_inputs
 
 __all__ = [
     "GAMMAS",
@@ -372,7 +372,4 @@ _NEEDS_CUDA = {"target-device"}  # a target on the CPU with logits on CUDA
 
 def bad_inputs() -> list[BadInput]:
     """Every invalid call of the family, with the error it must raise."""
-    return [
-        BadInput(name, argument, error, call, device="cuda" if name in _NEEDS_CUDA else "cpu")
-        for name, (argument, error, call) in _BAD_INPUTS.items()
-    ]
+    return error_inputs(_BAD_INPUTS, needs_cuda=_NEEDS_CUDA)
