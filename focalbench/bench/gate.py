@@ -18,16 +18,29 @@ import statistics
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from scipy.stats import mannwhitneyu
 from tabulate import tabulate
 
-__all__ = ["Comparison", "comparable", "compare_reports", "machine_kind", "merge_reports"]
+from focalbench.bench.stats import paired_ratios, reliability, shift
+
+__all__ = ["ALPHA", "MEAN_SLOWDOWN", "Comparison", "GateError", "comparable", "compare_reports", "machine_kind",
+           "merge_reports"]  # fmt: skip
+
+
+class GateError(ValueError):
+    """Two reports the gate cannot judge against each other (one line: why)."""
 
 
 @dataclass(frozen=True)
 class Change:
+    """One compared row (or an implementation's summary): its ratios to the baseline, the change, the one-sided p-value
+    of the per-round ratios having grown (None where a report kept no samples), and why it is unreliable (or None)."""
+
     key: tuple
     old_ratio: float
     new_ratio: float
+    p_value: float | None = None
+    unreliable: str | None = None
 
     @property
     def change(self) -> float:
@@ -41,18 +54,28 @@ class Comparison:
     broken_checks: list[tuple[str, str, str, str]]  # (implementation, check, old verdict, new verdict)
     unmatched: int
     summaries: list[Change] = dataclasses.field(default_factory=list)  # per implementation, over its rows
+    baseline: str = "cross_entropy"
+
+    @property
+    def unreliable(self) -> list[Change]:
+        """Rows whose ratios cannot be trusted: neither a pass nor a regression, to be measured again."""
+        return [c for c in self.changes if c.unreliable]
 
     @property
     def exit_code(self) -> int:
         return 1 if self.regressions or self.broken_checks else 0
 
     def table(self) -> str:
+        def verdict(c: Change) -> str:
+            return "REGRESSION" if c in self.regressions else "UNRELIABLE" if c.unreliable else ""
+
         rows = [
             [*c.key, f"{c.old_ratio:.2f}", f"{c.new_ratio:.2f}", f"{100 * c.change:+.1f}%",
-             "REGRESSION" if c in self.regressions else ""]
+             "" if c.p_value is None else f"{c.p_value:.2g}", verdict(c)]
             for c in self.changes + self.summaries
         ]  # fmt: skip
-        headers = ["implementation", "shape", "dtype", "mode", "old x CE", "new x CE", "change", ""]
+        headers = ["implementation", "shape", "dtype", "mode", f"old x {self.baseline}", f"new x {self.baseline}",
+                   "change", "p (grew)", ""]  # fmt: skip
         return tabulate(rows, headers=headers)
 
 
@@ -81,22 +104,65 @@ def comparable(baseline: dict, new: dict) -> str | None:
     return None
 
 
-#: A single row is a regression only past this many times the allowance (the geometric mean is the main verdict).
+#: A row without samples (a report from before they were kept) is a regression only past this many times the
+#: allowance: without samples there is no test, only the threshold.
 ROW_FACTOR = 3.0
+#: The significance a regression needs: a one-sided Mann-Whitney p-value below this.
+ALPHA = 0.01
+#: The default allowance of an implementation's geometric mean over its rows (each row has its own, ``max_slowdown``).
+MEAN_SLOWDOWN = 0.2
 
 
 def _geometric_mean(values: list[float]) -> float:
     return math.exp(sum(math.log(v) for v in values) / len(values))
 
 
-def compare_reports(baseline: dict, new: dict, max_slowdown: float, impls: Iterable[str] | None = None) -> Comparison:
+def _ratios(row: dict) -> list[float] | None:
+    """The row's per-round ratios, where the report kept its samples."""
+    if row.get("samples_s") and row.get("baseline_samples_s"):
+        return paired_ratios(row["samples_s"], row["baseline_samples_s"])
+    return None
+
+
+def _family(report: dict) -> str:
+    return str((report.get("settings") or {}).get("family", "softmax"))
+
+
+def _refusal(baseline: dict, new: dict) -> str | None:
+    """Why the two reports cannot be judged against each other, or None."""
+    if _family(baseline) != _family(new):
+        return f"the reports must time one loss family. Got: {_family(baseline)} and {_family(new)}"
+    bases = {r.get("baseline") for r in baseline["results"]}, {r.get("baseline") for r in new["results"]}
+    if bases[0] and bases[1] and bases[0] != bases[1]:
+        return f"the reports must time against one baseline. Got: {sorted(bases[0])} and {sorted(bases[1])}"
+    return None
+
+
+def compare_reports(
+    baseline: dict,
+    new: dict,
+    max_slowdown: float,
+    impls: Iterable[str] | None = None,
+    max_mean_slowdown: float = MEAN_SLOWDOWN,
+    alpha: float = ALPHA,
+) -> Comparison:
     """Timing rows of ``impls`` (default: every implementation) and every check, ``baseline`` against ``new``.
 
-    The verdict on an implementation's speed is the geometric mean of its rows' changes: the ratio to cross-entropy
-    of one shape moves by up to ~60 % between runs of unchanged code on a small shared machine (cross-entropy's own
-    time is the noisy part), in both directions, while a real slowdown moves every shape the same way. A regression
-    is that mean growing by more than ``max_slowdown``, or one row growing by more than ``ROW_FACTOR`` times it (a
-    slowdown confined to one shape)."""
+    Each (implementation, shape, dtype, mode) row is judged on its own: a regression is a growth of the median
+    per-round ratio beyond ``max_slowdown`` that the one-sided Mann-Whitney test of the two runs' per-round ratios
+    supports (p < ``alpha``), so a slowdown confined to one shape is caught and one noisy row is not an alarm. An
+    implementation's geometric mean over its rows is judged too, against ``max_mean_slowdown``, with the test on all
+    its rows' ratios pooled (each row's log-ratios centred on its baseline median): a small slowdown of every shape.
+    A row either report flags unreliable is neither a pass nor a regression: it is listed, to be measured again.
+    Rows of reports that kept no samples fall back to the ratio alone (``ROW_FACTOR`` times the allowance).
+
+    Raises:
+        GateError: the reports time different families or baselines, no timing row is in both, or every compared
+            row is unreliable.
+    """
+    reason = _refusal(baseline, new)
+    if reason is not None:
+        raise GateError(reason)
     wanted = set(impls) if impls else None
 
     def timed(report: dict) -> dict:
@@ -107,23 +173,50 @@ def compare_reports(baseline: dict, new: dict, max_slowdown: float, impls: Itera
         }
 
     old_rows, new_rows = timed(baseline), timed(new)
-    changes = [
-        Change(key, old_rows[key]["ratio_to_baseline"], new_rows[key]["ratio_to_baseline"])
-        for key in old_rows
-        if key in new_rows
-    ]
+    keys = [key for key in old_rows if key in new_rows]
+    if not keys:
+        which = f" of {', '.join(sorted(wanted))}" if wanted else ""
+        raise GateError(f"the reports must share timing rows{which}. Got: none in both ({len(old_rows)} in the "
+                        f"baseline, {len(new_rows)} in the new report)")  # fmt: skip
+    changes, pooled = [], {}
+    for key in keys:
+        old, fresh = old_rows[key], new_rows[key]
+        unreliable = "; ".join(f"{side}: {row['unreliable']}" for side, row in (("baseline", old), ("new", fresh))
+                               if row.get("unreliable")) or None  # fmt: skip
+        old_r, new_r = _ratios(old), _ratios(fresh)
+        if old_r and new_r:
+            tested = shift(old_r, new_r)
+            centre = math.log(statistics.median(old_r))
+            mine = pooled.setdefault(key[0], ([], []))
+            mine[0].extend(math.log(r) - centre for r in old_r)
+            mine[1].extend(math.log(r) - centre for r in new_r)
+            changes.append(Change(key, float(statistics.median(old_r)), float(statistics.median(new_r)), tested.p_value,
+                                  unreliable))  # fmt: skip
+        else:
+            changes.append(Change(key, old["ratio_to_baseline"], fresh["ratio_to_baseline"], None, unreliable))
+    if all(c.unreliable for c in changes):
+        raise GateError(f"every compared row is unreliable ({len(changes)}): re-measure. First: "
+                        f"{' / '.join(map(str, changes[0].key))}: {changes[0].unreliable}")  # fmt: skip
+    regressions = [
+        c for c in changes if not c.unreliable and c.change > (max_slowdown if c.p_value is not None else
+                                                                 ROW_FACTOR * max_slowdown)
+        and (c.p_value is None or c.p_value < alpha)
+    ]  # fmt: skip
     summaries = []
     for impl in dict.fromkeys(c.key[0] for c in changes):
-        mine = [c for c in changes if c.key[0] == impl]
-        summaries.append(
-            Change(
-                (impl, f"geometric mean of {len(mine)} rows", "", ""),
-                _geometric_mean([c.old_ratio for c in mine]),
-                _geometric_mean([c.new_ratio for c in mine]),
-            )
-        )
-    regressions = [c for c in summaries if c.change > max_slowdown]
-    regressions += [c for c in changes if c.change > ROW_FACTOR * max_slowdown]
+        mine = [c for c in changes if c.key[0] == impl and not c.unreliable]
+        if not mine:
+            continue
+        p_value = None
+        if impl in pooled and all(c.p_value is not None for c in mine):
+            p_value = float(mannwhitneyu(pooled[impl][1], pooled[impl][0], alternative="greater").pvalue)
+        summary = Change((impl, f"geometric mean of {len(mine)} rows", "", ""),
+                         _geometric_mean([c.old_ratio for c in mine]), _geometric_mean([c.new_ratio for c in mine]),
+                         p_value)  # fmt: skip
+        summaries.append(summary)
+        allowance = max_mean_slowdown if p_value is not None else max_slowdown
+        if summary.change > allowance and (p_value is None or p_value < alpha):
+            regressions.append(summary)
     broken = []
     for impl, verdicts in new.get("checks", {}).items():
         for check, verdict in verdicts.items():
@@ -132,7 +225,8 @@ def compare_reports(baseline: dict, new: dict, max_slowdown: float, impls: Itera
             if old == "pass" and verdict in ("fail", "xpass"):
                 broken.append((impl, check, old, verdict))
     unmatched = len(set(old_rows) ^ set(new_rows))
-    return Comparison(changes, regressions, broken, unmatched, summaries)
+    base_name = next(iter({r.get("baseline") for r in new["results"]} - {None}), "cross_entropy")
+    return Comparison(changes, regressions, broken, unmatched, summaries, base_name)
 
 
 def merge_reports(reports: list[dict], same_machine: bool = False) -> dict:
@@ -160,6 +254,14 @@ def merge_reports(reports: list[dict], same_machine: bool = False) -> dict:
             values = [r[field] for r in present if r.get(field) is not None]
             row[field] = statistics.median(values) if values else None
         row["runs"] = sum(r["runs"] for r in present)
+        if all(r.get("samples_s") and r.get("baseline_samples_s") for r in present):
+            # the runs' samples pooled, pairs kept: the ratio and its interval are those of all the rounds
+            row["samples_s"] = [s for r in present for s in r["samples_s"]]
+            row["baseline_samples_s"] = [s for r in present for s in r["baseline_samples_s"]]
+            ratios = paired_ratios(row["samples_s"], row["baseline_samples_s"])
+            interval, row["unreliable"] = reliability(ratios, row["samples_s"], row["baseline_samples_s"])
+            row["ratio_to_baseline"] = statistics.median(ratios)
+            row["ratio_interval"], row["ratio_confidence"] = [interval.low, interval.high], interval.confidence
         rows.append(row)
     merged["results"] = rows
     checks: dict = {}

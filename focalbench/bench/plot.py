@@ -2,12 +2,12 @@
 
 ``focalbench plot REPORT [REPORT ...] --output DIR`` writes each figure as PNG and SVG:
 
-* ``speed-ratio``  time relative to ``F.cross_entropy`` per representative shape and implementation (speed reports);
-  bars are the ratio of medians, whiskers one interquartile range of the implementation's time over cross-entropy's
-  median;
-* ``size-sweep``   time per call against rows, log-log, every implementation and cross-entropy (the ``sweep_*`` rows of
+* ``speed-ratio``  time relative to the family's baseline (``F.cross_entropy``; sigmoid: BCE with logits) per
+  representative shape and implementation (speed reports); bars are the median per-round ratio, whiskers its 95 %
+  interval (older reports: one IQR of the time over the baseline's median);
+* ``size-sweep``   time per call against rows, log-log, every implementation and the baseline (the ``sweep_*`` rows of
   speed reports), whiskers one IQR;
-* ``accuracy-gap`` worst relative error (loss and gradient) against the logit gap per implementation (accuracy
+* ``accuracy-gap`` worst relative error (loss and gradient) against the family's sweep axis per implementation (accuracy
   reports, ``focalbench accuracy``);
 * ``focal-figure-1`` Lin et al. (2017), Fig. 1: loss against p_t for gamma in {0, 0.5, 1, 2, 5}, computed by the
   registered implementations (always written).
@@ -140,8 +140,12 @@ def _shape_name(row: dict) -> str:
     return row.get("shape_name") or "x".join(map(str, row["shape"]))
 
 
-def ratio_series(documents: Sequence[Document]) -> tuple[list[str], dict[str, dict[str, tuple[float, float]]]]:
-    """(shapes, {implementation: {shape: (ratio, IQR / baseline median)}}) for the non-sweep shapes."""
+def ratio_series(
+    documents: Sequence[Document],
+) -> tuple[list[str], dict[str, dict[str, tuple[float, float, float]]]]:
+    """(shapes, {implementation: {shape: (ratio, low, high)}}) for the non-sweep shapes: the whiskers are the ratio's
+    95 % interval from the per-round ratios (both sides' dispersion); reports from before it was kept give one IQR of
+    the implementation's time over the baseline's median, centred on the ratio."""
     shapes: list[str] = []
     series: dict[str, dict[str, tuple[float, float]]] = {}
     for label, row in _timed_rows(documents):
@@ -150,8 +154,13 @@ def ratio_series(documents: Sequence[Document]) -> tuple[list[str], dict[str, di
             continue
         if name not in shapes:
             shapes.append(name)
-        spread = row["iqr_s"] / row["baseline_median_s"]
-        series.setdefault(label, {})[name] = (row["ratio_to_baseline"], spread)
+        ratio = row["ratio_to_baseline"]
+        if row.get("ratio_interval"):
+            low, high = row["ratio_interval"]
+        else:
+            spread = row["iqr_s"] / row["baseline_median_s"]
+            low, high = ratio - spread / 2, ratio + spread / 2
+        series.setdefault(label, {})[name] = (ratio, low, high)
     return shapes, series
 
 
@@ -255,7 +264,8 @@ def _ratio_figure(plt, documents: Sequence[Document], family: Family):
     for i, name in enumerate(names):
         xs = [s + (i - (len(names) - 1) / 2) * width for s, shape in enumerate(shapes) if shape in series[name]]
         values = [series[name][shape] for shape in shapes if shape in series[name]]
-        ax.bar(xs, [v[0] for v in values], width, label=name, yerr=[v[1] / 2 for v in values], capsize=1.5,
+        whiskers = [[v[0] - v[1] for v in values], [v[2] - v[0] for v in values]]
+        ax.bar(xs, [v[0] for v in values], width, label=name, yerr=whiskers, capsize=1.5,
                error_kw={"elinewidth": 0.7})  # fmt: skip
     baseline = family.labels.baseline
     ax.axhline(1.0, color="black", linewidth=0.8, linestyle="--", label=f"{baseline} = 1")

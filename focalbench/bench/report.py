@@ -13,7 +13,8 @@ from tabulate import tabulate
 
 __all__ = [
     "baseline_of",
-    "SCHEMA_VERSION", "ReportError", "read_report", "results_table", "to_markdown", "write_document", "write_new",
+    "SCHEMA_VERSION", "ReportError", "read_report", "results_table", "to_markdown", "unreliable_lines",
+    "write_document", "write_new",
     "write_report",
 ]  # fmt: skip
 
@@ -132,7 +133,8 @@ def baseline_of(rows: list[dict]) -> str:
 
 def results_table(rows: list[dict], fmt: str = "simple") -> str:
     headers = ["shape", "mode", "dtype", "implementation", "median ms", "IQR ms", "runs", f"x {baseline_of(rows)}",
-               "ns/logit", "x exp floor", "GB/s", "% BW", "peak MB", "peak / base", "compile s"]  # fmt: skip
+               "95% interval", "", "ns/logit", "x exp floor", "GB/s", "% BW", "peak MB", "peak / base",
+               "compile s"]  # fmt: skip
     body = []
     for r in rows:
         base_peak = r.get("baseline_peak_memory_bytes")
@@ -146,6 +148,8 @@ def results_table(rows: list[dict], fmt: str = "simple") -> str:
                 _ms(r["iqr_s"]),
                 r["runs"],
                 f"{r['ratio_to_baseline']:.2f}",
+                _interval(r),
+                "UNRELIABLE" if r.get("unreliable") else "",
                 "" if r.get("ns_per_logit") is None else f"{r['ns_per_logit']:.2f}",
                 "" if r.get("ratio_to_floor") is None else f"{r['ratio_to_floor']:.2f}",
                 f"{r['gbytes_per_s']:.1f}",
@@ -156,6 +160,17 @@ def results_table(rows: list[dict], fmt: str = "simple") -> str:
             ]
         )
     return tabulate(body, headers=headers, tablefmt=fmt)
+
+
+def _interval(row: dict) -> str:
+    interval = row.get("ratio_interval")
+    return "" if not interval else f"{interval[0]:.2f}-{interval[1]:.2f}"
+
+
+def unreliable_lines(rows: list[dict]) -> list[str]:
+    """One line per row whose ratio cannot be trusted, with why: re-measure those."""
+    return [f"UNRELIABLE {r['implementation']} / {r.get('shape_name')} / {r['dtype']} / {r['mode']}: "
+            f"{r['unreliable']} (re-measure: a busy machine, or more rounds)" for r in rows if r.get("unreliable")]
 
 
 def checks_table(checks: dict, fmt: str = "simple") -> str:
@@ -186,13 +201,17 @@ def to_markdown(report: dict) -> str:
         "",
         f"Each row: median of per-call times over rounds in which every implementation and the baseline "
         f"(`{baseline}`) took one sample in rotating order; `x {baseline}` is "
-        "the ratio of medians on the same inputs in the same process; "
+        "the median of the per-round ratios (each sample over the baseline's of the same round, same inputs, same "
+        "process), `95% interval` that median's distribution-free interval from order statistics; UNRELIABLE marks a "
+        "ratio whose interval spans more than x1.25 or whose samples are dispersed (IQR above 25 % of the median) "
+        "after the extra rounds such a row gets: re-measure it; every sample is in the JSON; "
         "`ns/logit` is the median per logit and `x exp floor` its ratio to one `torch.exp` over the same logits (the "
         "compute floor: one vectorized exponential per logit), timed in the same rounds.",
         "",
         "## Timings",
         "",
         results_table(report["results"], "github"),
+        *(["", *unreliable_lines(report["results"])] if unreliable_lines(report["results"]) else []),
         "",
         "## Checks",
         "",

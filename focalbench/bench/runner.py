@@ -11,6 +11,8 @@ any timing; a recompilation during timing is an error.
 from __future__ import annotations
 
 import contextlib
+import math
+import statistics
 import time
 from collections.abc import Callable, Sequence
 
@@ -18,7 +20,7 @@ import torch
 
 from focalbench.arena.family import Shape, get_family
 from focalbench.arena.registry import Implementation
-from focalbench.bench.stats import summarize
+from focalbench.bench.stats import Interval, paired_ratios, reliability, summarize
 from focalbench.bench.timing import peak_memory, timer_for
 
 __all__ = ["FLOOR", "MODES", "run_case", "select_shapes"]
@@ -27,6 +29,8 @@ __all__ = ["FLOOR", "MODES", "run_case", "select_shapes"]
 #: threads), timed in the same rounds; every row reports its time per logit and its ratio to this floor.
 FLOOR = "exp_floor"
 MODES = ("forward", "backward", "forward+backward")
+#: Rounds a case may add while a ratio is unreliable: this many times the rounds asked for, within this many seconds.
+EXTRA_ROUNDS, EXTRA_BUDGET_S = 2, 20.0
 
 
 def select_shapes(names: Sequence[str] | None, quick: bool, family: str = "softmax") -> list[Shape]:
@@ -141,12 +145,19 @@ def run_case(
     timers[FLOOR] = floor
     names = list(timers)
     samples: dict[str, list[float]] = {name: [] for name in names}
+    started = time.perf_counter()
     with _no_recompilation():
-        for r in range(rounds):
+        r = 0
+        # the rounds asked for, then more of this case only while a ratio is too uncertain to support (its interval
+        # spans more than stats.RELIABLE_FACTOR), up to EXTRA_ROUNDS times as many and EXTRA_BUDGET_S seconds
+        while r < rounds or (r < rounds * (1 + EXTRA_ROUNDS) and time.perf_counter() - started < EXTRA_BUDGET_S
+                             and not all(_reliability(samples[n], samples[baseline])[1] is None
+                                         for n in names if n not in (baseline, FLOOR))):  # fmt: skip
             for name in names[r % len(names) :] + names[: r % len(names)]:
                 samples[name].append(timers[name].sample())
+            r += 1
             if progress is not None:
-                progress(f"{shape.name} {str(dtype).replace('torch.', '')} {mode}: round {r + 1}/{rounds}")
+                progress(f"{shape.name} {str(dtype).replace('torch.', '')} {mode}: round {r}/{rounds}")
     base = summarize(samples[baseline])
     floor_median = summarize(samples.pop(FLOOR)).median
     names.remove(FLOOR)
@@ -155,6 +166,7 @@ def run_case(
     for name in names:
         stats = summarize(samples[name])
         gbps = moved / stats.median / 1e9
+        interval, unreliable = _reliability(samples[name], samples[baseline])
         rows.append(
             {
                 "implementation": name,
@@ -171,7 +183,12 @@ def run_case(
                 "calls_per_run": timers[name].number,
                 "baseline": baseline,
                 "baseline_median_s": base.median,
-                "ratio_to_baseline": stats.median / base.median,
+                "ratio_to_baseline": statistics.median(paired_ratios(samples[name], samples[baseline])),
+                "ratio_interval": [interval.low, interval.high],
+                "ratio_confidence": interval.confidence,
+                "unreliable": unreliable,
+                "samples_s": samples[name],
+                "baseline_samples_s": samples[baseline],
                 "bytes_moved": moved,
                 "gbytes_per_s": gbps,
                 "fraction_of_bandwidth": gbps / bandwidth_gbps if bandwidth_gbps else None,
@@ -185,6 +202,13 @@ def run_case(
             }
         )
     return rows
+
+
+def _reliability(mine: list[float], base: list[float]) -> tuple[Interval, str | None]:
+    """The 95 % interval of the median per-round ratio, and why it cannot be trusted (None when it can)."""
+    if not mine:
+        return Interval(math.nan, math.nan, 0.0), "no sample"
+    return reliability(paired_ratios(mine, base), mine, base)
 
 
 def _compiles(impls: Sequence[Implementation], name: str) -> bool:

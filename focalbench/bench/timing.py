@@ -11,7 +11,9 @@
 from __future__ import annotations
 
 import contextlib
+import math
 import os
+import statistics
 import sys
 import time
 from collections.abc import Callable
@@ -23,6 +25,8 @@ import torch.utils.benchmark as benchmark
 __all__ = ["Timer", "copy_bandwidth", "peak_memory", "synchronized_perf_counter", "timer_for"]
 
 L2_FLUSH_BYTES = 256 * 1024 * 1024
+#: Warm calls whose median time calibrates a timer, and the fewest calls a CPU sample holds.
+CALIBRATION_CALLS, MIN_CALLS = 5, 3
 
 
 @dataclass
@@ -37,11 +41,16 @@ class Timer:
     _flush: torch.Tensor | None = None
 
     def calibrate(self, target_s: float) -> float:
-        """Choose ``number`` so one sample lasts about ``target_s``; returns the time of one call."""
-        single = min(self._cpu_samples(1, 1) if self.device == "cpu" else self._cuda_samples(1), default=0.0)
-        # one call per sample when an untimed prepare step runs before each call (it may cost far more than the call)
-        blocked = self.device == "cpu" and self.prepare is None
-        self.number = max(1, int(target_s / max(single, 1e-7))) if blocked else 1
+        """Choose ``number`` so one sample lasts at least ``target_s`` and holds at least :data:`MIN_CALLS` calls;
+        returns the time of one call.
+
+        The time of a call is the median of :data:`CALIBRATION_CALLS` warm calls, not of one cold one: a single call
+        that met a stall of a busy machine (24 ms for a call of 0.1 ms was seen) would make every later sample one
+        call long, each as exposed to the next stall as that one was."""
+        if self.device == "cuda":
+            return statistics.median(self._cuda_samples(CALIBRATION_CALLS))
+        single = statistics.median(self._cpu_samples(CALIBRATION_CALLS, 1))
+        self.number = max(MIN_CALLS, math.ceil(target_s / max(single, 1e-7)))
         return single
 
     def sample(self) -> float:

@@ -7,7 +7,7 @@ import json
 import tempfile
 from pathlib import Path
 
-from focalbench.cli.compare import check_slowdown, print_comparison
+from focalbench.cli.compare import add_allowances, check_slowdown, compared, print_comparison
 from focalbench.cli.console import UsageError, eprint
 from focalbench.cli.options import writable_directory
 
@@ -22,16 +22,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--new", metavar="REF", help="default: this checkout as installed")
     parser.add_argument("--rounds", type=int, default=3, help="quick runs per side (default 3)")
     parser.add_argument("--impl", action="append", dest="impls", metavar="NAME", help="repeatable; default fused")
-    parser.add_argument("--max-slowdown", type=float, default=0.5, help="allowed growth of a ratio (0.5 = 50%%)")
+    add_allowances(parser)
     parser.add_argument("--output", help="directory for the two merged reports (default: a temporary one)")
 
 
 def run(args: argparse.Namespace) -> int:
     from focalbench.bench.ab import ABError, install_commit, run_alternating
-    from focalbench.bench.gate import compare_reports
-    from focalbench.bench.report import baseline_of, write_new
+    from focalbench.bench.report import write_new
 
-    check_slowdown(args.max_slowdown)
+    check_slowdown(args)
     if args.rounds < 1:
         raise UsageError(f"--rounds must be >= 1. Got: {args.rounds}")
     impls = args.impls or ["fused"]
@@ -51,6 +50,6 @@ def run(args: argparse.Namespace) -> int:
         document.setdefault("settings", {})["ab_side"] = side
         write_new(output / f"ab-{side}.json", json.dumps(document, indent=1) + "\n")
     eprint(f"  merged reports in {output}")
-    comparison = compare_reports(base, new, args.max_slowdown, impls)
-    print_comparison(comparison, args.max_slowdown, baseline_of(new["results"]))
+    comparison = compared(base, new, args, impls)
+    print_comparison(comparison, args.max_slowdown)
     return comparison.exit_code

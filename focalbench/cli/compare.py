@@ -7,7 +7,7 @@ import math
 
 from focalbench.cli.console import UsageError
 
-__all__ = ["add_arguments", "check_slowdown", "print_comparison", "run"]
+__all__ = ["add_allowances", "add_arguments", "check_slowdown", "compared", "print_comparison", "run"]
 
 HELP = "gate: compare a new report with a baseline report"
 
@@ -15,7 +15,7 @@ HELP = "gate: compare a new report with a baseline report"
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("baseline")
     parser.add_argument("new")
-    parser.add_argument("--max-slowdown", type=float, default=0.5, help="allowed growth of a ratio (0.5 = 50%%)")
+    add_allowances(parser)
     parser.add_argument("--impl", action="append", dest="impls", metavar="NAME",
                         help="repeatable: gate only these implementations' timings (default: all)")  # fmt: skip
     parser.add_argument("--same-machine", action="store_true",
@@ -23,30 +23,55 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "both ran on one machine, e.g. an A/B run in one job)")  # fmt: skip
 
 
-def check_slowdown(value: float) -> None:
-    if not math.isfinite(value) or value < 0:
-        raise UsageError(f"--max-slowdown must be a finite number >= 0. Got: {value}")
+def add_allowances(parser: argparse.ArgumentParser) -> None:
+    """The gate's allowances (compare and ab)."""
+    parser.add_argument("--max-slowdown", type=float, default=0.5,
+                        help="allowed growth of one row's ratio, if significant (0.5 = 50%%)")  # fmt: skip
+    parser.add_argument("--max-mean-slowdown", type=float, default=0.2,
+                        help="allowed growth of an implementation's mean over its rows (default 0.2)")  # fmt: skip
 
 
-def print_comparison(comparison, max_slowdown: float, baseline: str) -> None:
+def check_slowdown(args: argparse.Namespace) -> None:
+    for option, value in (("--max-slowdown", args.max_slowdown), ("--max-mean-slowdown", args.max_mean_slowdown)):
+        if not math.isfinite(value) or value < 0:
+            raise UsageError(f"{option} must be a finite number >= 0. Got: {value}")
+
+
+def compared(baseline: dict, new: dict, args: argparse.Namespace, impls):
+    """The comparison, or the one-line reason the two reports cannot be judged (exit 2)."""
+    from focalbench.bench.gate import GateError, compare_reports
+
+    try:
+        return compare_reports(baseline, new, args.max_slowdown, impls, max_mean_slowdown=args.max_mean_slowdown)
+    except GateError as error:
+        raise UsageError(str(error)) from error
+
+
+def print_comparison(comparison, max_slowdown: float) -> None:
     print(comparison.table())
     if comparison.unmatched:
         print(f"\n{comparison.unmatched} row(s) present in only one report (not compared)")
+    for change in comparison.unreliable:
+        where = " / ".join(str(k) for k in change.key if k)
+        print(f"UNRELIABLE {where}: {change.unreliable}: neither a pass nor a regression, re-measure")
     for change in comparison.regressions:
         where = " / ".join(str(k) for k in change.key if k)
-        print(f"REGRESSION {where}: ratio to {baseline} {change.old_ratio:.2f} -> {change.new_ratio:.2f} "
-              f"({100 * change.change:+.0f}% > {100 * max_slowdown:.0f}%)")  # fmt: skip
+        tested = "" if change.p_value is None else f", p = {change.p_value:.2g}"
+        print(f"REGRESSION {where}: ratio to {comparison.baseline} {change.old_ratio:.2f} -> {change.new_ratio:.2f} "
+              f"({100 * change.change:+.0f}%{tested})")  # fmt: skip
     for impl, check, old, verdict in comparison.broken_checks:
         print(f"CHECK BROKEN {impl} / {check}: {old} -> {verdict}")
     if comparison.exit_code == 0:
-        print(f"\nno regression beyond {100 * max_slowdown:.0f}% in {len(comparison.changes)} compared row(s)")
+        judged = len(comparison.changes) - len(comparison.unreliable)
+        print(f"\nno regression beyond {100 * max_slowdown:.0f}% in {judged} compared row(s)"
+              + (f" ({len(comparison.unreliable)} unreliable, not judged)" if comparison.unreliable else ""))
 
 
 def run(args: argparse.Namespace) -> int:
-    from focalbench.bench.gate import comparable, compare_reports
-    from focalbench.bench.report import ReportError, baseline_of, read_report
+    from focalbench.bench.gate import comparable
+    from focalbench.bench.report import ReportError, read_report
 
-    check_slowdown(args.max_slowdown)
+    check_slowdown(args)
     try:
         baseline, new = read_report(args.baseline), read_report(args.new)
     except ReportError as error:
@@ -54,8 +79,6 @@ def run(args: argparse.Namespace) -> int:
     reason = comparable(baseline, new)
     if reason is not None and not args.same_machine:
         raise UsageError(f"refusing to gate across machines: {reason} (--same-machine overrides)")
-    comparison = compare_reports(baseline, new, args.max_slowdown, args.impls)
-    if not comparison.changes and args.impls:
-        raise UsageError(f"--impl {', '.join(args.impls)}: no timing row of that name in both reports")
-    print_comparison(comparison, args.max_slowdown, baseline_of(new["results"]))
+    comparison = compared(baseline, new, args, args.impls)
+    print_comparison(comparison, args.max_slowdown)
     return comparison.exit_code

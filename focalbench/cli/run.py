@@ -79,6 +79,10 @@ def run(args: argparse.Namespace) -> int:
     env["bandwidth_gbps"] = timing.copy_bandwidth(device)
     env["implementation_versions"] = {i.name: i.extra["version"] for i in impls if "version" in i.extra}
     eprint(f"  copy bandwidth {env['bandwidth_gbps']:.1f} GB/s, {env['threads']} thread(s)")
+    env["free_cores"] = environment.free_cores()
+    if env["free_cores"] is not None and env["threads"] > max(1.0, env["free_cores"] + 0.5):
+        eprint(f"  warning: {env['threads']} thread(s) on about {env['free_cores']:.1f} free core(s) (the rest busy): "
+               "threads wait on each other and ratios may be unreliable; set OMP_NUM_THREADS lower")  # fmt: skip
     rows = []
     for shape in shapes:
         for dtype in dtypes:
@@ -98,6 +102,8 @@ def run(args: argparse.Namespace) -> int:
     }  # fmt: skip
     document = report.new_report(env, rows, checks, settings)
     print(report.results_table(rows))
+    for line in report.unreliable_lines(rows):
+        eprint(line)
     json_path, md_path = report.write_report(document, args.output)
     print(f"\nreport: {json_path}\n        {md_path}")
     return 0
