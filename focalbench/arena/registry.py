@@ -37,6 +37,7 @@ from focalbench.losses.common import FLOAT_DTYPES
 __all__ = [
     "FAMILIES",
     "Implementation",
+    "add",
     "KnownDefect",
     "get_family",
     "get_implementation",
@@ -201,6 +202,18 @@ def register(
         return kernel
 
     return decorator
+
+
+def add(impl: Implementation) -> Implementation:
+    """Register an :class:`Implementation` record as it is (a wrapped or re-declared one: ``unregister`` it first).
+
+    Raises:
+        ValueError: its name is already registered."""
+    _discover()
+    if impl.name in _REGISTRY:
+        raise ValueError(f"implementation name must be unique: {impl.name!r} is already registered")
+    _REGISTRY[impl.name] = impl
+    return impl
 
 
 def unregister(name: str) -> Implementation:

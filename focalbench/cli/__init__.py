@@ -15,11 +15,14 @@ from focalbench.cli.console import UsageError, eprint
 __all__ = ["COMMANDS", "main", "parser"]
 
 #: The subcommands, in the order ``--help`` lists them: each the name of a module of this package.
-COMMANDS = ("list", "check", "run", "compare", "merge", "accuracy", "plot", "fingerprint", "ab", "experiment", "docs")
+COMMANDS = (
+    "list", "check", "run", "compare", "merge", "accuracy", "plot", "fingerprint", "ab", "gate-study", "experiment",
+    "docs",
+)  # fmt: skip
 
 
 def _module(command: str):
-    return importlib.import_module(f"focalbench.cli.{command}")
+    return importlib.import_module(f"focalbench.cli.{command.replace('-', '_')}")
 
 
 def parser() -> argparse.ArgumentParser:

@@ -24,7 +24,7 @@ def command_list(root: Path) -> str:
 
     from focalbench.cli import COMMANDS
 
-    helps = {name: importlib.import_module(f"focalbench.cli.{name}").HELP for name in COMMANDS}
+    helps = {name: importlib.import_module(f"focalbench.cli.{name.replace('-', '_')}").HELP for name in COMMANDS}
     return "".join(f"* `focalbench {name}` — {helps[name]}.\n" for name in COMMANDS)
 
 
