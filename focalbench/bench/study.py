@@ -72,7 +72,8 @@ _registry.add(_dataclasses.replace(_fast, fn=_slowed))
 class GateRun:
     slowdown: str
     run: int
-    flagged: bool
+    flagged: bool  # the gate failed the build (a regression, or a refusal)
+    not_judged: bool  # the gate said every row was unreliable three times: no verdict
     exit_code: int
     seconds: float
     summary: str  # the gate's verdict lines
@@ -138,15 +139,17 @@ def study(
                 done = subprocess.run(["bash", str(gate)], cwd=work / "repo", env=env, capture_output=True,
                                       text=True)  # fmt: skip
                 lines = [line for line in (done.stdout + done.stderr).splitlines()
-                         if line.startswith(("REGRESSION", "UNRELIABLE", "no regression", "gate:"))
+                         if line.startswith(("REGRESSION", "no regression", "gate:"))
                          or "geometric mean" in line]  # fmt: skip
-                outcome = GateRun(slowdown.name, run, done.returncode != 0, done.returncode,
+                not_judged = "NOT JUDGED" in done.stderr
+                outcome = GateRun(slowdown.name, run, done.returncode != 0, not_judged, done.returncode,
                                   round(time.perf_counter() - started, 1), " | ".join(lines))  # fmt: skip
                 results.append(outcome)
-                verdict = "FLAGGED" if outcome.flagged else "pass"
+                verdict = "FLAGGED" if outcome.flagged else "NOT JUDGED" if not_judged else "pass"
                 progress(f"{slowdown.name} run {run}: {verdict} ({outcome.seconds:.0f} s) {outcome.summary[-240:]}")
     totals = {
         name: {"runs": runs[name], "flagged": sum(r.flagged for r in results if r.slowdown == name),
+               "not_judged": sum(r.not_judged for r in results if r.slowdown == name),
                "description": SLOWDOWNS[name].description}
         for name in runs
     }  # fmt: skip
@@ -159,7 +162,8 @@ def summary_lines(document: dict) -> list[str]:
     lines = []
     for name, total in document["totals"].items():
         what = "false alarms" if SLOWDOWNS[name].factor == 1.0 else "caught"
-        lines.append(f"{name}: {what} {total['flagged']}/{total['runs']} ({total['description']})")
+        unjudged = f", not judged {total['not_judged']}" if total.get("not_judged") else ""
+        lines.append(f"{name}: {what} {total['flagged']}/{total['runs']}{unjudged} ({total['description']})")
     return lines
 
 
