@@ -46,7 +46,7 @@ def test_run_writes_a_self_describing_report(report):
     assert all(3 <= r["runs"] <= 9 and r["median_s"] > 0 and r["peak_memory_bytes"] >= 0 for r in rows)
     assert all(len(r["samples_s"]) == len(r["baseline_samples_s"]) == r["runs"] for r in rows)  # every sample kept
     assert all(r["ratio_interval"][0] <= r["ratio_to_baseline"] <= r["ratio_interval"][1] for r in rows)
-    assert all(r["unreliable"] is None or "spans" in r["unreliable"] or "IQR" in r["unreliable"] for r in rows)
+    assert all(r["unreliable"] is None or "spans" in r["unreliable"] or "ratios IQR" in r["unreliable"] for r in rows)
     base = [r for r in rows if r["implementation"] == "cross_entropy"]
     assert all(r["ratio_to_baseline"] == 1.0 and r["ratio_interval"] == [1.0, 1.0] for r in base)
 

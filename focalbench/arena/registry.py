@@ -166,9 +166,6 @@ def register(
         raise ValueError(f"capabilities must be among {sorted(kind.capabilities)}. Got: {sorted(unknown)}")
 
     def decorator(kernel: Kernel) -> Kernel:
-        if name in _REGISTRY:
-            raise ValueError(f"implementation name must be unique: {name!r} is already registered")
-
         def impl(logits, target, **kwargs):
             if traced is not None and torch.compiler.is_compiling():
                 return traced(logits, target, **kwargs)
@@ -187,10 +184,10 @@ def register(
 
         impl.__name__ = impl.__qualname__ = name
         impl.__doc__ = kernel.__doc__
-        _REGISTRY[name] = Implementation(
+        add(Implementation(
             name=name,
             fn=impl,
-            description=description or (kernel.__doc__ or "").strip().splitlines()[0],
+            description=description or next(iter((kernel.__doc__ or "").strip().splitlines()), name),
             devices=tuple(devices),
             dtypes=tuple(dtypes),
             capabilities=caps,
@@ -198,7 +195,7 @@ def register(
             compiles=compiles,
             family=family,
             extra=dict(extra),
-        )
+        ))  # fmt: skip
         return kernel
 
     return decorator

@@ -259,7 +259,7 @@ def merge_reports(reports: list[dict], same_machine: bool = False) -> dict:
             row["samples_s"] = [s for r in present for s in r["samples_s"]]
             row["baseline_samples_s"] = [s for r in present for s in r["baseline_samples_s"]]
             ratios = paired_ratios(row["samples_s"], row["baseline_samples_s"])
-            interval, row["unreliable"] = reliability(ratios, row["samples_s"], row["baseline_samples_s"])
+            interval, row["unreliable"] = reliability(ratios)
             row["ratio_to_baseline"] = statistics.median(ratios)
             row["ratio_interval"], row["ratio_confidence"] = [interval.low, interval.high], interval.confidence
         rows.append(row)

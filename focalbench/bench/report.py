@@ -203,7 +203,8 @@ def to_markdown(report: dict) -> str:
         f"(`{baseline}`) took one sample in rotating order; `x {baseline}` is "
         "the median of the per-round ratios (each sample over the baseline's of the same round, same inputs, same "
         "process), `95% interval` that median's distribution-free interval from order statistics; UNRELIABLE marks a "
-        "ratio whose interval spans more than x1.25 or whose samples are dispersed (IQR above 25 % of the median) "
+        "ratio whose interval spans more than x1.25 or whose per-round ratios are dispersed (IQR above 25 % of their "
+        "median) "
         "after the extra rounds such a row gets: re-measure it; every sample is in the JSON; "
         "`ns/logit` is the median per logit and `x exp floor` its ratio to one `torch.exp` over the same logits (the "
         "compute floor: one vectorized exponential per logit), timed in the same rounds.",

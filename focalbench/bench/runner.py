@@ -208,7 +208,7 @@ def _reliability(mine: list[float], base: list[float]) -> tuple[Interval, str | 
     """The 95 % interval of the median per-round ratio, and why it cannot be trusted (None when it can)."""
     if not mine:
         return Interval(math.nan, math.nan, 0.0), "no sample"
-    return reliability(paired_ratios(mine, base), mine, base)
+    return reliability(paired_ratios(mine, base))
 
 
 def _compiles(impls: Sequence[Implementation], name: str) -> bool:

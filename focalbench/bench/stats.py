@@ -128,16 +128,18 @@ def shift(old: Sequence[float], new: Sequence[float]) -> Shift:
     return Shift(change, p_value)
 
 
-def reliability(ratios: list[float], mine: list[float], base: list[float]) -> tuple[Interval, str | None]:
+def reliability(ratios: list[float]) -> tuple[Interval, str | None]:
     """The 95 % interval of the median of per-round ``ratios``, and why the ratio is unreliable (None when it is
-    not): an interval spanning more than :data:`RELIABLE_FACTOR`, or samples of either side dispersed beyond
-    :data:`RELIABLE_DISPERSION` (IQR / median: stalls of a busy machine)."""
+    not): an interval spanning more than :data:`RELIABLE_FACTOR`, or ratios dispersed beyond
+    :data:`RELIABLE_DISPERSION` (IQR / median: stalls of a busy machine that hit one side of a round).
+
+    Judged on the paired ratios, not on either side's times: pooling the runs of several processes (a merged baseline)
+    spreads the absolute times by the processes' levels, which the pairing cancels."""
     interval = median_interval(ratios)
     reasons = []
     if interval.factor > RELIABLE_FACTOR:
         reasons.append(f"ratio interval {interval.low:.3g}-{interval.high:.3g} spans x{interval.factor:.2f}")
-    for side, values in (("implementation", mine), ("baseline", base)):
-        spread = summarize(values)
-        if spread.median > 0 and spread.iqr / spread.median > RELIABLE_DISPERSION:
-            reasons.append(f"{side} IQR/median {spread.iqr / spread.median:.2f}")
+    spread = summarize(ratios)
+    if spread.median > 0 and spread.iqr / spread.median > RELIABLE_DISPERSION:
+        reasons.append(f"per-round ratios IQR/median {spread.iqr / spread.median:.2f}")
     return interval, "; ".join(reasons) or None

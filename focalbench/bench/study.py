@@ -139,7 +139,7 @@ def study(
                 done = subprocess.run(["bash", str(gate)], cwd=work / "repo", env=env, capture_output=True,
                                       text=True)  # fmt: skip
                 lines = [line for line in (done.stdout + done.stderr).splitlines()
-                         if line.startswith(("REGRESSION", "no regression", "gate:"))
+                         if line.startswith(("REGRESSION", "UNRELIABLE", "no regression", "gate:"))
                          or "geometric mean" in line]  # fmt: skip
                 not_judged = "NOT JUDGED" in done.stderr
                 outcome = GateRun(slowdown.name, run, done.returncode != 0, not_judged, done.returncode,
