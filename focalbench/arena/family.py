@@ -18,7 +18,7 @@ import math
 import pkgutil
 import threading
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 __all__ = [
@@ -134,7 +134,6 @@ class Family:
     differential: Differential | None = None
     figure_1_inputs: Callable[[Sequence[float]], tuple[Any, Any, dict]] | None = None
     order: int = 100  # where listings put the family (lower first; ties by name)
-    extra: dict[str, Any] = field(default_factory=dict, compare=False)
 
     def all_checks(self) -> dict[str, Any]:
         """The family's checks by name (each check's ``family`` is this family's name)."""

@@ -146,13 +146,20 @@ def run_case(
     names = list(timers)
     samples: dict[str, list[float]] = {name: [] for name in names}
     started = time.perf_counter()
+    timed = [n for n in names if n not in (baseline, FLOOR)]
+
+    def more_rounds(r: int) -> bool:
+        """The rounds asked for, then more of this case only while a ratio is unreliable (stats.reliability), up to
+        EXTRA_ROUNDS times as many again and EXTRA_BUDGET_S seconds."""
+        if r < rounds:
+            return True
+        if r >= rounds * (1 + EXTRA_ROUNDS) or time.perf_counter() - started >= EXTRA_BUDGET_S:
+            return False
+        return any(_reliability(samples[n], samples[baseline])[1] is not None for n in timed)
+
     with _no_recompilation():
         r = 0
-        # the rounds asked for, then more of this case only while a ratio is too uncertain to support (its interval
-        # spans more than stats.RELIABLE_FACTOR), up to EXTRA_ROUNDS times as many and EXTRA_BUDGET_S seconds
-        while r < rounds or (r < rounds * (1 + EXTRA_ROUNDS) and time.perf_counter() - started < EXTRA_BUDGET_S
-                             and not all(_reliability(samples[n], samples[baseline])[1] is None
-                                         for n in names if n not in (baseline, FLOOR))):  # fmt: skip
+        while more_rounds(r):
             for name in names[r % len(names) :] + names[: r % len(names)]:
                 samples[name].append(timers[name].sample())
             r += 1

@@ -12,7 +12,8 @@
  * ignored rows (they give 0 and a zero gradient whatever their logits hold). alpha_t (the per-row weight) may be
  * NULL: every weight is 1.
  *
- * Per row (derivation in focalbench/fused.py); float32 logits keep float32 exponentials, float64 ones double:
+ * Per row (derivation in focalbench/losses/softmax/closed_form.py); float32 logits keep float32 exponentials,
+ * float64 ones double:
  *   1. m = max_j z_j
  *   2. e_j = exp(z_j - m), the rounding error of z_j - m folded back in (exp_diff_f32); S = sum_{j != t} e_j in double
  *   3. in double: d = log((1 - p_t) / p_t) = log S + (m - z_t); -log p_t = softplus(d); log(1 - p_t) = -softplus(-d)
@@ -415,8 +416,8 @@ int focal_forward(const void *z, int is_double, int64_t B, int64_t S, int64_t C,
 
 /* ------------------------------------------------------------------------------------------------------------------
  * Fused sigmoid (one-vs-rest) focal loss, RetinaNet's: every element is its own binary problem, so there is no row
- * and no class dimension, only n contiguous elements (derivation in focalbench/sigmoid_fused.py). Loss and gradient
- * in one sweep; per element (s = x for t = 0, -x for t = 1):
+ * and no class dimension, only n contiguous elements (derivation in focalbench/losses/sigmoid/closed_form.py). Loss
+ * and gradient in one sweep; per element (s = x for t = 0, -x for t = 1):
  *   1. e = exp(-|x|), r = 1 / (1 + e), L = log(1 + e): p = sigmoid(x) and q = 1 - p are r and e r (by the sign of x),
  *      softplus(x) = max(x, 0) + L = -log q and softplus(-x) = max(-x, 0) + L = -log p
  *   2. CE = (1 - t) softplus(x) + t softplus(-x) and m = 1 - p_t = p (1 - t) + q t: sums of non-negative terms, never
