@@ -11,7 +11,6 @@ any timing; a recompilation during timing is an error.
 from __future__ import annotations
 
 import contextlib
-import math
 import statistics
 import time
 from collections.abc import Callable, Sequence
@@ -20,7 +19,7 @@ import torch
 
 from focalbench.arena.family import Shape, get_family
 from focalbench.arena.registry import Implementation
-from focalbench.bench.stats import Interval, paired_ratios, reliability, summarize
+from focalbench.bench.stats import paired_ratios, reliability, summarize
 from focalbench.bench.timing import peak_memory, timer_for
 
 __all__ = ["FLOOR", "MODES", "run_case", "select_shapes"]
@@ -155,7 +154,7 @@ def run_case(
             return True
         if r >= rounds * (1 + EXTRA_ROUNDS) or time.perf_counter() - started >= EXTRA_BUDGET_S:
             return False
-        return any(_reliability(samples[n], samples[baseline])[1] is not None for n in timed)
+        return any(reliability(paired_ratios(samples[n], samples[baseline]))[1] is not None for n in timed)
 
     with _no_recompilation():
         r = 0
@@ -173,7 +172,7 @@ def run_case(
     for name in names:
         stats = summarize(samples[name])
         gbps = moved / stats.median / 1e9
-        interval, unreliable = _reliability(samples[name], samples[baseline])
+        interval, unreliable = reliability(paired_ratios(samples[name], samples[baseline]))
         rows.append(
             {
                 "implementation": name,
@@ -209,13 +208,6 @@ def run_case(
             }
         )
     return rows
-
-
-def _reliability(mine: list[float], base: list[float]) -> tuple[Interval, str | None]:
-    """The 95 % interval of the median per-round ratio, and why it cannot be trusted (None when it can)."""
-    if not mine:
-        return Interval(math.nan, math.nan, 0.0), "no sample"
-    return reliability(paired_ratios(mine, base))
 
 
 def _compiles(impls: Sequence[Implementation], name: str) -> bool:

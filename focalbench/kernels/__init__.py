@@ -21,16 +21,17 @@ from typing import Any
 
 __all__ = ["KERNELS", "KernelChoice", "choose", "forward_kernel", "sigmoid_forward_kernel"]
 
-#: family -> device type ("*": any device) -> candidates in order of preference: (module, forward kernel's name,
-#: the registered implementation that mirrors it). A module with an ``available()`` that returns a reason is skipped.
-KERNELS: dict[str, dict[str, tuple[tuple[str, str, str], ...]]] = {
+#: family -> device type -> candidates in order of preference: (module, forward kernel's name, the registered
+#: implementation that mirrors it); a module whose ``available()`` returns a reason is skipped. "*": the closed form in
+#: PyTorch operations, which runs on any device: what is left when no candidate of the device can run.
+KERNELS: dict[str, dict[str, Any]] = {
     "softmax": {
         "cpu": (("focalbench.kernels.cpu", "forward_args", "fused"),),
-        "*": (("focalbench.kernels.eager", "eager_forward", "fused_eager"),),
+        "*": ("focalbench.kernels.eager", "eager_forward", "fused_eager"),
     },
     "sigmoid": {
         "cpu": (("focalbench.kernels.sigmoid_cpu", "forward_args", "sigmoid_fused"),),
-        "*": (("focalbench.kernels.sigmoid_eager", "eager_forward", "sigmoid_fused_eager"),),
+        "*": ("focalbench.kernels.sigmoid_eager", "eager_forward", "sigmoid_fused_eager"),
     },
 }
 
@@ -51,12 +52,12 @@ def choose(family: str, device_type: str) -> KernelChoice:
     if family not in KERNELS:
         raise ValueError(f"family must be one of {', '.join(KERNELS)}. Got: {family!r}")
     table = KERNELS[family]
-    for module_name, attribute, implementation in table.get(device_type, ()) + table["*"]:
+    for module_name, attribute, implementation in table.get(device_type, ()):
         module = importlib.import_module(module_name)
-        available = getattr(module, "available", None)
-        if available is None or available() is None:
+        if module.available() is None:
             return KernelChoice(implementation, getattr(module, attribute))
-    raise RuntimeError(f"no {family} kernel for {device_type}")  # unreachable: the "*" kernels are always available
+    module_name, attribute, implementation = table["*"]
+    return KernelChoice(implementation, getattr(importlib.import_module(module_name), attribute))
 
 
 def forward_kernel(device_type: str):
