@@ -1,55 +1,100 @@
-"""A training step on CUDA (linear head + loss + backward + SGD), timed with CUDA events, to measure what the host
-synchronization of focal_loss's target check costs: the step with focal_loss, with F.cross_entropy, and the check
-alone (semantics.validate, whose aminmax is read on the host). Prints a markdown table; run by .ci/cuda-run."""
+"""A training step on CUDA (a two-layer head + loss + backward + SGD) in steps per second, for F.cross_entropy and
+for focal_loss / sigmoid_focal_loss with and without the host value checks (``focalbench.check_values()``: the
+target's range read back, one synchronization per call), and whether a step synchronizes at all
+(``torch.cuda.set_sync_debug_mode("error")``). Writes a markdown table; run by .ci/cuda-run."""
 
 from __future__ import annotations
 
+import argparse
+import contextlib
 import statistics
+import time
 
 import torch
 import torch.nn.functional as F
 
-from focalbench import focal_loss
-from focalbench.losses.softmax.semantics import validate
+import focalbench
+
+STEPS = 50
 
 
-def timed(fn, repeats: int = 50) -> float:
-    for _ in range(5):
-        fn()
+def steps_per_second(step, repeats: int = 5) -> tuple[float, float]:
+    """Median and range-half-width of steps/s over ``repeats`` runs of ``STEPS`` steps, timed on the host (the host
+    is what a synchronization stalls)."""
+    for _ in range(10):
+        step()
     torch.cuda.synchronize()
-    samples = []
+    rates = []
     for _ in range(repeats):
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        start.record()
-        fn()
-        end.record()
+        start = time.perf_counter()
+        for _ in range(STEPS):
+            step()
         torch.cuda.synchronize()
-        samples.append(start.elapsed_time(end))
-    return statistics.median(samples)
+        rates.append(STEPS / (time.perf_counter() - start))
+    return statistics.median(rates), (max(rates) - min(rates)) / 2
 
 
-def measure(rows: int, classes: int) -> tuple[float, float, float]:
-    head = torch.nn.Linear(256, classes, device="cuda")
+def synchronizes(step) -> str:
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        step()
+        return "no"
+    except RuntimeError as error:
+        return f"yes: {str(error).splitlines()[0][:80]}"
+    finally:
+        torch.cuda.set_sync_debug_mode(0)
+        torch.cuda.synchronize()
+
+
+def rows(rows: int, classes: int, width: int = 256):
+    head = torch.nn.Sequential(torch.nn.Linear(width, width), torch.nn.ReLU(), torch.nn.Linear(width, classes)).cuda()
     optimizer = torch.optim.SGD(head.parameters(), lr=0.01)
-    features = torch.randn(rows, 256, device="cuda")
-    target = torch.randint(0, classes, (rows,), device="cuda")
+    features = torch.randn(rows, width, device="cuda")
+    labels = torch.randint(0, classes, (rows,), device="cuda")
+    binary = (torch.rand(rows, classes, device="cuda") > 0.9).float()
 
-    def step(loss_fn):
-        optimizer.zero_grad(set_to_none=True)
-        loss_fn(head(features), target).backward()
-        optimizer.step()
+    def make(loss_fn, target, checks: bool):
+        def step():
+            optimizer.zero_grad(set_to_none=True)
+            with focalbench.check_values() if checks else contextlib.nullcontext():
+                loss = loss_fn(head(features), target)
+            loss.backward()
+            optimizer.step()
 
-    logits = head(features).detach()
-    cross_entropy_ms = timed(lambda: step(F.cross_entropy))
-    return cross_entropy_ms, timed(lambda: step(focal_loss)), timed(lambda: validate(logits, target))
+        return step
+
+    sigmoid = lambda z, t: focalbench.sigmoid_focal_loss(z, t, reduction="mean")  # noqa: E731
+    return [
+        ("F.cross_entropy", make(F.cross_entropy, labels, False)),
+        ("focal_loss", make(focalbench.focal_loss, labels, False)),
+        ("focal_loss, check_values()", make(focalbench.focal_loss, labels, True)),
+        ("F.binary_cross_entropy_with_logits", make(F.binary_cross_entropy_with_logits, binary, False)),
+        ("sigmoid_focal_loss", make(sigmoid, binary, False)),
+        ("sigmoid_focal_loss, check_values()", make(sigmoid, binary, True)),
+    ]
 
 
 def main() -> None:
-    print("| rows x classes | step with F.cross_entropy ms | step with focal_loss ms | validate alone ms |")
-    print("|---|---|---|---|")
-    for rows, classes in ((65536, 80), (8 * 128 * 128, 21), (256, 1000)):
-        ce, focal, check = measure(rows, classes)
-        print(f"| {rows} x {classes} | {ce:.3f} | {focal:.3f} | {check:.3f} |")
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--output", default=None, help="markdown file to write (default: stdout only)")
+    options = parser.parse_args()
+    lines = [
+        f"Device: {torch.cuda.get_device_name()}, torch {torch.__version__}, {STEPS} steps a run, 5 runs.",
+        "",
+        "| rows x classes | loss | steps/s (median +- half range) | synchronizes |",
+        "|---|---|---|---|",
+    ]
+    for shape in ((65536, 80), (8 * 128 * 128, 21), (256, 1000)):
+        for name, step in rows(*shape):
+            rate, spread = steps_per_second(step)
+            lines.append(f"| {shape[0]} x {shape[1]} | {name} | {rate:.1f} +- {spread:.1f} | {synchronizes(step)} |")
+            print(lines[-1], flush=True)
+    text = "\n".join(lines) + "\n"
+    if options.output:
+        with open(options.output, "w") as handle:
+            handle.write(text)
+    print(text)
 
 
 if __name__ == "__main__":

@@ -9,10 +9,12 @@ Public API::
     SigmoidFocalLoss(alpha=0.25, gamma=2.0, reduction="none")                        # nn.Module
     list_implementations(), get_implementation(name), register(...)
     ConstantGamma, StepGamma, LinearWarmupGamma, CosineWarmupGamma    # gamma schedules: .step(), .gamma_tensor
+    check_values()    # context manager: the CUDA path checks target values on the host too (a sync per call)
 """
 
 from typing import Any
 
+from focalbench.losses.common import check_values
 from focalbench.losses.schedule import ConstantGamma, CosineWarmupGamma, GammaSchedule, LinearWarmupGamma, StepGamma
 from focalbench.losses.sigmoid.api import RECOMMENDED_SIGMOID, SigmoidFocalLoss, sigmoid_focal_loss
 from focalbench.losses.sigmoid.semantics import SigmoidArgs, class_index_targets
@@ -51,6 +53,7 @@ __all__ = [
     "SigmoidArgs",
     "SigmoidFocalLoss",
     "StepGamma",
+    "check_values",
     "class_index_targets",
     "focal_loss",
     "get_implementation",

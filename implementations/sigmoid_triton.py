@@ -1,29 +1,34 @@
-"""``sigmoid_triton``: the closed-form sigmoid focal loss as one Triton kernel for CUDA (CPU tensors through Triton's
-interpreter when ``TRITON_INTERPRET=1``); the kernel and its steps are in :mod:`focalbench.kernels.sigmoid_triton`.
+"""``sigmoid_triton``: what :func:`focalbench.sigmoid_focal_loss` runs on CUDA — its validation without a host read
+and one Triton launch (the kernel and its steps: :mod:`focalbench.kernels.sigmoid_triton`); CPU tensors through
+Triton's interpreter when ``TRITON_INTERPRET=1``.
+
+The product's function itself (:func:`focalbench.losses.sigmoid.api.sigmoid_focal_loss_on`): eager calls through
+:class:`focalbench.losses.common.FusedLoss`, traced ones through the ``triton_op``
+``focalbench::sigmoid_focal_loss_cuda``. A target outside ``[0, 1]`` gives NaN there unless
+:func:`focalbench.check_values` asks for the host check.
 """
 
 from __future__ import annotations
 
-import torch
-
-from focalbench.arena.registry import register, register_unavailable
+from focalbench.arena.family import get_family
+from focalbench.arena.registry import Implementation, add, register_unavailable
 from focalbench.kernels import sigmoid_triton as kernel
-from focalbench.losses.sigmoid.closed_form import fused_loss
-from focalbench.losses.sigmoid.semantics import SigmoidArgs
+from focalbench.losses.common import FLOAT_DTYPES
+from focalbench.losses.sigmoid.api import sigmoid_focal_loss_on
 
 INTERPRETED = kernel.INTERPRETED
 
 if kernel.UNAVAILABLE is not None:
     register_unavailable("sigmoid_triton", kernel.UNAVAILABLE)
 else:
-
-    @register(
-        "sigmoid_triton",
-        family="sigmoid",
-        description="one Triton launch: float64 per-element terms, gradient in the forward",
+    add(Implementation(
+        name="sigmoid_triton",
+        fn=sigmoid_focal_loss_on("cuda"),
+        description="sigmoid_focal_loss's CUDA path: no host read, one Triton launch (float32 terms, float64 focal "
+                    "factor for a general gamma, gradient in the forward)",
         devices=("cpu",) if INTERPRETED else ("cuda",),
-        interpreted=INTERPRETED,
-    )
-    def sigmoid_triton(args: SigmoidArgs) -> torch.Tensor:
-        """Fused Triton sigmoid focal loss (CUDA; CPU through the Triton interpreter)."""
-        return fused_loss(args, kernel.sigmoid_triton_forward)
+        dtypes=FLOAT_DTYPES,
+        capabilities=get_family("sigmoid").capabilities,
+        family="sigmoid",
+        extra={"interpreted": INTERPRETED, "device_checks": True},
+    ))  # fmt: skip

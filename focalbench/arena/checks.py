@@ -15,6 +15,7 @@ from focalbench.arena.core import BadInput, loss_and_grad, upstream_for
 from focalbench.arena.family import get_family
 from focalbench.arena.registry import Implementation, get_implementation
 from focalbench.arena.tolerances import ACCURACY_BOUND, compare
+from focalbench.losses.common import check_values
 
 __all__ = [
     "accuracy_errors",
@@ -79,8 +80,12 @@ def compiles_fullgraph(impl: Implementation, case, device: str) -> str | None:
     logits, target = case.make(device)
     kwargs = case.kwargs()
     compiled = torch.compile(lambda z, t: impl(z, t, **kwargs), fullgraph=True, backend="aot_eager", dynamic=False)
+    # every case compiles its own closure of one lambda: dynamo counts those as recompilations of the lambda, and
+    # the limit (there to catch a model recompiling at every call) would stop the suite, not a bug
+    limits = torch._dynamo.config.patch(recompile_limit=10_000, accumulated_recompile_limit=10_000)
     try:
-        loss, grad = loss_and_grad(lambda z, t, **_: compiled(z, t), logits, target, {}, upstream_for(case, device))
+        with limits:
+            loss, grad = loss_and_grad(lambda z, t, **_: compiled(z, t), logits, target, {}, upstream_for(case, device))
     except torch._dynamo.exc.Unsupported as error:  # fullgraph=True: a graph break is an error
         return f"graph break under torch.compile(fullgraph=True): {str(error).splitlines()[0]}"
     eager_loss, eager_grad = loss_and_grad(impl, logits, target, kwargs, upstream_for(case, device))
@@ -183,6 +188,20 @@ def accurate_at_extremes(impl: Implementation, case, device: str) -> str | None:
 
 
 def rejects_bad_input(impl: Implementation, bad: BadInput, device: str) -> str | None:
+    """The bad call raises its error, naming the argument. On a path that checks values on the device
+    (``device_checks``), a call wrong by a tensor's values must give a NaN loss (never a finite one), and raise the
+    error inside :func:`focalbench.check_values`."""
+    if bad.device_value and impl.extra.get("device_checks"):
+        logits, target, kwargs = bad.call_args(device)
+        loss = impl(logits, target, **{**kwargs, "reduction": "sum"})
+        if not bool(torch.isnan(loss).all()):
+            return f"a call wrong by {bad.argument}'s values gave the loss {loss.item()!r}, not NaN"
+        with check_values():
+            return _raises_naming(impl, bad, device)
+    return _raises_naming(impl, bad, device)
+
+
+def _raises_naming(impl: Implementation, bad: BadInput, device: str) -> str | None:
     logits, target, kwargs = bad.call_args(device)
     try:
         impl(logits, target, **kwargs)

@@ -103,6 +103,9 @@ class BadInput:
     error: type[Exception]
     call: Callable[[str], tuple[object, object, dict]] = dataclasses.field(compare=False, repr=False)
     device: str = "cpu"  # "cuda": needs a CUDA device
+    #: the error depends on a tensor's values: a path that checks values on the device (no host read) gives a NaN
+    #: loss instead, and raises the error inside focalbench.check_values()
+    device_value: bool = False
 
     def call_args(self, device: str) -> tuple[object, object, dict]:
         return self.call(device)
@@ -111,11 +114,13 @@ class BadInput:
 def error_inputs(
     table: dict[str, tuple[str, type[Exception], Callable[[str], tuple[object, object, dict]]]],
     needs_cuda: Iterable[str] = (),
+    device_values: Iterable[str] = (),
 ) -> list[BadInput]:
     """A family's bad inputs from its table ``{name: (argument named in the message, exception, call)}``; the calls
-    named in ``needs_cuda`` put one tensor on the CPU and the other on CUDA."""
-    cuda = set(needs_cuda)
-    return [BadInput(name, argument, error, call, "cuda" if name in cuda else "cpu")
+    named in ``needs_cuda`` put one tensor on the CPU and the other on CUDA, those in ``device_values`` are wrong by
+    a tensor's values (:attr:`BadInput.device_value`)."""
+    cuda, values = set(needs_cuda), set(device_values)
+    return [BadInput(name, argument, error, call, "cuda" if name in cuda else "cpu", name in values)
             for name, (argument, error, call) in table.items()]  # fmt: skip
 
 

@@ -6,7 +6,8 @@ from the arena of contenders.
   their typed bridge;
 * :mod:`~focalbench.kernels.eager` and :mod:`~focalbench.kernels.sigmoid_eager`: the closed forms in PyTorch
   operations (any device);
-* :mod:`~focalbench.kernels.triton` and :mod:`~focalbench.kernels.sigmoid_triton`: the Triton kernels.
+* :mod:`~focalbench.kernels.triton` and :mod:`~focalbench.kernels.sigmoid_triton`: the Triton kernels, the CUDA
+  path (they check the arguments' values on the device: a call reads nothing back to the host).
 
 :func:`choose` is the one place that decides which kernel a family's loss runs on a device (:data:`KERNELS`).
 Nothing here is imported by ``import focalbench``; a loss imports what a call needs, at that call.
@@ -19,7 +20,7 @@ import importlib
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["KERNELS", "KernelChoice", "choose", "forward_kernel", "sigmoid_forward_kernel"]
+__all__ = ["DEVICE_CHECKED", "KERNELS", "KernelChoice", "choose", "forward_kernel", "sigmoid_forward_kernel"]
 
 #: family -> device type -> candidates in order of preference: (module, forward kernel's name, the registered
 #: implementation that mirrors it); a module whose ``available()`` returns a reason is skipped. "*": the closed form in
@@ -27,22 +28,29 @@ __all__ = ["KERNELS", "KernelChoice", "choose", "forward_kernel", "sigmoid_forwa
 KERNELS: dict[str, dict[str, Any]] = {
     "softmax": {
         "cpu": (("focalbench.kernels.cpu", "forward_args", "fused"),),
+        "cuda": (("focalbench.kernels.triton", "triton_forward", "triton"),),
         "*": ("focalbench.kernels.eager", "eager_forward", "fused_eager"),
     },
     "sigmoid": {
         "cpu": (("focalbench.kernels.sigmoid_cpu", "forward_args", "sigmoid_fused"),),
+        "cuda": (("focalbench.kernels.sigmoid_triton", "sigmoid_triton_forward", "sigmoid_triton"),),
         "*": ("focalbench.kernels.sigmoid_eager", "eager_forward", "sigmoid_fused_eager"),
     },
 }
 
+#: The kernel modules that check the arguments' values themselves, on the device (validation then reads none).
+DEVICE_CHECKED = frozenset({"focalbench.kernels.triton", "focalbench.kernels.sigmoid_triton"})
+
 
 @dataclass(frozen=True)
 class KernelChoice:
-    """The forward kernel a loss runs, ``forward(args, need_grad) -> (loss, grad)``, and the registered
-    implementation (``focalbench.get_implementation``) that computes the same thing."""
+    """The forward kernel a loss runs, ``forward(args, need_grad) -> (loss, grad)``, the registered implementation
+    (``focalbench.get_implementation``) that computes the same thing, and whether the kernel checks the values
+    itself (``device_checks``: the arguments are then validated without reading a value on the host)."""
 
     implementation: str
     forward: Any
+    device_checks: bool = False
 
 
 @functools.cache
@@ -55,7 +63,7 @@ def choose(family: str, device_type: str) -> KernelChoice:
     for module_name, attribute, implementation in table.get(device_type, ()):
         module = importlib.import_module(module_name)
         if module.available() is None:
-            return KernelChoice(implementation, getattr(module, attribute))
+            return KernelChoice(implementation, getattr(module, attribute), module_name in DEVICE_CHECKED)
     module_name, attribute, implementation = table["*"]
     return KernelChoice(implementation, getattr(importlib.import_module(module_name), attribute))
 

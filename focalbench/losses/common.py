@@ -16,14 +16,19 @@ the backward adds the closed form in differentiable float64 operations as ``y - 
 0, so the gradient keeps the kernel's values, and autograd differentiates ``y`` for the second derivative.
 
 :func:`front_door` is the public functions' common entry (autocast's policy, tracing, validation, kernel);
-:func:`operator_outputs`, :func:`fake_outputs` and :func:`operator_backward` are the custom operators' common parts.
+:func:`operator_outputs`, :func:`fake_outputs`, :func:`operator_backward` and :func:`device_operator` are the custom
+operators' common parts.
 """
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import math
 import numbers
-from collections.abc import Callable
+import os
+import weakref
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,17 +43,22 @@ __all__ = [
     "ForwardKernel",
     "FusedLoss",
     "check_tensors",
+    "check_values",
+    "checked_once",
     "compute_dtype",
+    "device_operator",
     "fake_outputs",
     "front_door",
     "fused_loss",
     "operator_backward",
     "operator_outputs",
     "reduce_loss",
+    "mean_divisor",
     "reduction_scale",
     "scaled_gradient",
     "shape_of",
     "validate_gamma",
+    "values_checked_on_host",
 ]
 
 FLOAT_DTYPES: tuple[torch.dtype, ...] = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
@@ -79,9 +89,63 @@ def check_tensors(logits: object, target: object) -> None:
         raise TypeError(f"logits must be float16, bfloat16, float32 or float64. Got: {logits.dtype}")
 
 
-def validate_gamma(gamma: object, read_values: bool = True) -> float | torch.Tensor:
+# --- value checks without a host synchronization (the CUDA path) ---------------------------------------------------
+
+#: Whether the values a check must read (target range, a device tensor's weights) are read on the host even on a
+#: path that checks them on the device: ``FOCALBENCH_CHECK_VALUES=1`` in the environment, or :func:`check_values`.
+_CHECK_VALUES: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "focalbench_check_values", default=os.environ.get("FOCALBENCH_CHECK_VALUES", "") not in ("", "0")
+)
+
+
+@contextlib.contextmanager
+def check_values(enabled: bool = True) -> Iterator[None]:
+    """Within the block, the CUDA path checks the target's values on the host, as the CPU path always does: an
+    out-of-range target raises the ``ValueError`` the CPU path raises, at the cost of one device-to-host
+    synchronization per call. Outside it (the default, unless ``FOCALBENCH_CHECK_VALUES=1``) the CUDA path reads no
+    value on the host and an out-of-range target gives a NaN loss and NaN gradient at its rows, as
+    ``F.cross_entropy`` gives a device-side assert there.
+
+    Example:
+        >>> import torch, focalbench
+        >>> with focalbench.check_values():
+        ...     pass  # a debugging run: bad targets raise on every device
+    """
+    token = _CHECK_VALUES.set(enabled)
+    try:
+        yield
+    finally:
+        _CHECK_VALUES.reset(token)
+
+
+def values_checked_on_host() -> bool:
+    """True inside :func:`check_values` (or with ``FOCALBENCH_CHECK_VALUES=1``)."""
+    return _CHECK_VALUES.get()
+
+
+#: id(tensor) -> (weak reference, version counter, result) of the value checks already run on a tensor.
+_CHECKED: dict[int, tuple[weakref.ref, int, Any]] = {}
+
+
+def checked_once(tensor: torch.Tensor, check: Callable[[torch.Tensor], Any]) -> Any:
+    """``check(tensor)``'s result, computed once per distinct tensor and version: a weight tensor kept on the device
+    (a module's buffer) costs one host read at its first use and after each in-place change, not one per call."""
+    key = id(tensor)
+    entry = _CHECKED.get(key)
+    if entry is not None and entry[0]() is tensor and entry[1] == tensor._version:
+        return entry[2]
+    result = check(tensor)
+    _CHECKED[key] = (weakref.ref(tensor, lambda _, key=key: _CHECKED.pop(key, None)), tensor._version, result)
+    return result
+
+
+def validate_gamma(
+    gamma: object, read_values: bool = True, kernel_device: torch.device | None = None
+) -> float | torch.Tensor:
     """A float; or a 0-dim floating tensor (a gamma schedule's, so compiled code sees a new value, not a new constant),
-    read as a float unless ``read_values`` is False (while tracing: the value is checked where the kernel runs)."""
+    read as a float unless ``read_values`` is False (while tracing: the value is checked where the kernel runs) or the
+    tensor is on ``kernel_device``, the device of a kernel that checks values itself (then a negative or non-finite
+    gamma gives a NaN loss: reading it would cost a synchronization)."""
     if isinstance(gamma, torch.Tensor) and not isinstance(gamma, bool):
         if gamma.dim() != 0 or not gamma.is_floating_point():
             raise TypeError(
@@ -90,8 +154,8 @@ def validate_gamma(gamma: object, read_values: bool = True) -> float | torch.Ten
             )
         if gamma.requires_grad and torch.is_grad_enabled():
             raise ValueError("gamma must not require grad: the focal loss is not differentiable with respect to gamma")
-        if not read_values:
-            return gamma
+        if not read_values or gamma.device == kernel_device:
+            return gamma.detach()
         gamma = float(gamma)
     if isinstance(gamma, bool) or not isinstance(gamma, numbers.Real | torch.SymFloat | torch.SymInt):
         raise TypeError(f"gamma must be a real number >= 0. Got: {type(gamma).__name__} {gamma!r}")
@@ -108,20 +172,29 @@ def reduce_loss(per_element: torch.Tensor, args: Any) -> torch.Tensor:
     """Apply ``args.reduction`` to a per-element loss that is already 0 where nothing is counted.
 
     ``"mean"`` divides by ``args.count``, the number of counted elements (not by the sum of alpha weights); with none
-    counted it returns 0 with zero gradient instead of NaN.
+    counted it returns 0 with zero gradient instead of NaN. A count kept on the device (the CUDA path) stays there.
     """
     if args.reduction == "none":
         return per_element
     total = per_element.sum()
     if args.reduction == "sum":
         return total
-    return total / max(args.count, 1)
+    return total / mean_divisor(args)
 
 
-def reduction_scale(args: Any) -> float:
+def mean_divisor(args: Any) -> int | torch.Tensor:
+    """``max(count, 1)``: a Python int, or a device tensor where the count is one (no host read)."""
+    count = args.count
+    return count.clamp_min(1) if isinstance(count, torch.Tensor) else max(count, 1)
+
+
+def reduction_scale(args: Any) -> float | torch.Tensor:
     """The factor :func:`reduce_loss` applies to every element: 1 / count for ``"mean"`` (1 when nothing is
-    counted), else 1."""
-    return 1.0 / max(args.count, 1) if args.reduction == "mean" else 1.0
+    counted), else 1; a 0-dim float64 device tensor where the count is one."""
+    if args.reduction != "mean":
+        return 1.0
+    divisor = mean_divisor(args)
+    return divisor.to(torch.float64).reciprocal() if isinstance(divisor, torch.Tensor) else 1.0 / divisor
 
 
 class LossArgs:
@@ -132,6 +205,8 @@ class LossArgs:
     logits: torch.Tensor
     reduction: str
     count: int
+    #: the values were not read on the host: the kernel checks them (the CUDA path); the count may be a tensor
+    device_checks: bool = False
 
     @property
     def compute_dtype(self) -> torch.dtype:
@@ -139,7 +214,7 @@ class LossArgs:
         return compute_dtype(self.logits.dtype)
 
     @property
-    def reduction_scale(self) -> float:
+    def reduction_scale(self) -> float | torch.Tensor:
         """The factor the reduction applies to every element (:func:`reduction_scale`)."""
         return reduction_scale(self)
 
@@ -171,8 +246,9 @@ def scaled_gradient(
     upstream = grad_output.detach()
     if args.reduction == "none":
         grad = grad * closed_form.broadcast(upstream.to(grad.dtype))
-    elif upstream.device.type != "cpu" or float(upstream) != 1.0:
-        grad = grad * upstream.to(grad.dtype)  # on CUDA a multiplication rather than reading the value back
+    elif args.device_checks or upstream.device.type != "cpu" or float(upstream) != 1.0:
+        # on a device (and on the path that reads nothing back) a multiplication rather than reading the value back
+        grad = grad * upstream.to(grad.dtype)
     if torch.is_grad_enabled():  # create_graph=True: the same values, differentiable
         exact = closed_form.exact_gradient(logits, args, grad_output)
         exact = torch.where(torch.isfinite(exact), exact, 0.0)  # a non-finite value must not reach the sum
@@ -210,21 +286,39 @@ def front_door(
     target: Any,
     arguments: dict[str, Any],
     *,
+    family: str,
+    path: str | None,
     validate: Callable[..., Any],
     traced: Callable[..., torch.Tensor],
-    kernel_for: Callable[[str], ForwardKernel],
     closed_form: ClosedForm,
 ) -> torch.Tensor:
     """A public loss function's body: autocast's policy for losses (half-precision logits computed and returned in
-    float32, as for ``F.cross_entropy``), ``traced(logits, target, **arguments)`` while ``torch.compile`` or
-    ``torch.export`` traces the call, else ``validate`` and the device's kernel through :class:`FusedLoss`."""
+    float32, as for ``F.cross_entropy``), ``traced(logits, target, path=..., **arguments)`` while ``torch.compile`` or
+    ``torch.export`` traces the call, else ``validate`` and the kernel :func:`focalbench.kernels.choose` gives
+    ``family`` on ``path`` (a device type; ``None``: the logits') through :class:`FusedLoss`. A kernel that checks
+    values on the device gets arguments validated without a host read (``device_checks``)."""
+    from focalbench.kernels import choose  # imports no kernel: choose does, at the first call of a device
+
     half = isinstance(logits, torch.Tensor) and logits.dtype in HALF_DTYPES
     if half and torch.is_autocast_enabled(logits.device.type):
         logits = logits.float()
+    path = path or (logits.device.type if isinstance(logits, torch.Tensor) else "cpu")
     if torch.compiler.is_compiling():
-        return traced(logits, target, **arguments)
-    args = validate(logits, target, **arguments)
-    return fused_loss(args, kernel_for(args.logits.device.type), closed_form)
+        return traced(logits, target, path=path, **arguments)
+    choice = choose(family, path)
+    args = validate(logits, target, device_checks=choice.device_checks, **arguments)
+    return fused_loss(args, choice.forward, closed_form)
+
+
+def device_operator(name: str, body: Callable[..., Any], fake: Callable[..., Any], interpreted: bool) -> Any:
+    """The custom operator ``name`` of a Triton kernel's ``body``: a ``torch.library.triton_op`` (Inductor sees the
+    kernel, ``wrap_triton``'s, as a node it schedules with the ops around it), or, in Triton's interpreter
+    (``interpreted``), where ``wrap_triton`` cannot trace, an opaque ``custom_op`` with ``fake`` as its shapes."""
+    if interpreted:
+        operator = torch.library.custom_op(name, mutates_args=())(body)
+        operator.register_fake(fake)
+        return operator
+    return torch.library.triton_op(name, mutates_args=())(body)
 
 
 # --- the custom operators' common parts (each family's op.py declares its schema and registers them) ---------------

@@ -15,12 +15,18 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from focalbench.kernels import choose, sigmoid_forward_kernel  # imports no kernel: they do, at the first call
+from focalbench.kernels import choose  # imports no kernel: it does, at the first call
 from focalbench.losses.common import front_door
 from focalbench.losses.sigmoid.closed_form import CLOSED_FORM
 from focalbench.losses.sigmoid.semantics import DEFAULTS, validate
 
-__all__ = ["RECOMMENDED_SIGMOID", "SigmoidFocalLoss", "sigmoid_focal_loss", "sigmoid_implementation_for"]
+__all__ = [
+    "RECOMMENDED_SIGMOID",
+    "SigmoidFocalLoss",
+    "sigmoid_focal_loss",
+    "sigmoid_focal_loss_on",
+    "sigmoid_implementation_for",
+]
 
 #: The registered implementation that mirrors what :func:`sigmoid_focal_loss` runs on the CPU
 #: (``sigmoid_fused_eager`` where the C kernel is unavailable, and on other devices).
@@ -67,17 +73,32 @@ def sigmoid_focal_loss(
         >>> loss.backward()
     """
     arguments = {"alpha": alpha, "gamma": gamma, "reduction": reduction}
-    return front_door(logits, target, arguments, validate=validate, traced=_traced,
-                      kernel_for=sigmoid_forward_kernel, closed_form=CLOSED_FORM)  # fmt: skip
+    return _sigmoid_focal_loss(logits, target, arguments, None)
 
 
-def _traced(logits, target, *, alpha, gamma, reduction) -> torch.Tensor:
+def _sigmoid_focal_loss(logits, target, arguments, path: str | None) -> torch.Tensor:
+    return front_door(logits, target, arguments, family="sigmoid", path=path, validate=validate, traced=_traced,
+                      closed_form=CLOSED_FORM)  # fmt: skip
+
+
+def sigmoid_focal_loss_on(path: str):
+    """:func:`sigmoid_focal_loss` as it runs on ``path``'s kernel (a device type) whatever device the tensors are on
+    (the CUDA path on CPU tensors runs in Triton's interpreter: how the suite checks it without a GPU)."""
+
+    def loss(logits, target, *, alpha=0.25, gamma=2.0, reduction="none"):
+        return _sigmoid_focal_loss(logits, target, {"alpha": alpha, "gamma": gamma, "reduction": reduction}, path)
+
+    loss.__name__ = loss.__qualname__ = f"sigmoid_focal_loss_on_{path}"
+    return loss
+
+
+def _traced(logits, target, *, path, alpha, gamma, reduction) -> torch.Tensor:
     """The call as ``torch.compile``/``torch.export`` trace it: value-free checks here, the rest in the operator."""
-    from focalbench.losses.sigmoid.op import sigmoid_focal_loss as operator
+    from focalbench.losses.sigmoid.op import operator_for
 
     args = validate(logits, target, alpha=alpha, gamma=gamma, reduction=reduction, read_values=False)
     need_grad = torch.is_grad_enabled() and logits.requires_grad
-    loss, _ = operator(args.logits, args.target, args.alpha, args.gamma, args.reduction, need_grad)
+    loss, _ = operator_for(path)(args.logits, args.target, args.alpha, args.gamma, args.reduction, need_grad)
     return loss
 
 

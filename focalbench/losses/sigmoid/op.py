@@ -1,4 +1,9 @@
-"""The fused sigmoid focal loss as a PyTorch custom operator: what ``torch.compile`` and ``torch.export`` see.
+"""The fused sigmoid focal loss as PyTorch custom operators: what ``torch.compile`` and ``torch.export`` see.
+
+On CUDA, ``focalbench::sigmoid_focal_loss_cuda`` (same schema) is a ``torch.library.triton_op`` around the Triton
+kernel (:mod:`focalbench.kernels.sigmoid_triton`), whose body reads no value on the host (the kernel checks target,
+alpha and gamma: NaN where they are wrong), so Inductor sees the kernel; in Triton's interpreter an opaque operator
+over the same body. Everywhere else:
 
 ``focalbench::sigmoid_focal_loss(logits, target, alpha, gamma, reduction, need_grad) -> (loss, grad)`` (alpha and gamma
 0-dim float64 tensors: a new value is a new input, not a recompilation) runs the kernel
@@ -18,11 +23,12 @@ import torch
 from torch import Tensor
 
 from focalbench.kernels import sigmoid_forward_kernel
-from focalbench.losses.common import fake_outputs, operator_backward, operator_outputs
+from focalbench.kernels import sigmoid_triton as triton_kernels
+from focalbench.losses.common import device_operator, fake_outputs, operator_backward, operator_outputs
 from focalbench.losses.sigmoid.closed_form import CLOSED_FORM
-from focalbench.losses.sigmoid.semantics import validate
+from focalbench.losses.sigmoid.semantics import SigmoidArgs, validate
 
-__all__ = ["sigmoid_focal_loss"]
+__all__ = ["cuda_body", "operator_for", "sigmoid_focal_loss", "sigmoid_focal_loss_cuda"]
 
 
 def _device_kernel(
@@ -61,3 +67,29 @@ def _backward(ctx, grad_loss, _grad_of_grad):
 
 
 sigmoid_focal_loss.register_autograd(_backward, setup_context=_setup_context)
+
+
+def cuda_body(
+    logits: Tensor, target: Tensor, alpha: Tensor, gamma: Tensor, reduction: str, need_grad: bool
+) -> tuple[Tensor, Tensor]:
+    """The CUDA operator's body: the arguments as the traced call checked them, the values left to the Triton
+    kernel; reduced loss and, if ``need_grad``, its gradient (else an empty tensor)."""
+    args = SigmoidArgs(logits, target, alpha, gamma, reduction, device_checks=True)
+    return operator_outputs(args, triton_kernels.sigmoid_triton_forward, CLOSED_FORM, need_grad)
+
+
+#: The CUDA path's operator (None without triton).
+sigmoid_focal_loss_cuda = None
+if triton_kernels.UNAVAILABLE is None:
+    sigmoid_focal_loss_cuda = device_operator(
+        "focalbench::sigmoid_focal_loss_cuda", cuda_body, _fake, triton_kernels.INTERPRETED
+    )
+    sigmoid_focal_loss_cuda.register_autograd(_backward, setup_context=_setup_context)
+
+
+def operator_for(path: str):
+    """The operator a traced call on ``path`` runs: the Triton one on CUDA where triton is installed, else the
+    operator over the device's eager kernel."""
+    if path == "cuda" and sigmoid_focal_loss_cuda is not None:
+        return sigmoid_focal_loss_cuda
+    return sigmoid_focal_loss

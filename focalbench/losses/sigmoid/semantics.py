@@ -35,7 +35,16 @@ from dataclasses import dataclass
 
 import torch
 
-from focalbench.losses.common import REDUCTIONS, LossArgs, check_tensors, compute_dtype, shape_of, validate_gamma
+from focalbench.losses.common import (
+    REDUCTIONS,
+    LossArgs,
+    check_tensors,
+    checked_once,
+    compute_dtype,
+    shape_of,
+    validate_gamma,
+    values_checked_on_host,
+)
 
 __all__ = ["DEFAULTS", "SigmoidArgs", "class_index_targets", "validate"]
 
@@ -54,8 +63,9 @@ class SigmoidArgs(LossArgs):
     logits: torch.Tensor
     target: torch.Tensor
     alpha: float  # a 0-dim tensor only in arguments validated with read_values=False
-    gamma: float  # likewise
+    gamma: float  # likewise; or a 0-dim device tensor with device_checks
     reduction: str
+    device_checks: bool = False  # the target's range left to the kernel (NaN outside [0, 1])
 
     @property
     def weighted(self) -> bool:
@@ -73,7 +83,9 @@ class SigmoidArgs(LossArgs):
         return self.alpha * t + (1 - self.alpha) * (1 - t)
 
 
-def _validate_alpha(alpha: object, read_values: bool = True) -> float | torch.Tensor:
+def _validate_alpha(
+    alpha: object, read_values: bool = True, kernel_device: torch.device | None = None
+) -> float | torch.Tensor:
     """A float (-1.0 for no weighting); while tracing (``read_values=False``) a 0-dim float64 tensor, a graph input
     whose value the operator checks when it runs (a float that changes between compiled calls is symbolic)."""
     if isinstance(alpha, torch.Tensor) and alpha.dim() == 0 and alpha.is_floating_point():
@@ -81,7 +93,8 @@ def _validate_alpha(alpha: object, read_values: bool = True) -> float | torch.Te
             raise ValueError("alpha must not require grad: the focal loss is not differentiable with respect to alpha")
         if not read_values:
             return alpha.detach().to(torch.float64)
-        alpha = float(alpha)  # a module's stored scalar, or the operator's argument
+        # a module's stored scalar, or the operator's argument; on the kernel's device read once per distinct tensor
+        alpha = checked_once(alpha, float) if alpha.device == kernel_device else float(alpha)
     if isinstance(alpha, bool) or not isinstance(alpha, numbers.Real | torch.SymFloat | torch.SymInt):
         raise TypeError(
             f"alpha must be a real number <= 1 (a negative alpha means no weighting). Got: {type(alpha).__name__} "
@@ -103,13 +116,16 @@ def validate(
     gamma: object = 2.0,
     reduction: object = "none",
     read_values: bool = True,
+    device_checks: bool = False,
 ) -> SigmoidArgs:
     """Check every argument before any computation and return them normalized.
 
     ``read_values=False`` (while ``torch.compile`` or ``torch.export`` traces a call) checks what does not depend on
     the tensors' values and leaves the target's range and the values of alpha and gamma (then 0-dim tensors: graph
     inputs) to the custom operator, which calls this function again on the real tensors: the same errors, raised
-    without a graph break.
+    without a graph break. ``device_checks=True`` (the CUDA path) reads no value of a device tensor on the host: the
+    kernel gives a NaN loss where a target is outside ``[0, 1]`` (inside :func:`focalbench.check_values`, the host
+    check runs as without it).
 
     Raises:
         TypeError: an argument of the wrong type or dtype.
@@ -133,10 +149,12 @@ def validate(
         raise ValueError(f"target must be on the logits' device ({logits.device}). Got: target on {target.device}")
     if not isinstance(reduction, str) or reduction not in REDUCTIONS:
         raise ValueError(f"reduction must be one of {', '.join(repr(r) for r in REDUCTIONS)}. Got: {reduction!r}")
-    alpha_value = _validate_alpha(alpha, read_values)
-    gamma_value = validate_gamma(gamma, read_values)
+    device_checks = device_checks and not values_checked_on_host()
+    kernel_device = logits.device if device_checks else None
+    alpha_value = _validate_alpha(alpha, read_values, kernel_device)
+    gamma_value = validate_gamma(gamma, read_values, kernel_device)
     target = target.to(compute_dtype(logits.dtype))
-    if read_values and target.numel():
+    if read_values and target.numel() and not device_checks:
         # on the host, before any kernel runs; one pass (NaN fails both comparisons)
         low, high = (float(v) for v in torch.aminmax(target))
         if not (low >= 0 and high <= 1):
@@ -144,7 +162,7 @@ def validate(
             raise ValueError(
                 f"target values must be in [0, 1]. Got: {bad.numel()} value(s) outside, e.g. {bad[:5].tolist()}"
             )
-    return SigmoidArgs(logits, target, alpha_value, gamma_value, reduction)
+    return SigmoidArgs(logits, target, alpha_value, gamma_value, reduction, device_checks)
 
 
 def class_index_targets(

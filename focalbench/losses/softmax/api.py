@@ -22,12 +22,12 @@ import numpy
 import torch
 from torch import nn
 
-from focalbench.kernels import choose, forward_kernel  # imports no kernel: they do, at the first call
+from focalbench.kernels import choose  # imports no kernel: it does, at the first call
 from focalbench.losses.common import front_door
 from focalbench.losses.softmax.closed_form import CLOSED_FORM
 from focalbench.losses.softmax.semantics import validate
 
-__all__ = ["RECOMMENDED", "FocalLoss", "focal_loss", "implementation_for"]
+__all__ = ["RECOMMENDED", "FocalLoss", "focal_loss", "focal_loss_on", "implementation_for"]
 
 #: The registered implementation (``focalbench.get_implementation``) that mirrors what :func:`focal_loss` runs, per
 #: device; the measurement behind the CPU choice is in the README. ``fused_eager`` where the C kernel is unavailable.
@@ -72,20 +72,37 @@ def focal_loss(
         >>> loss.backward()
     """
     arguments = {"gamma": gamma, "alpha": alpha, "reduction": reduction, "ignore_index": ignore_index}
-    return front_door(logits, target, arguments, validate=validate, traced=_traced, kernel_for=forward_kernel,
+    return _focal_loss(logits, target, arguments, None)
+
+
+def _focal_loss(logits, target, arguments: dict[str, Any], path: str | None) -> torch.Tensor:
+    return front_door(logits, target, arguments, family="softmax", path=path, validate=validate, traced=_traced,
                       closed_form=CLOSED_FORM)  # fmt: skip
 
 
-def _traced(logits, target, *, gamma, alpha, reduction, ignore_index) -> torch.Tensor:
+def focal_loss_on(path: str):
+    """:func:`focal_loss` as it runs on ``path``'s kernel (a device type) whatever device the tensors are on: with
+    ``"cuda"`` and CPU tensors, the CUDA path (validation and Triton kernel) in Triton's interpreter
+    (``TRITON_INTERPRET=1``), which is how the suite checks the CUDA path without a GPU."""
+
+    def loss(logits, target, *, gamma=2.0, alpha=None, reduction="mean", ignore_index=-100):
+        arguments = {"gamma": gamma, "alpha": alpha, "reduction": reduction, "ignore_index": ignore_index}
+        return _focal_loss(logits, target, arguments, path)
+
+    loss.__name__ = loss.__qualname__ = f"focal_loss_on_{path}"
+    return loss
+
+
+def _traced(logits, target, *, path, gamma, alpha, reduction, ignore_index) -> torch.Tensor:
     """The call as ``torch.compile``/``torch.export`` trace it: value-free checks here, the rest in the operator."""
-    from focalbench.losses.softmax.op import softmax_focal_loss
+    from focalbench.losses.softmax.op import operator_for
 
     args = validate(logits, target, gamma=gamma, alpha=alpha, reduction=reduction, ignore_index=ignore_index,
                     read_values=False)  # fmt: skip
-    alpha_tensor = args.alpha if isinstance(args.alpha, torch.Tensor) else None
+    alpha_tensor = args.alpha if isinstance(args.alpha, torch.Tensor) else None  # 0-dim: a module's scalar buffer
     alpha_scalar = args.alpha if isinstance(args.alpha, float) else None
     need_grad = torch.is_grad_enabled() and logits.requires_grad
-    loss, _ = softmax_focal_loss(
+    loss, _ = operator_for(path)(
         args.logits, args.target, alpha_tensor, alpha_scalar, args.gamma, args.ignore_index, args.reduction, need_grad
     )
     return loss

@@ -1,4 +1,9 @@
-"""The fused focal loss as a PyTorch custom operator: what ``torch.compile`` and ``torch.export`` see.
+"""The fused focal loss as PyTorch custom operators: what ``torch.compile`` and ``torch.export`` see.
+
+Two operators. On CUDA, ``focalbench::softmax_focal_loss_cuda`` (same schema) is a ``torch.library.triton_op``
+around the Triton kernel (:mod:`focalbench.kernels.triton`): its body reads no value on the host (the kernel checks
+the target's range, alpha's weights and gamma: NaN where they are wrong), so Inductor traces it and sees the kernel
+as one node among the model's (in Triton's interpreter, an opaque operator over the same body). Everywhere else:
 
 ``focalbench::softmax_focal_loss(logits, target, alpha, alpha_scalar, gamma, ignore_index, reduction, need_grad)
 -> (loss, grad)`` runs the kernel :func:`focalbench.focal_loss` runs in eager mode on the logits' device — the C
@@ -25,11 +30,12 @@ import torch
 from torch import Tensor
 
 from focalbench.kernels import forward_kernel
-from focalbench.losses.common import fake_outputs, operator_backward, operator_outputs
+from focalbench.kernels import triton as triton_kernels
+from focalbench.losses.common import device_operator, fake_outputs, operator_backward, operator_outputs
 from focalbench.losses.softmax.closed_form import CLOSED_FORM
-from focalbench.losses.softmax.semantics import validate
+from focalbench.losses.softmax.semantics import FocalArgs, validate
 
-__all__ = ["softmax_focal_loss"]
+__all__ = ["cuda_body", "operator_for", "softmax_focal_loss", "softmax_focal_loss_cuda"]
 
 
 def _arguments(logits, target, alpha, alpha_scalar, gamma, ignore_index, reduction):
@@ -82,3 +88,37 @@ def _backward(ctx, grad_loss, _grad_of_grad):
 
 
 softmax_focal_loss.register_autograd(_backward, setup_context=_setup_context)
+
+
+def cuda_body(
+    logits: Tensor,
+    target: Tensor,
+    alpha: Tensor | None,
+    alpha_scalar: float | None,
+    gamma: Tensor,
+    ignore_index: int,
+    reduction: str,
+    need_grad: bool,
+) -> tuple[Tensor, Tensor]:
+    """The CUDA operator's body: the arguments as the traced call checked them (types, shapes, devices), the values
+    left to the Triton kernel; reduced loss and, if ``need_grad``, its gradient (else an empty tensor)."""
+    alpha_value = alpha if alpha is not None else alpha_scalar
+    args = FocalArgs(logits, target, gamma, alpha_value, reduction, ignore_index, device_checks=True)
+    return operator_outputs(args, triton_kernels.triton_forward, CLOSED_FORM, need_grad)
+
+
+#: The CUDA path's operator (None without triton).
+softmax_focal_loss_cuda = None
+if triton_kernels.UNAVAILABLE is None:
+    softmax_focal_loss_cuda = device_operator(
+        "focalbench::softmax_focal_loss_cuda", cuda_body, _fake, triton_kernels.INTERPRETED
+    )
+    softmax_focal_loss_cuda.register_autograd(_backward, setup_context=_setup_context)
+
+
+def operator_for(path: str):
+    """The operator a traced call on ``path`` (a device type) runs: the Triton one on CUDA where triton is installed,
+    else the operator over the device's eager kernel."""
+    if path == "cuda" and softmax_focal_loss_cuda is not None:
+        return softmax_focal_loss_cuda
+    return softmax_focal_loss

@@ -35,9 +35,11 @@ from focalbench.losses.common import (
     REDUCTIONS,
     LossArgs,
     check_tensors,
+    checked_once,
     compute_dtype,
     shape_of,
     validate_gamma,
+    values_checked_on_host,
 )
 
 __all__ = ["FocalArgs", "validate"]
@@ -60,6 +62,7 @@ class FocalArgs(LossArgs):
     reduction: str
     ignore_index: int
     all_counted: bool = False  # known to hold no ignore_index (then valid, count and safe_target cost nothing)
+    device_checks: bool = False  # the target's range left to the kernel; count is then a device tensor
 
     @property
     def num_classes(self) -> int:
@@ -75,9 +78,11 @@ class FocalArgs(LossArgs):
         return self.target != self.ignore_index
 
     @functools.cached_property
-    def count(self) -> int:
-        """Number of counted (non-ignored) elements."""
-        return self.target.numel() if self.all_counted else int(self.valid.sum())
+    def count(self) -> int | torch.Tensor:
+        """Number of counted (non-ignored) elements: an int, or a 0-dim device tensor with ``device_checks``."""
+        if self.all_counted:
+            return self.target.numel()
+        return self.valid.sum() if self.device_checks else int(self.valid.sum())
 
     @property
     def alpha_kind(self) -> str:
@@ -87,7 +92,11 @@ class FocalArgs(LossArgs):
 
     @functools.cached_property
     def safe_target(self) -> torch.Tensor:
-        """``target`` with ignored positions replaced by class 0, safe to use as an index."""
+        """``target`` with ignored positions (and, with ``device_checks``, unchecked out-of-range ones) replaced by
+        class 0, safe to use as an index."""
+        if self.device_checks:
+            usable = self.valid & (self.target >= 0) & (self.target < self.num_classes)
+            return self.target.masked_fill(~usable, 0)
         return self.target if self.all_counted else self.target.masked_fill(~self.valid, 0)
 
     def alpha_t(self, dtype: torch.dtype) -> torch.Tensor:
@@ -100,8 +109,18 @@ class FocalArgs(LossArgs):
         return self.alpha.to(dtype)[self.safe_target].masked_fill_(~valid, 0)
 
 
+def _checked_weights(weights: torch.Tensor) -> bool:
+    """Whether every weight is finite and >= 0 (one host read)."""
+    return bool(torch.isfinite(weights).all()) and not bool((weights < 0).any())
+
+
 def _validate_alpha(
-    alpha: object, num_classes: int, dtype: torch.dtype, device: torch.device, read_values: bool = True
+    alpha: object,
+    num_classes: int,
+    dtype: torch.dtype,
+    device: torch.device,
+    read_values: bool = True,
+    device_checks: bool = False,
 ) -> None | float | torch.Tensor:
     if alpha is None:
         return None
@@ -114,7 +133,8 @@ def _validate_alpha(
             raise TypeError(f"alpha must hold real numbers. Got: tensor of dtype {alpha.dtype}")
         if not read_values:
             return alpha.detach()
-        alpha = float(alpha)
+        # a device tensor is read once per distinct tensor (a module's buffer: at its first use), not at every call
+        alpha = checked_once(alpha, float) if device_checks and alpha.device == device else float(alpha)
     if isinstance(alpha, numbers.Real):
         value = float(alpha)
         if not (value >= 0) or math.isinf(value):
@@ -143,9 +163,12 @@ def _validate_alpha(
         )
     if weights.numel() != num_classes:
         raise ValueError(f"alpha must have one weight per class ({num_classes}). Got: {weights.numel()} weights")
-    if read_values and (not bool(torch.isfinite(weights).all()) or bool((weights < 0).any())):
-        raise ValueError(f"alpha must hold finite weights >= 0. Got: {weights.tolist()}")
-    return weights.to(device=device, dtype=dtype)
+    if read_values:
+        on_device = device_checks and isinstance(alpha, torch.Tensor) and weights.device == device
+        if not (checked_once(alpha, _checked_weights) if on_device else _checked_weights(weights)):
+            raise ValueError(f"alpha must hold finite weights >= 0. Got: {weights.tolist()}")
+    # non_blocking: weights on the host are copied without waiting for the device's queue (no synchronization)
+    return weights.to(device=device, dtype=dtype, non_blocking=True)
 
 
 def validate(
@@ -157,6 +180,7 @@ def validate(
     reduction: object = "mean",
     ignore_index: object = -100,
     read_values: bool = True,
+    device_checks: bool = False,
 ) -> FocalArgs:
     """Check every argument before any computation and return them normalized.
 
@@ -164,6 +188,11 @@ def validate(
     not depend on the tensors' values — types, dtypes, shapes, devices, gamma and the reduction — and leaves the
     values (target range, alpha's weights, a gamma tensor's value) to the custom operator, which calls this function
     again with ``read_values=True`` on the real tensors when it runs: the same errors, raised without a graph break.
+
+    ``device_checks=True`` (the CUDA path, whose kernel checks values) reads no value of a device tensor on the host,
+    so a call costs no synchronization: the target's range is left to the kernel (an out-of-range target gives a NaN
+    loss at its rows), the mean's count stays a device tensor, and a device tensor of weights is checked once per
+    distinct tensor. Inside :func:`focalbench.check_values` the values are read on the host as without it.
 
     Raises:
         TypeError: an argument of the wrong type or dtype.
@@ -197,11 +226,15 @@ def validate(
         raise ValueError(f"ignore_index must be an int64, in [{_INT64.min}, {_INT64.max}]. Got: {ignore_index}")
     if not isinstance(reduction, str) or reduction not in REDUCTIONS:
         raise ValueError(f"reduction must be one of {', '.join(repr(r) for r in REDUCTIONS)}. Got: {reduction!r}")
-    gamma_value = validate_gamma(gamma, read_values)
-    alpha_value = _validate_alpha(alpha, num_classes, compute_dtype(logits.dtype), logits.device, read_values)
+    device_checks = device_checks and not values_checked_on_host()
+    gamma_value = validate_gamma(gamma, read_values, logits.device if device_checks else None)
+    alpha_value = _validate_alpha(
+        alpha, num_classes, compute_dtype(logits.dtype), logits.device, read_values, device_checks
+    )
     target = target.long()
-    if not read_values:
-        return FocalArgs(logits, target, gamma_value, alpha_value, reduction, ignore_index, all_counted=False)
+    if not read_values or device_checks:
+        return FocalArgs(logits, target, gamma_value, alpha_value, reduction, ignore_index, all_counted=False,
+                         device_checks=device_checks)  # fmt: skip
     low = high = 0
     if target.numel():
         # Checked on the host before any kernel runs: an out-of-range index must never become a device-side assert.
