@@ -34,6 +34,8 @@ from typing import Any
 
 import torch
 
+from focalbench.kernels import choose  # imports no kernel: choose does, at the first call of a device
+
 __all__ = [
     "FLOAT_DTYPES",
     "HALF_DTYPES",
@@ -297,8 +299,6 @@ def front_door(
     ``torch.export`` traces the call, else ``validate`` and the kernel :func:`focalbench.kernels.choose` gives
     ``family`` on ``path`` (a device type; ``None``: the logits') through :class:`FusedLoss`. A kernel that checks
     values on the device gets arguments validated without a host read (``device_checks``)."""
-    from focalbench.kernels import choose  # imports no kernel: choose does, at the first call of a device
-
     half = isinstance(logits, torch.Tensor) and logits.dtype in HALF_DTYPES
     if half and torch.is_autocast_enabled(logits.device.type):
         logits = logits.float()
@@ -310,15 +310,26 @@ def front_door(
     return fused_loss(args, choice.forward, closed_form)
 
 
-def device_operator(name: str, body: Callable[..., Any], fake: Callable[..., Any], interpreted: bool) -> Any:
-    """The custom operator ``name`` of a Triton kernel's ``body``: a ``torch.library.triton_op`` (Inductor sees the
-    kernel, ``wrap_triton``'s, as a node it schedules with the ops around it), or, in Triton's interpreter
-    (``interpreted``), where ``wrap_triton`` cannot trace, an opaque ``custom_op`` with ``fake`` as its shapes."""
+def device_operator(
+    name: str,
+    body: Callable[..., Any],
+    *,
+    fake: Callable[..., Any],
+    backward: Callable[..., Any],
+    setup_context: Callable[..., Any],
+    interpreted: bool,
+) -> Any:
+    """The custom operator ``name`` of a Triton kernel's ``body``, with its autograd formula: a
+    ``torch.library.triton_op`` (Inductor sees the kernel, ``wrap_triton``'s, as a node it schedules with the ops
+    around it), or, in Triton's interpreter (``interpreted``), where ``wrap_triton`` cannot trace, an opaque
+    ``custom_op`` with ``fake`` as its shapes."""
     if interpreted:
         operator = torch.library.custom_op(name, mutates_args=())(body)
         operator.register_fake(fake)
-        return operator
-    return torch.library.triton_op(name, mutates_args=())(body)
+    else:
+        operator = torch.library.triton_op(name, mutates_args=())(body)
+    operator.register_autograd(backward, setup_context=setup_context)
+    return operator
 
 
 # --- the custom operators' common parts (each family's op.py declares its schema and registers them) ---------------

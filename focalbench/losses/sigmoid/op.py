@@ -82,9 +82,9 @@ def cuda_body(
 sigmoid_focal_loss_cuda = None
 if triton_kernels.UNAVAILABLE is None:
     sigmoid_focal_loss_cuda = device_operator(
-        "focalbench::sigmoid_focal_loss_cuda", cuda_body, _fake, triton_kernels.INTERPRETED
-    )
-    sigmoid_focal_loss_cuda.register_autograd(_backward, setup_context=_setup_context)
+        "focalbench::sigmoid_focal_loss_cuda", cuda_body, fake=_fake, backward=_backward, setup_context=_setup_context,
+        interpreted=triton_kernels.INTERPRETED,
+    )  # fmt: skip
 
 
 def operator_for(path: str):

@@ -111,9 +111,9 @@ def cuda_body(
 softmax_focal_loss_cuda = None
 if triton_kernels.UNAVAILABLE is None:
     softmax_focal_loss_cuda = device_operator(
-        "focalbench::softmax_focal_loss_cuda", cuda_body, _fake, triton_kernels.INTERPRETED
-    )
-    softmax_focal_loss_cuda.register_autograd(_backward, setup_context=_setup_context)
+        "focalbench::softmax_focal_loss_cuda", cuda_body, fake=_fake, backward=_backward, setup_context=_setup_context,
+        interpreted=triton_kernels.INTERPRETED,
+    )  # fmt: skip
 
 
 def operator_for(path: str):
