@@ -72,7 +72,7 @@ def _p_t(case, dtype: torch.dtype) -> torch.Tensor:
     """p_t of the case's counted elements, softmax computed in ``dtype``."""
     logits, target = case.make()
     counted = target != case.ignore_index
-    p = torch.softmax(logits.to(dtype), dim=1).gather(1, torch.where(counted, target, 0).unsqueeze(1)).squeeze(1)
+    p = torch.softmax(logits.to(dtype), dim=1).gather(1, torch.where(counted, target, 0).long().unsqueeze(1)).squeeze(1)
     return p[counted]
 
 

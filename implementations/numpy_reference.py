@@ -59,7 +59,8 @@ def reference_rows(z: np.ndarray, t: np.ndarray, alpha_t: np.ndarray, gamma: flo
         neg_log_p_t = _softplus(d)
         log_one_minus_p_t = -_softplus(-d)
         focal = np.exp(gamma * log_one_minus_p_t) if gamma else np.ones_like(d)
-        loss = alpha_t * focal * neg_log_p_t
+        # an element of weight 0 weighs nothing, even at a target of -inf (0 * inf); a NaN still propagates
+        loss = np.where((alpha_t == 0) & (neg_log_p_t == np.inf), 0.0, alpha_t * focal * neg_log_p_t)
         p_t = np.exp(-neg_log_p_t)
         p_t_log_p_t = np.where(p_t > 0, p_t * neg_log_p_t, 0.0)  # x log x -> 0 as x -> 0 (a target at -inf)
         big_g = alpha_t * focal * (np.exp(log_one_minus_p_t) + gamma * p_t_log_p_t)

@@ -28,6 +28,8 @@ cancels at confident rows.
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from focalbench.arena.registry import KnownDefect, register, register_unavailable
@@ -50,13 +52,15 @@ def _float64(case) -> bool:
 
 
 def _sum_of_something(case) -> bool:
-    return case.reduction == "sum" and counts_something(case)
+    """A sum of some counted element, except over dense maps of one position (whose average is that position)."""
+    one_position = len(case.shape) > 2 and math.prod(case.shape[2:]) == 1
+    return case.reduction == "sum" and counts_something(case) and not one_position
 
 
 def _non_target_log_p_infinite(case) -> bool:
-    """log p_j = -inf at some non-target class: a -inf logit, or a gap beyond the range of float32 or float64 (float16
-    logits are computed in float32, whose range holds their gaps)."""
-    return case.masked > 0 or (case.beyond_range and case.dtype in (torch.float32, torch.float64))
+    """log p_j = -inf at some non-target class: a -inf logit, or a gap beyond the range of the compute dtype (float16
+    logits are computed in float32, whose range holds their gaps; bfloat16's range is float32's own)."""
+    return case.masked > 0 or (case.beyond_range and case.dtype != torch.float16)
 
 
 _FLOAT32 = "float64 logits are computed in float32 (input.float()): float32's accuracy, not float64's"

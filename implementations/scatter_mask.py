@@ -62,7 +62,7 @@ def _seed_p_t(case) -> torch.Tensor:
     """p_t of a case's counted elements as the seed computes it (softmax in the logits' dtype)."""
     logits, target = case.make()
     counted = target != case.ignore_index
-    p_t = torch.softmax(logits, dim=1).gather(1, torch.where(counted, target, 0).unsqueeze(1)).squeeze(1)
+    p_t = torch.softmax(logits, dim=1).gather(1, torch.where(counted, target, 0).long().unsqueeze(1)).squeeze(1)
     return p_t[counted]
 
 
@@ -87,7 +87,7 @@ def _broadcast(check: str) -> KnownDefect:
     return KnownDefect(
         check,
         "1-D per-class alpha of shape (N,) times an (N, 1) column broadcasts to (N, N): wrong mean/sum",
-        when=lambda case: case.alpha_kind == "per_class",
+        when=lambda case: case.alpha_kind == "per_class" and case.shape[0] > 1,  # (1,) x (1, 1) is (1, 1)
     )
 
 
@@ -99,6 +99,7 @@ def _broadcast(check: str) -> KnownDefect:
         _broadcast("matches_reference"),
         _broadcast("create_graph"),
         *(KnownDefect(check, _LOG_OF_ZERO, when=_underflows) for check in _UNDERFLOW_CHECKS),
+        KnownDefect("matches_reference", _LOG_OF_ZERO, when=lambda case: bool((_seed_p_t(case) == 0).any())),
         *(KnownDefect(check, _POW_AT_ONE, when=_saturates) for check in ("finite_at_extremes", "absent_classes")),
         KnownDefect(
             "empty_batch",

@@ -34,6 +34,23 @@ MESSAGES = {
         r"Got: 1180591620717411303424"
     ),
     "target-device": r"target must be on the logits' device",
+    "logits-one-class": r"logits must have at least 2 classes along dim 1\. Got: shape \(4, 1\)",
+    "logits-complex": r"logits must be float16, bfloat16, float32 or float64\. Got: torch\.complex64",
+    "target-bool": r"target must be an integer tensor of class indices\. Got: torch\.bool",
+    "target-list": r"target must be a torch\.Tensor\. Got: list",
+    "gamma-inf": r"gamma must be a finite number >= 0\. Got: inf",
+    "gamma-str": r"gamma must be a real number >= 0\. Got: str '2'",
+    "gamma-bool": r"gamma must be a real number >= 0\. Got: bool True",
+    "gamma-tensor-1d": r"gamma must be a real number >= 0 or a 0-dim floating tensor\. Got: tensor of shape \(1,\)",
+    "reduction-capitalized": r"reduction must be one of 'mean', 'sum', 'none'\. Got: 'Mean'",
+    "reduction-none-object": r"reduction must be one of 'mean', 'sum', 'none'\. Got: None",
+    "ignore-index-float": r"ignore_index must be an int\. Got: float -100\.0",
+    "alpha-bool": r"alpha must be None, a float >= 0 or 3 per-class weights\. Got: bool True",
+    "alpha-str": r"alpha must be None, a float >= 0 or 3 per-class weights\. Got: str",
+    "alpha-inf": r"alpha must be a finite float >= 0\. Got: inf",
+    "alpha-nan-weight": r"alpha must hold finite weights >= 0\. Got: \[0\.5, nan, 1\.0\]",
+    "alpha-too-long": r"alpha must have one weight per class \(3\)\. Got: 4 weights",
+    "alpha-complex": r"alpha must hold real numbers\. Got: tensor of dtype torch\.complex64",
 }
 
 

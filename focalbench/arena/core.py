@@ -33,9 +33,11 @@ __all__ = [
     "CheckFn",
     "Outcome",
     "SampleCase",
+    "WrongOutput",
     "all_checks",
     "applicability",
     "case_id",
+    "checked_output",
     "classified",
     "error_inputs",
     "evaluate",
@@ -43,6 +45,7 @@ __all__ = [
     "loss_and_grad",
     "run_matrix",
     "summarize",
+    "unchanged_inputs",
     "upstream_for",
 ]
 
@@ -145,15 +148,108 @@ class Outcome:
         return self.status in ("fail", "xpass")
 
 
+class WrongOutput(Exception):
+    """What an implementation returned, or did to the caller's tensors, is wrong before any value can be compared: a
+    failure in the suite's own words, which :func:`failure_of` reports as it is (not as a raised exception)."""
+
+
+#: The shape of the loss each reduction returns, given the target (both families: the ``"none"`` loss has the
+#: target's shape; a reduction not listed is not checked).
+REDUCED_SHAPES: dict[str, Callable[[torch.Tensor], tuple[int, ...]]] = {
+    "mean": lambda target: (),
+    "sum": lambda target: (),
+    "none": lambda target: tuple(target.shape),
+}
+
+
+def _shares_memory(a: torch.Tensor, b: torch.Tensor) -> bool:
+    """Whether two tensors are views of one storage (empty ones share nothing)."""
+    try:
+        first, second = a.untyped_storage(), b.untyped_storage()
+    except (RuntimeError, NotImplementedError):  # a tensor without storage (a subclass, a fake tensor)
+        return False
+    return first.nbytes() > 0 and second.nbytes() > 0 and first.data_ptr() == second.data_ptr()
+
+
+def checked_output(loss: object, logits: torch.Tensor, target: object, reduction: str | None = None) -> torch.Tensor:
+    """``loss`` when it is what a call on ``logits`` and ``target`` must return: a torch.Tensor of the logits' dtype,
+    on their device, of the reduction's shape (:data:`REDUCED_SHAPES`; not checked when ``reduction`` is None or
+    another), sharing no memory with either input (a view of an input is not a loss: the caller's tensor would change
+    with it).
+
+    Raises:
+        WrongOutput: the first of these it is not, in one line."""
+    if not isinstance(loss, torch.Tensor):
+        raise WrongOutput(f"returned {type(loss).__name__}, expected a torch.Tensor")
+    if loss.dtype != logits.dtype:
+        raise WrongOutput(f"returned a {loss.dtype} loss for {logits.dtype} logits: expected the logits' dtype")
+    if loss.device != logits.device:
+        raise WrongOutput(
+            f"returned a loss on {loss.device} for logits on {logits.device}: expected the logits' device"
+        )
+    if reduction in REDUCED_SHAPES and isinstance(target, torch.Tensor):
+        expected = REDUCED_SHAPES[reduction](target)
+        if tuple(loss.shape) != expected:
+            what = "the target's shape" if expected else "a 0-dim tensor"
+            raise WrongOutput(f"returned a loss of shape {tuple(loss.shape)} for reduction={reduction!r}: expected "
+                              f"{expected} ({what})")  # fmt: skip
+    for name, tensor in (("logits", logits), ("target", target)):
+        if isinstance(tensor, torch.Tensor) and _shares_memory(loss, tensor):
+            raise WrongOutput(f"returned a view of its {name} (the loss shares their memory): expected a new tensor")
+    return loss
+
+
+def _equal(before: torch.Tensor, after: torch.Tensor) -> bool:
+    """Same shape, dtype and values, NaN equal to NaN."""
+    if before.shape != after.shape or before.dtype != after.dtype or before.device != after.device:
+        return False
+    if torch.equal(before, after):
+        return True
+    if before.is_floating_point() or before.is_complex():
+        return bool(((before == after) | (before.isnan() & after.isnan())).all())
+    return False
+
+
+def unchanged_inputs(**pairs: tuple[object, object]) -> None:
+    """Each ``name=(snapshot, tensor)`` still equal to its snapshot (a clone taken before the call).
+
+    Raises:
+        WrongOutput: ``modified its <name> in place``."""
+    for name, (snapshot, tensor) in pairs.items():
+        if isinstance(snapshot, torch.Tensor) and not _equal(snapshot, tensor.detach()):
+            raise WrongOutput(f"modified its {name} in place")
+
+
+def _reduction(impl: Callable, kwargs: dict) -> str | None:
+    """The reduction a call makes: the keyword's, else the family default an :class:`Implementation` fills in."""
+    if "reduction" in kwargs:
+        return kwargs["reduction"]
+    return get_family(impl.family).defaults.get("reduction") if isinstance(impl, Implementation) else None
+
+
 def loss_and_grad(
     impl: Callable, logits: torch.Tensor, target: torch.Tensor, kwargs: dict, upstream: torch.Tensor | None = None
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """The loss and d(sum of upstream * loss)/d logits, on a fresh leaf that keeps the logits' strides."""
+    """The loss and d(sum of upstream * loss)/d logits, on a fresh leaf that keeps the logits' strides.
+
+    The returned object is checked before anything uses it (:func:`checked_output`), and the logits and target are
+    proven unchanged after the call and after the backward (:func:`unchanged_inputs`).
+
+    Raises:
+        WrongOutput: what the call returned or did to its inputs is wrong (reported by :func:`failure_of` as it is).
+    """
     x = logits.detach().clone().requires_grad_(True)
+    inputs = {"logits": (logits.detach(), x), "target": (target.clone() if isinstance(target, torch.Tensor) else None,
+                                                         target)}  # fmt: skip
     loss = impl(x, target, **kwargs)
+    unchanged_inputs(**inputs)
+    checked_output(loss, x, target, _reduction(impl, kwargs))
+    if not loss.requires_grad:
+        raise WrongOutput("returned a loss that does not require grad: no gradient reaches the logits")
     if upstream is None:
         upstream = torch.ones_like(loss)
     (grad,) = torch.autograd.grad(loss, x, upstream.to(loss.dtype))
+    unchanged_inputs(**inputs)
     return loss.detach(), grad
 
 
@@ -180,9 +276,12 @@ def applicability(impl: Implementation, check: Check, case, device: str) -> str 
 
 
 def failure_of(fn: CheckFn, impl: Implementation, case, device: str) -> str | None:
-    """What ``fn`` found wrong, or None; an exception from the implementation is a failure, described."""
+    """What ``fn`` found wrong, or None; an exception from the implementation is a failure, described (a
+    :class:`WrongOutput` by its message alone)."""
     try:
         return fn(impl, case, device)
+    except WrongOutput as error:  # the suite's own words
+        return str(error)
     except Exception as error:  # noqa: BLE001 - an exception from the implementation is a failed check
         return f"raised {type(error).__name__}: {error}"
 

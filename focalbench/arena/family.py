@@ -115,7 +115,8 @@ class Family:
     oracle), ``gradient_penalty_reference`` the plain-autograd implementation a double backward is compared with,
     ``recommended`` the implementation that mirrors the product. ``checks()`` gives the family's checks;
     ``figure_1_inputs(p_t)`` the ``(logits, target, kwargs)`` at which the loss is ``-(1 - p_t)^gamma log p_t``
-    (Lin et al.'s Fig. 1) minus gamma, or None.
+    (Lin et al.'s Fig. 1) minus gamma, or None; ``mutants()`` the mutant catalogue that scores the checks' power
+    (:mod:`focalbench.arena.mutation`), or None.
     """
 
     name: str
@@ -133,6 +134,7 @@ class Family:
     labels: Labels
     differential: Differential | None = None
     figure_1_inputs: Callable[[Sequence[float]], tuple[Any, Any, dict]] | None = None
+    mutants: Callable[[], Any] | None = None  # the family's mutant catalogue (focalbench.arena.mutation.Catalogue)
     order: int = 100  # where listings put the family (lower first; ties by name)
 
     def all_checks(self) -> dict[str, Any]:

@@ -20,18 +20,23 @@ without our validation, so the checks judge its own behaviour, and it may declar
 
 from __future__ import annotations
 
+import ast
 import functools
 import importlib
 import importlib.metadata
+import importlib.util
+import inspect
 import pkgutil
+import sys
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
 
-from focalbench.arena.family import FAMILIES, get_family
+from focalbench.arena.family import FAMILIES, Shape, families, get_family
 from focalbench.losses.common import FLOAT_DTYPES
 
 __all__ = [
@@ -118,11 +123,14 @@ class Implementation:
 
 
 _REGISTRY: dict[str, Implementation] = {}
+_ORIGIN: dict[str, str] = {}  # name -> the module whose code registered it (listings follow the order of discovery)
+_ALONE = False  # an implementation module was imported alone, before discovery (the listing is then reordered)
 _UNAVAILABLE: dict[str, str] = {}
 _DISCOVERED = False  # every implementation module has been imported
 _DISCOVERING = False  # the thread holding _DISCOVERY_LOCK is importing them
 _DISCOVERY_LOCK = threading.RLock()
 ENTRY_POINT_GROUP = "focalbench.implementations"
+PACKAGE = "focalbench.implementations"  # the built-in implementations' package (implementations/ in the repository)
 
 
 def register(
@@ -195,14 +203,26 @@ def register(
             compiles=compiles,
             family=family,
             extra=dict(extra),
-        ))  # fmt: skip
+        ), origin=_registering_module(kernel.__module__))  # fmt: skip
         return kernel
 
     return decorator
 
 
-def add(impl: Implementation) -> Implementation:
-    """Register an :class:`Implementation` record as it is (a wrapped or re-declared one: ``unregister`` it first).
+def _registering_module(default: str) -> str:
+    """The implementation module whose top-level code is running (the one registering), else ``default``."""
+    frame = sys._getframe(1)
+    while frame is not None:
+        name = frame.f_globals.get("__name__", "")
+        if frame.f_code.co_name == "<module>" and name.startswith(f"{PACKAGE}."):
+            return name
+        frame = frame.f_back
+    return default
+
+
+def add(impl: Implementation, origin: str | None = None) -> Implementation:
+    """Register an :class:`Implementation` record as it is (a wrapped or re-declared one: ``unregister`` it first);
+    ``origin``: the module registering it (default: its function's), which places it in listings.
 
     Raises:
         ValueError: its name is already registered."""
@@ -210,6 +230,7 @@ def add(impl: Implementation) -> Implementation:
     if impl.name in _REGISTRY:
         raise ValueError(f"implementation name must be unique: {impl.name!r} is already registered")
     _REGISTRY[impl.name] = impl
+    _ORIGIN[impl.name] = origin or _registering_module(getattr(impl.fn, "__module__", "") or "")
     return impl
 
 
@@ -220,6 +241,7 @@ def unregister(name: str) -> Implementation:
         ValueError: no implementation of that name is registered."""
     if name not in _REGISTRY:
         raise ValueError(f"implementation must be one of {', '.join(_REGISTRY)}. Got: {name!r}")
+    _ORIGIN.pop(name, None)
     return _REGISTRY.pop(name)
 
 
@@ -241,7 +263,9 @@ def _discover() -> None:
 
     ``_DISCOVERED`` is set only after every import has run, under ``_DISCOVERY_LOCK``, so no thread can see a
     half-filled registry. The lock is re-entrant and ``_DISCOVERING`` makes a nested call (a module that looks an
-    implementation up while it is being imported) return at once instead of starting discovery again.
+    implementation up while it is being imported) return at once instead of starting discovery again. Where
+    :func:`get_implementation` imported a module alone before, the listing is put back in the order a discovery from
+    scratch registers (:func:`_in_discovery_order`).
     """
     global _DISCOVERED, _DISCOVERING
     if _DISCOVERED:
@@ -251,15 +275,100 @@ def _discover() -> None:
             return
         _DISCOVERING = True
         try:
-            package = importlib.import_module("focalbench.implementations")
+            package = importlib.import_module(PACKAGE)
             for module in sorted(pkgutil.iter_modules(package.__path__), key=lambda m: m.name):
                 if not module.name.startswith("_"):
                     qualified = f"{package.__name__}.{module.name}"
                     _import_registering(module.name, functools.partial(importlib.import_module, qualified))
             # Third-party packages can ship implementations through an entry point that imports their module.
-            for entry_point in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+            entry_points = list(importlib.metadata.entry_points(group=ENTRY_POINT_GROUP))
+            for entry_point in entry_points:
                 _import_registering(entry_point.name, entry_point.load)
+            if _ALONE:
+                _in_discovery_order(_execution_order(package) + [e.module for e in entry_points])
             _DISCOVERED = True
+        finally:
+            _DISCOVERING = False
+
+
+def _package_imports(path: Path) -> list[str]:
+    """The package's modules that a module's top-level code imports, in the order it imports them."""
+    imported: list[str] = []
+
+    def visit(statements: list[ast.stmt]) -> None:
+        for statement in statements:
+            if isinstance(statement, ast.ImportFrom) and statement.module == PACKAGE:
+                imported.extend(alias.name for alias in statement.names)
+            elif isinstance(statement, ast.ImportFrom) and (statement.module or "").startswith(f"{PACKAGE}."):
+                imported.append(statement.module.removeprefix(f"{PACKAGE}.").partition(".")[0])
+            elif isinstance(statement, ast.Import):
+                imported.extend(alias.name.removeprefix(f"{PACKAGE}.").partition(".")[0]
+                                for alias in statement.names if alias.name.startswith(f"{PACKAGE}."))  # fmt: skip
+            elif not isinstance(statement, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                for field in ("body", "orelse", "finalbody", "handlers"):
+                    visit([s for s in getattr(statement, field, []) if isinstance(s, ast.stmt)] +
+                          [s for h in getattr(statement, field, []) if isinstance(h, ast.ExceptHandler)
+                           for s in h.body])  # fmt: skip
+
+    try:
+        visit(ast.parse(path.read_text(encoding="utf-8")).body)
+    except (OSError, SyntaxError, ValueError):
+        pass
+    return imported
+
+
+def _execution_order(package) -> list[str]:
+    """The package's modules in the order a discovery from scratch runs their registrations: by name, each after the
+    package modules its top-level code imports (Python runs those first)."""
+    root = Path(next(iter(package.__path__)))
+    files = {m.name: root / m.name / "__init__.py" if m.ispkg else root / f"{m.name}.py"
+             for m in pkgutil.iter_modules(package.__path__)}  # fmt: skip
+    order: list[str] = []
+    seen: set[str] = set()
+
+    def visit(name: str) -> None:
+        if name in seen or name not in files:
+            return
+        seen.add(name)
+        for imported in _package_imports(files[name]):
+            visit(imported)
+        order.append(f"{PACKAGE}.{name}")
+
+    for name in sorted(n for n in files if not n.startswith("_")):
+        visit(name)
+    return order
+
+
+def _in_discovery_order(modules: list[str]) -> None:
+    """Reorder the registry as a discovery from scratch fills it: by the registering module's place in ``modules``
+    (registration order within one module; a name from elsewhere after them, in its order)."""
+    place = {module: index for index, module in enumerate(modules)}
+    names = sorted(_REGISTRY, key=lambda name: place.get(_ORIGIN.get(name, ""), len(place)))
+    reordered = {name: _REGISTRY[name] for name in names}
+    _REGISTRY.clear()
+    _REGISTRY.update(reordered)
+
+
+def _import_alone(name: str) -> None:
+    """Import the implementation module named like ``name`` (``implementations/<name>.py``), and only it, when
+    there is one: what a lookup of one implementation needs (the family's reference, say), without importing every
+    peer. Discovery, when something asks for it later, finds the module imported and reorders the listing."""
+    global _ALONE, _DISCOVERING
+    if _DISCOVERED or name.startswith("_") or not name.isidentifier():
+        return
+    with _DISCOVERY_LOCK:
+        if _DISCOVERED or _DISCOVERING:
+            return
+        qualified = f"{PACKAGE}.{name}"
+        try:
+            found = importlib.util.find_spec(qualified) is not None
+        except (ImportError, ValueError):
+            found = False
+        if not found:
+            return
+        _DISCOVERING = _ALONE = True  # a registration while it imports must not start the whole discovery
+        try:
+            _import_registering(name, functools.partial(importlib.import_module, qualified))
         finally:
             _DISCOVERING = False
 
@@ -285,6 +394,10 @@ def get_implementation(name: str) -> Implementation:
     Raises:
         ValueError: no such implementation; the message lists the valid names (and why an unavailable one is).
     """
+    if name not in _REGISTRY:
+        _import_alone(name)  # the module of that name alone, where there is one
+    if name in _REGISTRY:
+        return _REGISTRY[name]
     _discover()
     if name in _REGISTRY:
         return _REGISTRY[name]
@@ -329,13 +442,99 @@ def _declarations(obj: Any, spec: str, family: str) -> dict[str, Any]:
     return declared
 
 
+def _signature_keywords(fn: Callable) -> tuple[set[str], set[str]] | str | None:
+    """``(keywords fn takes, parameters it requires)`` beyond the logits and the target, from its signature; None when
+    the signature cannot tell (it takes ``**kwargs``, or has none); a string when it cannot take two positional
+    arguments at all."""
+    try:
+        parameters = list(inspect.signature(fn).parameters.values())
+    except (TypeError, ValueError):  # a builtin or an extension's callable without a signature
+        return None
+    if any(p.kind is p.VAR_KEYWORD for p in parameters):
+        return None
+    positional = [p for p in parameters if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    if len(positional) < 2 and not any(p.kind is p.VAR_POSITIONAL for p in parameters):
+        return "must take the logits and the target as its first two arguments"
+    rest = positional[2:] + [p for p in parameters if p.kind is p.KEYWORD_ONLY]
+    return {p.name for p in rest if p.kind is not p.POSITIONAL_ONLY}, {p.name for p in rest if p.default is p.empty}
+
+
+def _probe(fn: Callable, family: str, devices: Iterable[str], dtypes: Iterable[torch.dtype]) -> str | None:
+    """What one call of ``fn`` on a tiny valid input of ``family`` (its workload's inputs of shape (4, 3), its
+    keywords) on the CPU raised, as ``"Type: message"``; None when it returned (or cannot run on the CPU)."""
+    if "cpu" not in devices:
+        return None
+    dtypes = tuple(dtypes)
+    kind = get_family(family)
+    dtype = torch.float32 if torch.float32 in dtypes or not dtypes else dtypes[0]
+    logits, target = kind.workload.inputs(Shape("probe", (4, 3), "a probe call"), dtype, "cpu")
+    try:
+        fn(logits, target, **kind.defaults)
+    except Exception as error:  # noqa: BLE001 - whatever it raises is what the probe reports
+        return f"{type(error).__name__}: {error}"
+    return None
+
+
+def _keyword_mismatch(fn: Callable, spec: str, declared: dict[str, Any], family_declared: bool) -> str | None:
+    """Why ``fn`` cannot be called as a loss of its family (every call passes the logits, the target and the
+    family's keywords, :attr:`Family.defaults`), in one line naming the family whose keywords it takes; or None.
+
+    From the signature when it tells (a function of another family takes exactly that family's keywords, or not all
+    of its own); otherwise by probe calls (:func:`_probe`): one of its family that raises where one of another
+    family returns."""
+    family = declared["family"]
+    wanted = tuple(get_family(family).defaults)
+    others = [name for name in families() if name != family]
+    fix = {True: "declare focalbench_family = {!r}", False: "use --family {}"}[family_declared]
+
+    def takes(name: str) -> str:
+        return f"{spec} takes {name}'s keywords ({', '.join(get_family(name).defaults)})"
+
+    keywords = _signature_keywords(fn)
+    if isinstance(keywords, str):
+        return f"{spec} {keywords}"
+    if keywords is None:
+        devices, dtypes = declared.get("devices", ("cpu",)), declared.get("dtypes", ())
+        if "cpu" not in devices:
+            return None
+        raised = _probe(fn, family, devices, dtypes)
+        if raised is None:
+            return None
+        for name in others:
+            if _probe(fn, name, devices, dtypes) is None:
+                return (f"{takes(name)} and inputs, not {family}'s (a call with {family}'s raised {raised}): "
+                        f"{fix.format(name)}")  # fmt: skip
+        return None
+    accepted, required = keywords
+    fitting = sorted((name for name in families() if set(get_family(name).defaults) <= accepted),
+                     key=lambda name: (-len(get_family(name).defaults), name != family))  # fmt: skip
+    missing = [k for k in wanted if k not in accepted]
+    if missing:
+        if fitting:
+            return f"{takes(fitting[0])}, not {family}'s: {fix.format(fitting[0])}"
+        return (f"{spec} must take {family}'s keywords ({', '.join(wanted)}): every call passes them. Got a "
+                f"signature without {', '.join(missing)}")  # fmt: skip
+    if not family_declared and fitting[0] != family:  # takes more: another family's keywords, its own among them
+        if accepted == set(get_family(fitting[0]).defaults):
+            return f"{takes(fitting[0])}, not {family}'s: use --family {fitting[0]}"
+        return (f"{takes(fitting[0])}, not only {family}'s: use --family {fitting[0]} (or declare "
+                f"focalbench_family = {family!r})")  # fmt: skip
+    unpassed = sorted(required - set(wanted))
+    if unpassed:
+        return f"{spec} requires {', '.join(unpassed)}, which no call passes (calls pass {', '.join(wanted)})"
+    return None
+
+
 def load_implementation(spec: str, family: str = "softmax") -> Implementation:
     """A registered name, or a user's ``"module:attr"``: an :class:`Implementation`, or a callable with the common
     signature that may declare what it is with the :data:`DECLARATIONS` attributes (``focalbench_capabilities`` ...);
-    one that declares no ``focalbench_family`` is taken as a loss of ``family``.
+    one that declares no ``focalbench_family`` is taken as a loss of ``family``. Whether it takes that family's
+    keywords is read from its signature, or (where the signature takes ``**kwargs``) found by one call on a tiny input
+    of the family on the CPU.
 
     Raises:
-        ValueError: the module or attribute cannot be loaded, or a declared family or capability is unknown.
+        ValueError: the module or attribute cannot be loaded, a declared family or capability is unknown, or the
+            callable cannot take its family's keywords (the message names the family whose keywords it takes).
         TypeError: the attribute is not callable, or a declaration has the wrong type.
     """
     if ":" not in spec:
@@ -353,4 +552,8 @@ def load_implementation(spec: str, family: str = "softmax") -> Implementation:
         raise TypeError(f"implementation {spec!r} must be callable. Got: {type(obj).__name__}")
     description = (obj.__doc__ or spec).strip().splitlines()[0]
     declared = _declarations(obj, spec, family)
+    mismatch = _keyword_mismatch(obj.forward if isinstance(obj, torch.nn.Module) else obj, spec, declared,
+                                 family_declared=hasattr(obj, "focalbench_family"))  # fmt: skip
+    if mismatch:
+        raise ValueError(mismatch)
     return Implementation(name=spec, fn=obj, description=description, external=True, **declared)

@@ -99,6 +99,29 @@ def _conformance(family: str) -> Callable[[Path], str]:
     return generate
 
 
+def _mutants(family: str) -> Callable[[Path], str]:
+    """The family's mutant catalogue (from the code), with the check that killed each in the newest committed
+    ``focalbench mutants --output results`` report of the family."""
+
+    def generate(root: Path) -> str:
+        found = [(p, d) for p, d in _reports(root) if d.get("kind") == "mutants" and d.get("family") == family]
+        killed_by = {k["mutant"]: k["check"] or "**survived**" for k in found[-1][1]["kills"]} if found else {}
+        rows = [[f"`{m.name}`", m.kind, m.bug, m.seen_in or "", killed_by.get(m.name, "not run")]
+                for m in get_family(family).mutants().mutants]  # fmt: skip
+        if not found:
+            return "No committed mutation report of the family yet.\n\n" + _md(rows, _MUTANT_COLUMNS)
+        path, data = found[-1]
+        environment = data.get("environment", {})
+        source = (f"{data['killed']} of {data['total']} killed, from `{path.relative_to(root).as_posix()}` (commit "
+                  f"`{environment.get('git_commit')}`, {data['device']}, {data['seconds']:g} s).\n\n")  # fmt: skip
+        return source + _md(rows, _MUTANT_COLUMNS)
+
+    return generate
+
+
+_MUTANT_COLUMNS = ["mutant", "kind", "the bug", "seen in", "killed by"]
+
+
 def _accuracy_summary(rows: Iterable[dict]) -> dict[str, tuple[str, str, str]]:
     """{implementation: (correct up to, worst error up to there, first non-finite value)} against the fp32 bound."""
     bound = _FLOAT32_BOUND
@@ -168,6 +191,8 @@ def generators(extra: Generators | None = None) -> Generators:
     for name in families():
         table[f"checks-{name}"] = _checks_table(name)
         table[f"conformance-{name}"] = _conformance(name)
+        if families()[name].mutants is not None:
+            table[f"mutants-{name}"] = _mutants(name)
     return table
 
 

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import re
 
 from focalbench.cli.console import UsageError, eprint
 from focalbench.cli.options import DEVICES, add_family, family_of, resolve
 
-__all__ = ["add_arguments", "check_matrix", "run"]
+__all__ = ["add_arguments", "check_matrix", "grouped", "run"]
 
 HELP = "run the correctness checks, print the conformance matrix"
 
@@ -16,7 +17,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("impls", nargs="*", metavar="NAME|module:attr", help="default: every registered one")
     parser.add_argument("--device", choices=DEVICES, default="cpu")
     parser.add_argument("--check", action="append", dest="checks", metavar="CHECK", help="only these checks")
-    parser.add_argument("-v", "--verbose", action="store_true", help="print every unexpected outcome's detail")
+    parser.add_argument(
+        "-v", "--verbose", action="store_true", help="print every unexpected outcome (default: alike ones as one line)"
+    )
     add_family(parser, "only this loss family's (default: every family's, a matrix each)")
 
 
@@ -30,6 +33,42 @@ def check_matrix(impls: list, device: str, checks, progress=None) -> tuple[dict,
         for impl, by_check in matrix.items()
     }
     return verdicts, matrix
+
+
+#: How many groups of unexpected outcomes are printed without -v, and how many case ids a group names.
+SHOWN_GROUPS, SHOWN_CASES = 10, 3
+
+
+#: A number in a detail (an integer, a decimal, a float in e-notation): details alike but for their numbers group.
+NUMBER = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:e[-+]?\d+)?|\binf\b|\bnan\b")
+
+
+def grouped(unexpected: list[tuple[str, str, str, object]], checks_run: dict[str, int]) -> list[str]:
+    """One line per distinct (implementation, status, detail) among ``unexpected`` ``(impl, check, case, outcome)``,
+    details that differ only in their numbers taken as one (the first one's shown): one bug, one line, with its count
+    and its first cases. ``checks_run``: how many checks each implementation ran (a line that covers them all says
+    "every check")."""
+    groups: dict[tuple[str, str, str], list[tuple[str, str, str]]] = {}
+    for impl, check, case, outcome in unexpected:
+        key = (impl, outcome.status, NUMBER.sub("#", outcome.detail))
+        groups.setdefault(key, []).append((check, case, outcome.detail))
+    lines = []
+    for (impl, status, _), where in groups.items():
+        detail = where[0][2]
+        if len(where) == 1:
+            lines.append(f"  {impl} / {where[0][0]} / {where[0][1]}: {status}: {detail}")
+            continue
+        checks = list(dict.fromkeys(check for check, _, _ in where))
+        if len(checks) == 1:
+            scope, first = checks[0], [case for _, case, _ in where[:SHOWN_CASES]]
+        else:
+            scope = "every check" if len(checks) == checks_run.get(impl) else f"{len(checks)} checks"
+            first = [f"{check}/{case}" for check, case, _ in where[:SHOWN_CASES]]
+        alike = "" if all(d == detail for _, _, d in where) else "the first's; the others differ in numbers; "
+        more = ", ..." if len(where) > SHOWN_CASES else ""
+        lines.append(f"  {len(where)} cases of {impl} / {scope}: {status}: {detail} ({alike}first: {', '.join(first)}"
+                     f"{more})")  # fmt: skip
+    return lines
 
 
 def run(args: argparse.Namespace) -> int:
@@ -68,8 +107,16 @@ def run(args: argparse.Namespace) -> int:
     ]
     if unexpected:
         print(f"\n{len(unexpected)} unexpected outcome(s) (fail, or a known defect that no longer reproduces):")
-        for impl, check, case, outcome in unexpected if args.verbose else unexpected[:10]:
-            print(f"  {impl} / {check} / {case}: {outcome.status}: {outcome.detail}")
+        if args.verbose:
+            for impl, check, case, outcome in unexpected:
+                print(f"  {impl} / {check} / {case}: {outcome.status}: {outcome.detail}")
+            return 1
+        ran = {impl: sum(1 for outcomes in by_check.values() if any(o.status != "n/a" for _, o in outcomes))
+               for impl, by_check in matrix.items()}  # fmt: skip
+        lines = grouped(unexpected, ran)
+        print("\n".join(lines[:SHOWN_GROUPS]))
+        if len(lines) > SHOWN_GROUPS:
+            print(f"  ... and {len(lines) - SHOWN_GROUPS} more (-v prints every outcome)")
         return 1
     print("\nverdicts: pass = every applicable case holds; xfail = fails only as a declared known defect; n/a = not "
           "applicable by declared capabilities")  # fmt: skip

@@ -107,7 +107,9 @@ def eager_forward(args: FocalArgs, need_grad: bool) -> tuple[torch.Tensor, torch
     # 3. per-row scalars in float64
     gamma = args.gamma
     weighted = args.alpha_t(torch.float64).unsqueeze(1) * one_minus_p_t.pow(gamma)
-    per_element = (weighted * neg_log_p_t).squeeze(1)
+    # an element of weight 0 weighs nothing, even at a target of -inf (0 * inf); a NaN still propagates
+    inert = (weighted == 0) & (neg_log_p_t == math.inf)
+    per_element = torch.where(inert, 0.0, weighted * neg_log_p_t).squeeze(1)
     if not need_grad:
         return per_element, None
 

@@ -191,7 +191,8 @@ static inline __attribute__((always_inline)) double row_terms(double s, double m
     const double g = live ? w * (one_minus_p_t + gamma * p_t_log) * scale : 0.0;
     *big_g = g;
     *coef = g / safe_s;
-    return live ? w * neg_log_p_t : 0.0;
+    /* an element of weight 0 weighs nothing, even at a target of -inf (0 * inf); a NaN still propagates */
+    return live && !(w == 0.0 && neg_log_p_t == INFINITY) ? w * neg_log_p_t : 0.0;
 }
 
 /* exp(z - m) for float64 z <= m (the difference rounds by at most |z - m| 2^-53, far inside the float64 bound). */

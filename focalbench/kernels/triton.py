@@ -221,7 +221,9 @@ if triton is not None:
         log_one_minus_p_t = -_softplus(-d)
         focal = tl.where(gamma == 0.0, 1.0, exp(gamma * log_one_minus_p_t))
         weighted = alpha * focal
-        loss = tl.where(bad, NAN, tl.where(has_rest, weighted * neg_log_p_t, 0.0))
+        # an element of weight 0 weighs nothing, even at a target of -inf (0 * inf); a NaN still propagates
+        inert = (weighted == 0.0) & (neg_log_p_t == INF)
+        loss = tl.where(bad, NAN, tl.where(has_rest & ~inert, weighted * neg_log_p_t, 0.0))
         tl.store(loss_ptr + rows, loss.to(loss_ptr.dtype.element_ty), mask=row_ok)
 
         # 3. gradient: G exp(z_j - m) / S off the target, -G at it

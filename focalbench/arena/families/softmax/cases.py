@@ -20,6 +20,7 @@ __all__ = [
     "BadInput",
     "Case",
     "absent_class_cases",
+    "bad_call",
     "bad_inputs",
     "beyond_range_cases",
     "create_graph_cases",
@@ -71,6 +72,9 @@ class Case(SampleCase):
     impossible: float = 0.0
     poison: str = ""  # "" | nan | inf | nan-target | inf-target
     garbage: bool = False
+    target_dtype: torch.dtype = torch.int64  # every integer dtype is accepted
+    alpha_form: str = "list"  # how per-class weights are passed: list | tensor | tensor-fp32 | int-tensor | numpy
+    gamma_tensor: bool = False  # gamma as a 0-dim float64 tensor (a schedule's)
     seed: int = 0
     label: str = ""
 
@@ -78,9 +82,13 @@ class Case(SampleCase):
     def id(self) -> str:
         parts = [self.label] if self.label else []
         parts += ["x".join(map(str, self.shape)), DTYPE_NAMES[self.dtype], f"g{self.gamma:g}"]
+        if self.gamma_tensor:
+            parts.append("g-tensor")
         if self.alpha_kind != "none":
-            parts.append(f"a-{self.alpha_kind}")
+            parts.append(f"a-{self.alpha_kind}" + (f"-{self.alpha_form}" if self.alpha_form != "list" else ""))
         parts.append(self.reduction)
+        if self.target_dtype != torch.int64:
+            parts.append(str(self.target_dtype).removeprefix("torch."))
         if self.ignore_fraction:
             parts.append(f"ign{self.ignore_fraction:g}")
         if self.layout != "contiguous":
@@ -121,20 +129,30 @@ class Case(SampleCase):
         if self.reduction == "none":
             needs.add("reduction:none")
         if self.alpha_kind != "none":
-            needs.add(f"alpha:{self.alpha_kind}")
+            needs.add("alpha:scalar" if self.alpha_kind == "zero" else f"alpha:{self.alpha_kind}")
         return needs
 
     def alpha(self):
-        """The ``alpha`` argument: None, 0.25, or C seeded per-class weights in [0.1, 2)."""
+        """The ``alpha`` argument: None, 0.25, 0.0 (``"zero"``: every element weighs nothing), or C seeded per-class
+        weights in [0.1, 2), passed as :attr:`alpha_form` says (``int-tensor``: integer weights 0..3)."""
         if self.alpha_kind == "none":
             return None
-        if self.alpha_kind == "scalar":
-            return 0.25
+        if self.alpha_kind in ("scalar", "zero"):
+            return 0.25 if self.alpha_kind == "scalar" else 0.0
         g = torch.Generator().manual_seed(self.seed + 7919)
-        return (0.1 + 1.9 * torch.rand(self.num_classes, generator=g, dtype=torch.float64)).tolist()
+        weights = 0.1 + 1.9 * torch.rand(self.num_classes, generator=g, dtype=torch.float64)
+        forms = {
+            "list": weights.tolist,
+            "tensor": lambda: weights,
+            "tensor-fp32": lambda: weights.float(),
+            "int-tensor": lambda: (weights * 2).round().long(),
+            "numpy": weights.numpy,
+        }
+        return forms[self.alpha_form]()
 
     def kwargs(self) -> dict:
-        return dict(gamma=self.gamma, alpha=self.alpha(), reduction=self.reduction, ignore_index=self.ignore_index)
+        gamma = torch.tensor(self.gamma, dtype=torch.float64) if self.gamma_tensor else self.gamma
+        return dict(gamma=gamma, alpha=self.alpha(), reduction=self.reduction, ignore_index=self.ignore_index)
 
     def make(self, device: str | torch.device = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
         """``(logits, target)`` on ``device``; logits are a leaf that does not require grad."""
@@ -169,7 +187,7 @@ class Case(SampleCase):
             target = torch.where(drop, torch.full_like(target, self.ignore_index), target)
         if self.masked or self.impossible or self.poison or self.garbage:
             logits = self._non_finite(logits, target)
-        return logits.to(device=device, dtype=self.dtype), target.to(device)
+        return logits.to(device=device, dtype=self.dtype), target.to(device=device, dtype=self.target_dtype)
 
     def _non_finite(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """``logits`` (float64, any layout) with this case's -inf, +inf and NaN placed (see the class docstring)."""
@@ -256,7 +274,28 @@ def random_cases() -> list[Case]:
         Case(shape=(2, 5, 3, 4), dtype=dt, ignore_fraction=0.2, reduction="none", seed=120 + i, label="seg")
         for i, dt in enumerate((torch.float16, torch.bfloat16, torch.float64))
     ]
-    return _merge(by_gamma_alpha, by_reduction, shapes, strided, dtypes)
+    forms = [  # every accepted form of every argument, and the shapes whose size-1 dims a squeeze would drop
+        Case(shape=(16, 7), target_dtype=torch.int32, ignore_fraction=0.2, seed=130),
+        Case(shape=(16, 7), target_dtype=torch.uint8, reduction="sum", seed=131),
+        Case(shape=(4, 5, 3, 3), target_dtype=torch.int16, reduction="none", seed=132, label="seg"),
+        Case(shape=(16, 7), gamma=0.5, gamma_tensor=True, alpha_kind="scalar", seed=133),
+        Case(shape=(16, 7), alpha_kind="zero", reduction="sum", seed=134),
+        *(Case(shape=(16, 7), dtype=torch.float64, alpha_kind="per_class", alpha_form=form, seed=135 + i)
+          for i, form in enumerate(("tensor", "tensor-fp32", "int-tensor", "numpy"))),
+        Case(shape=(1, 7), reduction="none", seed=140),
+        Case(shape=(1, 7), alpha_kind="per_class", seed=141),
+        Case(shape=(5, 3, 1), reduction="none", ignore_fraction=0.2, seed=142),
+        Case(shape=(1, 4, 1, 3), reduction="none", seed=143, label="seg"),
+        Case(shape=(2, 2, 1, 1), reduction="sum", seed=144, label="seg"),
+    ]  # fmt: skip
+    wide = [  # half precision at the widths and logit scales of real heads: ImageNet's 1000 classes, long rows
+        Case(shape=(8, 1000), dtype=torch.bfloat16, seed=150),
+        Case(shape=(8, 1000), dtype=torch.float16, scale=10.0, reduction="sum", seed=151),
+        Case(shape=(16, 7), dtype=torch.bfloat16, scale=1e5, reduction="none", seed=152),
+        Case(shape=(16, 7), dtype=torch.float16, scale=3e3, reduction="none", seed=153),
+        Case(shape=(70000, 2), dtype=torch.float16, scale=10.0, seed=154, label="many"),
+    ]
+    return _merge(by_gamma_alpha, by_reduction, shapes, strided, dtypes, forms, wide)
 
 
 #: Logit gaps and common shifts of the stability and accuracy checks. 1e3 makes softmax underflow in float32 and
@@ -370,6 +409,7 @@ def beyond_range_cases() -> list[Case]:
         base.with_(dtype=torch.float64, seed=584),
         base.with_(dtype=torch.float64, gamma=0.5, alpha_kind="per_class", seed=585),
         base.with_(dtype=torch.float16, seed=586),
+        base.with_(dtype=torch.bfloat16, gamma=0.5, seed=587),
     ]
 
 
@@ -442,7 +482,7 @@ def differential_cases(seed: int, count: int) -> list[Case]:
     return cases
 
 
-def _bad_call(device: str, logits=None, target=None, **kwargs) -> tuple[object, object, dict]:
+def bad_call(device: str, logits=None, target=None, **kwargs) -> tuple[object, object, dict]:
     """A valid call — logits (4, 3), targets [0, 1, 2, 1] on ``device`` — with what a bad input changes."""
     logits = torch.randn(4, 3, device=device) if logits is None else logits
     target = torch.tensor([0, 1, 2, 1], device=device) if target is None else target
@@ -451,24 +491,45 @@ def _bad_call(device: str, logits=None, target=None, **kwargs) -> tuple[object, 
 
 #: name -> (argument named in the message, exception, the call on a device)
 _BAD_INPUTS: dict[str, tuple[str, type[Exception], Callable[[str], tuple[object, object, dict]]]] = {
-    "logits-int": ("logits", TypeError, lambda d: _bad_call(d, logits=torch.ones(4, 3, dtype=torch.long, device=d))),
-    "logits-list": ("logits", TypeError, lambda d: _bad_call(d, logits=[[0.0, 1.0, 2.0]] * 4)),
-    "logits-1d": ("logits", ValueError, lambda d: _bad_call(d, logits=torch.randn(4, device=d))),
-    "target-float": ("target", TypeError, lambda d: _bad_call(d, target=torch.tensor([0.0, 1, 2, 1], device=d))),
-    "target-shape": ("target", ValueError, lambda d: _bad_call(d, target=torch.tensor([0, 1, 2, 1, 0], device=d))),
-    "target-dense-shape": ("target", ValueError, lambda d: _bad_call(
+    "logits-int": ("logits", TypeError, lambda d: bad_call(d, logits=torch.ones(4, 3, dtype=torch.long, device=d))),
+    "logits-list": ("logits", TypeError, lambda d: bad_call(d, logits=[[0.0, 1.0, 2.0]] * 4)),
+    "logits-1d": ("logits", ValueError, lambda d: bad_call(d, logits=torch.randn(4, device=d))),
+    "target-float": ("target", TypeError, lambda d: bad_call(d, target=torch.tensor([0.0, 1, 2, 1], device=d))),
+    "target-shape": ("target", ValueError, lambda d: bad_call(d, target=torch.tensor([0, 1, 2, 1, 0], device=d))),
+    "target-dense-shape": ("target", ValueError, lambda d: bad_call(
         d, logits=torch.randn(2, 3, 4, 5, device=d), target=torch.zeros(2, 5, 4, dtype=torch.long, device=d))),
-    "target-too-large": ("target", ValueError, lambda d: _bad_call(d, target=torch.tensor([0, 1, 3, 1], device=d))),
-    "target-negative": ("target", ValueError, lambda d: _bad_call(d, target=torch.tensor([0, -1, 2, 1], device=d))),
-    "gamma-negative": ("gamma", ValueError, lambda d: _bad_call(d, gamma=-0.5)),
-    "gamma-nan": ("gamma", ValueError, lambda d: _bad_call(d, gamma=math.nan)),
-    "reduction-unknown": ("reduction", ValueError, lambda d: _bad_call(d, reduction="average")),
-    "alpha-negative": ("alpha", ValueError, lambda d: _bad_call(d, alpha=[0.5, -0.1, 1.0])),
-    "alpha-negative-scalar": ("alpha", ValueError, lambda d: _bad_call(d, alpha=-0.25)),
-    "alpha-length": ("alpha", ValueError, lambda d: _bad_call(d, alpha=[0.25, 0.75])),
-    "alpha-shape": ("alpha", ValueError, lambda d: _bad_call(d, alpha=torch.ones(3, 1))),  # the seed's (C, 1) column
-    "ignore-index-int64": ("ignore_index", ValueError, lambda d: _bad_call(d, ignore_index=2**70)),
-    "target-device": ("target", ValueError, lambda d: _bad_call(d, target=torch.tensor([0, 1, 2, 1]))),
+    "target-too-large": ("target", ValueError, lambda d: bad_call(d, target=torch.tensor([0, 1, 3, 1], device=d))),
+    "target-negative": ("target", ValueError, lambda d: bad_call(d, target=torch.tensor([0, -1, 2, 1], device=d))),
+    "gamma-negative": ("gamma", ValueError, lambda d: bad_call(d, gamma=-0.5)),
+    "gamma-nan": ("gamma", ValueError, lambda d: bad_call(d, gamma=math.nan)),
+    "reduction-unknown": ("reduction", ValueError, lambda d: bad_call(d, reduction="average")),
+    "alpha-negative": ("alpha", ValueError, lambda d: bad_call(d, alpha=[0.5, -0.1, 1.0])),
+    "alpha-negative-scalar": ("alpha", ValueError, lambda d: bad_call(d, alpha=-0.25)),
+    "alpha-length": ("alpha", ValueError, lambda d: bad_call(d, alpha=[0.25, 0.75])),
+    "alpha-shape": ("alpha", ValueError, lambda d: bad_call(d, alpha=torch.ones(3, 1))),  # the seed's (C, 1) column
+    "ignore-index-int64": ("ignore_index", ValueError, lambda d: bad_call(d, ignore_index=2**70)),
+    "target-device": ("target", ValueError, lambda d: bad_call(d, target=torch.tensor([0, 1, 2, 1]))),
+    # the other misspellings of each argument: every type and boundary a wrong value comes in
+    "logits-one-class": ("logits", ValueError, lambda d: bad_call(
+        d, logits=torch.randn(4, 1, device=d), target=torch.zeros(4, dtype=torch.long, device=d))),
+    "logits-complex": ("logits", TypeError, lambda d: bad_call(
+        d, logits=torch.randn(4, 3, dtype=torch.cfloat, device=d))),
+    "target-bool": ("target", TypeError, lambda d: bad_call(
+        d, target=torch.tensor([True, False, True, True], device=d))),
+    "target-list": ("target", TypeError, lambda d: bad_call(d, target=[0, 1, 2, 1])),
+    "gamma-inf": ("gamma", ValueError, lambda d: bad_call(d, gamma=math.inf)),
+    "gamma-str": ("gamma", TypeError, lambda d: bad_call(d, gamma="2")),
+    "gamma-bool": ("gamma", TypeError, lambda d: bad_call(d, gamma=True)),
+    "gamma-tensor-1d": ("gamma", TypeError, lambda d: bad_call(d, gamma=torch.tensor([2.0]))),
+    "reduction-capitalized": ("reduction", ValueError, lambda d: bad_call(d, reduction="Mean")),
+    "reduction-none-object": ("reduction", ValueError, lambda d: bad_call(d, reduction=None)),
+    "ignore-index-float": ("ignore_index", TypeError, lambda d: bad_call(d, ignore_index=-100.0)),
+    "alpha-bool": ("alpha", TypeError, lambda d: bad_call(d, alpha=True)),
+    "alpha-str": ("alpha", TypeError, lambda d: bad_call(d, alpha="0.25")),
+    "alpha-inf": ("alpha", ValueError, lambda d: bad_call(d, alpha=math.inf)),
+    "alpha-nan-weight": ("alpha", ValueError, lambda d: bad_call(d, alpha=[0.5, math.nan, 1.0])),
+    "alpha-too-long": ("alpha", ValueError, lambda d: bad_call(d, alpha=[0.25, 0.5, 0.75, 1.0])),
+    "alpha-complex": ("alpha", TypeError, lambda d: bad_call(d, alpha=torch.ones(3, dtype=torch.cfloat))),
 }  # fmt: skip
 _NEEDS_CUDA = {"target-device"}  # a target on the CPU with logits on CUDA
 _DEVICE_VALUES = {"target-too-large", "target-negative"}  # wrong by a tensor's values

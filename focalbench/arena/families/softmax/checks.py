@@ -87,8 +87,9 @@ def matches_limits(impl: Implementation, case: Case, device: str, scale_floor: f
     reference = get_implementation(REFERENCE)
     ref_loss, ref_grad = loss_and_grad(reference, _finite_stand_in(logits), target, kwargs, upstream)
     counted = target != case.ignore_index
-    at_target = torch.where(counted, target, 0).unsqueeze(1)
+    at_target = torch.where(counted, target, 0).long().unsqueeze(1)
     impossible = counted & torch.isneginf(logits.gather(1, at_target).squeeze(1))
+    impossible &= _alpha_t(case, at_target.squeeze(1)) > 0  # an element of weight 0 weighs nothing, even there
     if case.reduction == "none":
         ref_loss = ref_loss.masked_fill(impossible, math.inf)
     elif bool(impossible.any()):
@@ -104,19 +105,21 @@ def matches_limits(impl: Implementation, case: Case, device: str, scale_floor: f
     return None
 
 
+def _alpha_t(case: Case, target: torch.Tensor) -> torch.Tensor:
+    """The case's float64 weight of each element (at class ``target``): 1 without alpha."""
+    alpha = case.alpha()
+    if alpha is None or isinstance(alpha, float):
+        return torch.full(target.shape, 1.0 if alpha is None else alpha, dtype=torch.float64, device=target.device)
+    return torch.as_tensor(alpha, dtype=torch.float64, device=target.device)[target.long()]
+
+
 def _focal_terms(case: Case, device: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Exact-ish float64 ``(p_t, alpha_t, ce)`` per element for a case without ignored elements."""
     logits, target = case.make(device)
     log_p = torch.log_softmax(logits.double(), dim=1)
+    target = target.long()
     log_p_t = log_p.gather(1, target.unsqueeze(1)).squeeze(1)
-    alpha = case.alpha()
-    if alpha is None:
-        alpha_t = torch.ones_like(log_p_t)
-    elif isinstance(alpha, float):
-        alpha_t = torch.full_like(log_p_t, alpha)
-    else:
-        alpha_t = torch.tensor(alpha, dtype=torch.float64, device=device)[target]
-    return log_p_t.exp(), alpha_t, -log_p_t
+    return log_p_t.exp(), _alpha_t(case, target), -log_p_t
 
 
 def _focal_below_cross_entropy(impl: Implementation, case: Case, device: str) -> str | None:
