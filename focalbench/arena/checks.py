@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 import torch
 
-from focalbench.arena.core import BadInput, loss_and_grad, upstream_for
+from focalbench.arena.core import BadInput, checked_output, loss_and_grad, upstream_for
 from focalbench.arena.family import get_family
 from focalbench.arena.registry import Implementation, get_implementation
 from focalbench.arena.tolerances import ACCURACY_BOUND, compare
@@ -129,7 +129,7 @@ def create_graph(impl: Implementation, case, device: str) -> str | None:
 
     def first_gradient(fn: Callable) -> tuple[torch.Tensor, torch.Tensor]:
         x = logits.detach().clone().requires_grad_(True)
-        loss = fn(x, target, **case.kwargs())
+        loss = checked_output(fn(x, target, **case.kwargs()), x, target, case.reduction)
         upstream = upstream_for(case, device).to(loss.dtype).expand_as(loss)
         (grad,) = torch.autograd.grad(loss, x, upstream, create_graph=True)
         return x, grad

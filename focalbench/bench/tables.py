@@ -114,7 +114,8 @@ def _mutants(family: str) -> Callable[[Path], str]:
         environment = data.get("environment", {})
         source = (f"{data['killed']} of {data['total']} killed, from `{path.relative_to(root).as_posix()}` (commit "
                   f"`{environment.get('git_commit')}`, {data['device']}: {environment.get('cpu')}, "
-                  f"{environment.get('threads')} threads, torch {environment.get('torch')}; {data['seconds']:g} s).\n\n")  # fmt: skip
+                  f"{environment.get('threads')} threads, torch {environment.get('torch')}; "
+                  f"{data['seconds']:g} s).\n\n")  # fmt: skip
         return source + _md(rows, _MUTANT_COLUMNS)
 
     return generate

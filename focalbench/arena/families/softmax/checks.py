@@ -21,7 +21,7 @@ from focalbench.arena.checks import (
     matches_reference,
     rejects_bad_input,
 )
-from focalbench.arena.core import Check, loss_and_grad, upstream_for
+from focalbench.arena.core import Check, checked_output, loss_and_grad, upstream_for
 from focalbench.arena.families.softmax.cases import (
     Case,
     absent_class_cases,
@@ -124,7 +124,7 @@ def _focal_terms(case: Case, device: str) -> tuple[torch.Tensor, torch.Tensor, t
 
 def _focal_below_cross_entropy(impl: Implementation, case: Case, device: str) -> str | None:
     logits, target = case.make(device)
-    fl = impl(logits, target, **case.kwargs()).double()
+    fl = checked_output(impl(logits, target, **case.kwargs()), logits, target, case.reduction).double()
     _, alpha_t, ce = _focal_terms(case, device)
     ce = alpha_t * ce  # FL <= alpha_t CE: the focal factor (1 - p_t)^gamma is at most 1
     slack = TOLERANCES[case.dtype].rtol * ce + TOLERANCES[case.dtype].atol * float(ce.max())
@@ -137,7 +137,7 @@ def _focal_below_cross_entropy(impl: Implementation, case: Case, device: str) ->
 
 def _focal_to_cross_entropy_ratio(impl: Implementation, case: Case, device: str) -> str | None:
     logits, target = case.make(device)
-    fl = impl(logits, target, **case.kwargs()).double()
+    fl = checked_output(impl(logits, target, **case.kwargs()), logits, target, case.reduction).double()
     p_t, alpha_t, ce = _focal_terms(case, device)
     expected = alpha_t * (1 - p_t) ** case.gamma
     counted = ce > 1e-6  # the ratio is 0/0 where CE vanishes
@@ -150,7 +150,8 @@ def _paper_figure_1(impl: Implementation, case: Case, device: str) -> str | None
     for p_t, factor in ((0.9, 100.0), (1 - 1 / math.sqrt(1000), 1000.0)):
         logits = torch.tensor([[math.log(p_t / (1 - p_t)), 0.0]], dtype=torch.float64, device=device)
         target = torch.zeros(1, dtype=torch.long, device=device)
-        fl = float(impl(logits, target, gamma=2.0, alpha=None, reduction="sum", ignore_index=-100))
+        loss = impl(logits, target, gamma=2.0, alpha=None, reduction="sum", ignore_index=-100)
+        fl = float(checked_output(loss, logits, target, "sum"))
         ce = -math.log(p_t)
         if not math.isclose(fl * factor, ce, rel_tol=1e-9):
             failures.append(f"p_t={p_t:.6f}: CE/FL = {ce / fl:.9g}, expected {factor:g}")
