@@ -18,7 +18,7 @@ IDS = [f"{family}-{mutant.name}" for family, mutant in MUTANTS]
 
 
 def test_every_built_in_family_has_a_catalogue_of_at_least_60_mutants() -> None:
-    assert set(CATALOGUES) >= {"softmax"}
+    assert set(CATALOGUES) >= {"softmax", "sigmoid"}
     for family, catalogue in CATALOGUES.items():
         names = [m.name for m in catalogue.mutants]
         assert len(names) >= 60, family

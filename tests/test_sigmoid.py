@@ -46,6 +46,13 @@ MESSAGES = {
     "gamma-nan": r"gamma must be a finite number >= 0\. Got: nan",
     "gamma-inf": r"gamma must be a finite number >= 0\. Got: inf",
     "reduction-unknown": r"reduction must be one of 'mean', 'sum', 'none'\. Got: 'batchwise_mean'",
+    "target-transposed": r"target must have the logits' shape \(4, 3\)\. Got: shape \(3, 4\)",
+    "alpha-bool": r"alpha must be a real number <= 1 \(a negative alpha means no weighting\)\. Got: bool True",
+    "gamma-str": r"gamma must be a real number >= 0\. Got: str '2'",
+    "gamma-bool": r"gamma must be a real number >= 0\. Got: bool True",
+    "gamma-1d-tensor": r"gamma must be a real number >= 0 or a 0-dim floating tensor\. Got: tensor of shape \(1,\)",
+    "reduction-capitalized": r"reduction must be one of 'mean', 'sum', 'none'\. Got: 'Mean'",
+    "reduction-None": r"reduction must be one of 'mean', 'sum', 'none'\. Got: None",
 }
 
 

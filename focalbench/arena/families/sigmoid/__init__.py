@@ -62,6 +62,12 @@ def _differential_check(impl, case, device: str):
     return matches_limits(impl, case, device, scale_floor=1.0)
 
 
+def _mutants():
+    from focalbench.arena.families.sigmoid.mutants import CATALOGUE  # imported when a score is asked for
+
+    return CATALOGUE
+
+
 FAMILY = register_family(
     Family(
         name="sigmoid",
@@ -100,6 +106,7 @@ FAMILY = register_family(
         ),
         differential=Differential(cases=differential_cases, check=_differential_check, reached=checks_reached),
         figure_1_inputs=_figure_1_inputs,
+        mutants=_mutants,
         order=1,
     )
 )

@@ -21,6 +21,7 @@ __all__ = [
     "MAGNITUDES",
     "SigmoidCase",
     "accuracy_cases",
+    "bad_call",
     "bad_inputs",
     "bce_cases",
     "differential_cases",
@@ -41,10 +42,12 @@ __all__ = [
 MAGNITUDES = (3.0, 17.0, 30.0, 1e3, 1e30)
 
 
-
 @dataclass(frozen=True)
 class SigmoidCase(SampleCase):
     """One reproducible input of the sigmoid family: logits of ``shape`` and ``dtype``, targets, loss arguments.
+
+    ``target_dtype``: the target's dtype (default: the logits'); ``alpha_tensor``/``gamma_tensor``: pass alpha/gamma as
+    a 0-dim float64 tensor (a module's buffer, a schedule's value) instead of a float.
 
     ``targets``: ``"hard"`` (0 or 1, a fraction ``positives`` of ones), ``"soft"`` (uniform in [0, 1]) or ``"edge"``
     (soft targets at the ends: 0, 1, 1e-30, 1e-7, 0.5, 1 - 1e-7, 1 - 2^-24 in turn). ``magnitude``: every logit is
@@ -68,14 +71,20 @@ class SigmoidCase(SampleCase):
     scale: float = 3.0  # standard deviation of random logits
     infinite: float = 0.0
     nan: float = 0.0
+    target_dtype: torch.dtype | None = None
+    alpha_tensor: bool = False
+    gamma_tensor: bool = False
     seed: int = 0
     label: str = ""
 
     @property
     def id(self) -> str:
         parts = [self.label] if self.label else []
-        parts += ["x".join(map(str, self.shape)) or "scalar", DTYPE_NAMES[self.dtype], f"g{self.gamma:g}"]
-        parts += [f"a{self.alpha:g}", self.reduction]
+        parts += ["x".join(map(str, self.shape)) or "scalar", DTYPE_NAMES[self.dtype]]
+        if self.target_dtype is not None:
+            parts.append(f"target-{DTYPE_NAMES[self.target_dtype]}")
+        parts += [f"g{self.gamma:g}" + ("-tensor" if self.gamma_tensor else "")]
+        parts += [f"a{self.alpha:g}" + ("-tensor" if self.alpha_tensor else ""), self.reduction]
         if self.targets != "hard":
             parts.append(self.targets)
         if self.layout != "contiguous":
@@ -99,7 +108,9 @@ class SigmoidCase(SampleCase):
         return {"any_shape"} if len(self.shape) < 2 else set()
 
     def kwargs(self) -> dict:
-        return dict(alpha=self.alpha, gamma=self.gamma, reduction=self.reduction)
+        alpha = torch.tensor(self.alpha, dtype=torch.float64) if self.alpha_tensor else self.alpha
+        gamma = torch.tensor(self.gamma, dtype=torch.float64) if self.gamma_tensor else self.gamma
+        return dict(alpha=alpha, gamma=gamma, reduction=self.reduction)
 
     def make(self, device: str | torch.device = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
         """``(logits, target)`` on ``device``; the logits are a leaf that does not require grad."""
@@ -131,7 +142,8 @@ class SigmoidCase(SampleCase):
             signs = torch.where(torch.rand(logits.shape, generator=special) < 0.5, -math.inf, math.inf)
             logits = torch.where(u < self.infinite, signs.double(), logits)
             logits = torch.where((u >= self.infinite) & (u < self.infinite + self.nan), math.nan, logits)
-        return logits.to(device=device, dtype=self.dtype), target.to(device=device, dtype=self.dtype)
+        target_dtype = self.dtype if self.target_dtype is None else self.target_dtype
+        return logits.to(device=device, dtype=self.dtype), target.to(device=device, dtype=target_dtype)
 
 
 def _with_seeds(cases: list[SigmoidCase], first: int) -> list[SigmoidCase]:
@@ -140,7 +152,8 @@ def _with_seeds(cases: list[SigmoidCase], first: int) -> list[SigmoidCase]:
 
 def random_cases() -> list[SigmoidCase]:
     """Every gamma x alpha (torchvision's 0.25, none, 0.5, and 1 / 0 where a class of elements weighs nothing) x
-    reduction, detector and dense shapes, a 1-D and a 0-dim input, every dtype, strided logits, a few soft targets."""
+    reduction, detector and dense shapes, a 1-D and a 0-dim input, every dtype, strided logits, a few soft targets;
+    alpha and gamma as 0-dim tensors, targets of another dtype, size-1 dims, half precision at large logits."""
     base = SigmoidCase(shape=(16, 7))
     cases = [base.with_(gamma=g, alpha=(0.25, -1.0)[i % 2]) for i, g in enumerate(GAMMAS)]
     cases += [base.with_(reduction=r, alpha=a) for r, a in (("mean", 0.25), ("sum", 0.5), ("sum", 1.0), ("mean", 0.0))]
@@ -161,7 +174,23 @@ def random_cases() -> list[SigmoidCase]:
         for dt in (torch.float16, torch.bfloat16, torch.float64)
         for g, r in ((0.5, "none"), (2.0, "mean"))
     ]
-    return _with_seeds(cases, 3000)
+    # the rest of the argument space: alpha and gamma as 0-dim tensors, a negative alpha other than -1, targets of
+    # another dtype than the logits', size-1 dims and a 0-dim input under every reduction, half precision at large
+    # logits (float16 past 1e3, whose sum overflows float16; bfloat16 beyond float16's range) and wide
+    more = [
+        SigmoidCase(shape=(16, 7), dtype=torch.float64, alpha=0.3, alpha_tensor=True),
+        SigmoidCase(shape=(16, 7), gamma=0.5, gamma_tensor=True, reduction="sum"),
+        SigmoidCase(shape=(16, 7), alpha=-0.5, reduction="sum"),
+        SigmoidCase(shape=(16, 7), target_dtype=torch.float64, reduction="mean"),
+        SigmoidCase(shape=(16, 7), dtype=torch.bfloat16, target_dtype=torch.float32, targets="soft"),
+        SigmoidCase(shape=(1, 80)),
+        SigmoidCase(shape=(16, 1), reduction="mean"),
+        SigmoidCase(shape=(), reduction="sum"),
+        SigmoidCase(shape=(16, 16), dtype=torch.float16, magnitude=1e3, reduction="mean"),
+        SigmoidCase(shape=(4, 6), dtype=torch.float16, magnitude=3e4),
+        SigmoidCase(shape=(8, 1000), dtype=torch.bfloat16, magnitude=1e5, reduction="sum", label="wide"),
+    ]
+    return _with_seeds(cases, 3000) + _with_seeds(more, 3050)
 
 
 def bce_cases() -> list[SigmoidCase]:
@@ -236,8 +265,10 @@ def extreme_cases(
 
 def accuracy_cases() -> list[SigmoidCase]:
     """``reduction="none"`` elements for the relative-error bound: magnitudes up to 100 (the sweep of
-    :func:`focalbench.arena.accuracy.sigmoid_sweep` goes to 1e20 against the mpmath oracle)."""
-    return [c.with_(seed=c.seed + 100) for c in extreme_cases("none", (3.0, 17.0, 30.0, 100.0))]
+    :func:`focalbench.arena.accuracy.sigmoid_sweep` goes to 1e20 against the mpmath oracle), and float64 at 20 to 22
+    (where ``F.softplus`` returns ``x`` itself, dropping ``exp(-x)``)."""
+    cases = [c.with_(seed=c.seed + 100) for c in extreme_cases("none", (3.0, 17.0, 30.0, 100.0))]
+    return cases + [SigmoidCase(shape=(4, 6), dtype=torch.float64, magnitude=20.0, seed=3750)]
 
 
 def infinite_cases() -> list[SigmoidCase]:
@@ -255,7 +286,11 @@ def infinite_cases() -> list[SigmoidCase]:
         base.with_(dtype=torch.float16),
         SigmoidCase(shape=(2, 5, 3, 4), infinite=0.5, reduction="sum", label="dense"),
     ]
-    return _with_seeds(cases, 3700)
+    # float32 edge targets with float16 logits: 1e-30 and 1 - 1e-7 are not float16 numbers (the limit at an infinite
+    # logit is +inf for both, 0 if they were rounded to 0 and 1)
+    return _with_seeds(cases, 3700) + [
+        base.with_(dtype=torch.float16, target_dtype=torch.float32, targets="edge", seed=3710)
+    ]
 
 
 def nan_cases() -> list[SigmoidCase]:
@@ -272,10 +307,14 @@ def nan_cases() -> list[SigmoidCase]:
 
 
 def empty_cases() -> list[SigmoidCase]:
-    """No element: (0, 80), (0, 80, 4, 4) and (0,), every reduction."""
-    cases = [
-        SigmoidCase(shape=(0, 80), reduction=r) for r in ("none", "mean", "sum")
-    ] + [SigmoidCase(shape=(0, 80, 4, 4), reduction="mean", label="dense"), SigmoidCase(shape=(0,), reduction="sum")]
+    """No element: (0, 80) under every reduction, (0, 80, 4, 4), (0,) and (3, 0)."""
+    cases = [SigmoidCase(shape=(0, 80), reduction=r) for r in ("none", "mean", "sum")]
+    cases += [
+        SigmoidCase(shape=(0, 80, 4, 4), reduction="mean", label="dense"),
+        SigmoidCase(shape=(0,), reduction="sum"),
+        SigmoidCase(shape=(0,), reduction="none"),
+        SigmoidCase(shape=(3, 0), reduction="mean"),
+    ]
     return _with_seeds(cases, 3900)
 
 
@@ -333,7 +372,7 @@ def differential_cases(seed: int, count: int) -> list[SigmoidCase]:
     return cases
 
 
-def _bad_call(device: str, **changes) -> tuple[object, object, dict]:
+def bad_call(device: str, **changes) -> tuple[object, object, dict]:
     """A valid call — logits (4, 3), one positive per row, on ``device`` — with what a bad input changes."""
     logits = changes.pop("logits", None)
     target = changes.pop("target", None)
@@ -348,24 +387,31 @@ def _target(device: str) -> torch.Tensor:
 
 #: name -> (argument named in the message, exception, the call on a device)
 _BAD_INPUTS: dict[str, tuple[str, type[Exception], Callable[[str], tuple[object, object, dict]]]] = {
-    "logits-int": ("logits", TypeError, lambda d: _bad_call(d, logits=torch.ones(4, 3, dtype=torch.long, device=d))),
-    "logits-list": ("logits", TypeError, lambda d: _bad_call(d, logits=[[0.0, 1.0, 2.0]] * 4)),
-    "target-list": ("target", TypeError, lambda d: _bad_call(d, target=[[1.0, 0.0, 0.0]] * 4)),
-    "target-int": ("target", TypeError, lambda d: _bad_call(d, target=torch.tensor([0, 1, 2, 1], device=d))),
-    "target-bool": ("target", TypeError, lambda d: _bad_call(d, target=_target(d).bool())),
-    "target-shape": ("target", ValueError, lambda d: _bad_call(d, target=_target(d)[:, :1])),
-    "target-above-one": ("target", ValueError, lambda d: _bad_call(d, target=_target(d) * 2)),
-    "target-negative": ("target", ValueError, lambda d: _bad_call(d, target=-_target(d))),
-    "target-nan": ("target", ValueError, lambda d: _bad_call(
+    "logits-int": ("logits", TypeError, lambda d: bad_call(d, logits=torch.ones(4, 3, dtype=torch.long, device=d))),
+    "logits-list": ("logits", TypeError, lambda d: bad_call(d, logits=[[0.0, 1.0, 2.0]] * 4)),
+    "target-list": ("target", TypeError, lambda d: bad_call(d, target=[[1.0, 0.0, 0.0]] * 4)),
+    "target-int": ("target", TypeError, lambda d: bad_call(d, target=torch.tensor([0, 1, 2, 1], device=d))),
+    "target-bool": ("target", TypeError, lambda d: bad_call(d, target=_target(d).bool())),
+    "target-shape": ("target", ValueError, lambda d: bad_call(d, target=_target(d)[:, :1])),
+    "target-above-one": ("target", ValueError, lambda d: bad_call(d, target=_target(d) * 2)),
+    "target-negative": ("target", ValueError, lambda d: bad_call(d, target=-_target(d))),
+    "target-nan": ("target", ValueError, lambda d: bad_call(
         d, target=_target(d).masked_fill(_target(d) == 1, math.nan))),
-    "alpha-above-one": ("alpha", ValueError, lambda d: _bad_call(d, alpha=1.5)),
-    "alpha-nan": ("alpha", ValueError, lambda d: _bad_call(d, alpha=math.nan)),
-    "alpha-str": ("alpha", TypeError, lambda d: _bad_call(d, alpha="0.25")),
-    "gamma-negative": ("gamma", ValueError, lambda d: _bad_call(d, gamma=-0.5)),
-    "gamma-nan": ("gamma", ValueError, lambda d: _bad_call(d, gamma=math.nan)),
-    "gamma-inf": ("gamma", ValueError, lambda d: _bad_call(d, gamma=math.inf)),
-    "reduction-unknown": ("reduction", ValueError, lambda d: _bad_call(d, reduction="batchwise_mean")),
-    "target-device": ("target", ValueError, lambda d: _bad_call(d, target=_target("cpu"))),
+    "alpha-above-one": ("alpha", ValueError, lambda d: bad_call(d, alpha=1.5)),
+    "alpha-nan": ("alpha", ValueError, lambda d: bad_call(d, alpha=math.nan)),
+    "alpha-str": ("alpha", TypeError, lambda d: bad_call(d, alpha="0.25")),
+    "gamma-negative": ("gamma", ValueError, lambda d: bad_call(d, gamma=-0.5)),
+    "gamma-nan": ("gamma", ValueError, lambda d: bad_call(d, gamma=math.nan)),
+    "gamma-inf": ("gamma", ValueError, lambda d: bad_call(d, gamma=math.inf)),
+    "target-transposed": ("target", ValueError, lambda d: bad_call(d, target=_target(d).t().contiguous())),
+    "alpha-bool": ("alpha", TypeError, lambda d: bad_call(d, alpha=True)),
+    "gamma-str": ("gamma", TypeError, lambda d: bad_call(d, gamma="2")),
+    "gamma-bool": ("gamma", TypeError, lambda d: bad_call(d, gamma=True)),
+    "gamma-1d-tensor": ("gamma", TypeError, lambda d: bad_call(d, gamma=torch.tensor([2.0]))),
+    "reduction-unknown": ("reduction", ValueError, lambda d: bad_call(d, reduction="batchwise_mean")),
+    "reduction-capitalized": ("reduction", ValueError, lambda d: bad_call(d, reduction="Mean")),
+    "reduction-None": ("reduction", ValueError, lambda d: bad_call(d, reduction=None)),
+    "target-device": ("target", ValueError, lambda d: bad_call(d, target=_target("cpu"))),
 }  # fmt: skip
 _NEEDS_CUDA = {"target-device"}  # a target on the CPU with logits on CUDA
 _DEVICE_VALUES = {"target-above-one", "target-negative", "target-nan"}  # wrong by a tensor's values

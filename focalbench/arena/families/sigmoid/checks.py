@@ -121,7 +121,6 @@ def _propagates_nan(impl: Implementation, case, device: str) -> str | None:
     return failure or compare(grad[clean], ref_grad[clean], case.dtype, "gradient elsewhere")
 
 
-
 def _sigmoid_check(name: str, description: str, fn: CheckFn, cases: Callable[[], list], **options) -> Check:
     return Check(f"sigmoid_{name}", description, fn, cases, family="sigmoid", **options)
 
