@@ -22,7 +22,7 @@ from focalbench.arena.checks import (
     reference_loss_and_grad,
     rejects_bad_input,
 )
-from focalbench.arena.core import Check, CheckFn, loss_and_grad, upstream_for
+from focalbench.arena.core import Check, CheckFn, checked_output, loss_and_grad, upstream_for
 from focalbench.arena.families.sigmoid import cases as sigmoid_cases
 from focalbench.arena.registry import Implementation
 from focalbench.arena.tolerances import compare
@@ -55,7 +55,7 @@ def _sigmoid_terms(case, logits: torch.Tensor, target: torch.Tensor) -> tuple[to
 
 def _focal_to_bce_ratio(impl: Implementation, case, device: str) -> str | None:
     logits, target = case.make(device)
-    fl = impl(logits, target, **case.kwargs()).double()
+    fl = checked_output(impl(logits, target, **case.kwargs()), logits, target, case.reduction).double()
     bce = F.binary_cross_entropy_with_logits(logits.double(), target.double(), reduction="none")
     one_minus_p_t, alpha_t = _sigmoid_terms(case, logits, target)
     counted = bce > 1e-6  # the ratio is 0/0 where BCE vanishes
