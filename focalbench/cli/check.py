@@ -78,6 +78,9 @@ def run(args: argparse.Namespace) -> int:
 
     chosen = family_of(args.family)
     impls = resolve(args.impls, args.device, chosen)
+    others = [f"{impl.name} is a {impl.family} focal loss" for impl in impls if chosen and impl.family != chosen]
+    if others:
+        raise UsageError(f"--family {chosen} must match the named implementations. Got: {'; '.join(others)}")
     every = {name: check for family in families().values() for name, check in family.all_checks().items()}
     try:
         checks = [every[name] for name in args.checks] if args.checks else list(every.values())

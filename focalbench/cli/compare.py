@@ -26,7 +26,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def add_allowances(parser: argparse.ArgumentParser) -> None:
     """The gate's allowances (compare and ab)."""
     parser.add_argument("--max-slowdown", type=float, default=0.5,
-                        help="allowed growth of one row's ratio, if significant (0.5 = 50%%)")  # fmt: skip
+                        help="allowed growth of one row's ratio, if significant (default 0.5: 50%%)")  # fmt: skip
     parser.add_argument("--max-mean-slowdown", type=float, default=0.2,
                         help="allowed growth of an implementation's mean over its rows (default 0.2)")  # fmt: skip
 

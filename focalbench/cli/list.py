@@ -1,4 +1,5 @@
-"""``focalbench list``: the registered implementations, with their devices, dtypes, capabilities and known defects."""
+"""``focalbench list``: the registered implementations, with their devices, dtypes, capabilities and known defects,
+one table per family (``-v``: each known defect's reason)."""
 
 from __future__ import annotations
 
@@ -12,28 +13,34 @@ HELP = "registered implementations: devices, dtypes, capabilities, known defects
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    add_family(parser, "only this loss family's (default: every family's)")
+    parser.add_argument("-v", "--verbose", action="store_true", help="print the reason of every known defect")
+    add_family(parser, "only this loss family's (default: every family's, a table each)")
 
 
 def run(args: argparse.Namespace) -> int:
     from tabulate import tabulate
 
+    from focalbench.arena.core import DTYPE_NAMES
+    from focalbench.arena.family import families
     from focalbench.arena.registry import get_implementation, list_implementations, unavailable_implementations
 
-    rows = []
-    for name in list_implementations(family_of(args.family)):
-        impl = get_implementation(name)
-        rows.append(
-            [
-                name,
-                impl.family,
-                ", ".join(impl.devices),
-                ", ".join(str(d).replace("torch.", "") for d in impl.dtypes),
-                ", ".join(sorted(impl.capabilities)),
-                "\n".join(f"{d.check}: {d.reason}" for d in impl.known_defects) or "-",
-            ]
-        )
-    print(tabulate(rows, headers=["implementation", "family", "devices", "dtypes", "capabilities", "known defects"]))
+    chosen = family_of(args.family)
+    for family in [chosen] if chosen else list(families()):
+        impls = [get_implementation(name) for name in list_implementations(family)]
+        rows = [[impl.name, ", ".join(impl.devices), ", ".join(DTYPE_NAMES[d] for d in impl.dtypes),
+                 ", ".join(sorted(impl.capabilities)) or "-",
+                 f"{len(impl.known_defects)}: " + ", ".join(sorted({d.check for d in impl.known_defects}))
+                 if impl.known_defects else "none"]
+                for impl in impls]  # fmt: skip
+        print(f"\n{family} family:")
+        headers = ["implementation", "devices", "dtypes", "capabilities", "known defects (in checks)"]
+        print(tabulate(rows, headers=headers, maxcolwidths=[None, None, None, 26, 38]))
+        if args.verbose:
+            for impl in impls:
+                for defect in impl.known_defects:
+                    print(f"  {impl.name} / {defect.check}: {defect.reason}")
     for name, reason in unavailable_implementations().items():
         print(f"\n{name}: unavailable here: {reason}")
+    if not args.verbose:
+        print("\n-v: the reason of every known defect")
     return 0

@@ -38,6 +38,10 @@ METRIC_LABELS = {"balanced_accuracy": "balanced accuracy", "macro_f1": "macro-F1
 BOOTSTRAP_RESAMPLES = 10_000
 BOOTSTRAP_SEED = 0
 LEVEL = 0.95
+#: The fewest seeds an interval is given for: below 6 the smallest two-sided Wilcoxon p (2 / 2**n) is above 0.05,
+#: and a percentile bootstrap of so few values is little more than their range (with 2 seeds, exactly their min and
+#: max), not a 95 % interval.
+MIN_INTERVAL_PAIRS = 6
 SIGNIFICANCE = 0.05
 
 
@@ -81,7 +85,8 @@ def summarize_conditions(rows: Sequence[dict]) -> list[dict]:
 def paired_difference(differences: Sequence[float], resamples: int = BOOTSTRAP_RESAMPLES) -> dict:
     """Mean of paired differences, its percentile bootstrap interval and the two-sided Wilcoxon signed-rank p.
 
-    Fewer than two pairs give no interval and no p (``None``); all-zero differences give p = 1.
+    Fewer than :data:`MIN_INTERVAL_PAIRS` pairs give no interval (``None``: the seeds cannot support one), fewer
+    than two no p either; all-zero differences give p = 1.
 
     Example:
         >>> result = paired_difference([0.1, 0.2, 0.15, 0.12, 0.3, 0.25])
@@ -92,10 +97,11 @@ def paired_difference(differences: Sequence[float], resamples: int = BOOTSTRAP_R
     result = {"pairs": len(values), "mean": float(values.mean()), "ci_low": None, "ci_high": None, "wilcoxon_p": None}
     if len(values) < 2:
         return result
-    rng = np.random.default_rng(BOOTSTRAP_SEED)
-    means = values[rng.integers(0, len(values), size=(resamples, len(values)))].mean(axis=1)
-    tail = 100 * (1 - LEVEL) / 2
-    result["ci_low"], result["ci_high"] = (float(q) for q in np.percentile(means, [tail, 100 - tail]))
+    if len(values) >= MIN_INTERVAL_PAIRS:
+        rng = np.random.default_rng(BOOTSTRAP_SEED)
+        means = values[rng.integers(0, len(values), size=(resamples, len(values)))].mean(axis=1)
+        tail = 100 * (1 - LEVEL) / 2
+        result["ci_low"], result["ci_high"] = (float(q) for q in np.percentile(means, [tail, 100 - tail]))
     if not np.any(values):
         result["wilcoxon_p"] = 1.0
     else:
@@ -147,6 +153,7 @@ def paired_comparisons(rows: Sequence[dict], reference: str) -> list[dict]:
             comparison["holm_p"] = adjusted
             comparison["beyond_noise"] = (
                 adjusted is not None
+                and comparison["ci_low"] is not None
                 and adjusted < SIGNIFICANCE
                 and not comparison["ci_low"] <= 0.0 <= comparison["ci_high"]
             )
@@ -176,8 +183,8 @@ def _p(value: float | None) -> str:
 
 
 def _difference(c: dict) -> str:
-    if c["ci_low"] is None:
-        return f"{c['mean']:+.4f}"
+    if c["ci_low"] is None:  # too few seeds for an interval (MIN_INTERVAL_PAIRS)
+        return f"{c['mean']:+.4f} [no interval: {c['pairs']} seeds < {MIN_INTERVAL_PAIRS}]"
     return f"{c['mean']:+.4f} [{c['ci_low']:+.4f}, {c['ci_high']:+.4f}]" + (" **" if c["beyond_noise"] else "")
 
 

@@ -147,6 +147,12 @@ def validate(
         raise ValueError(f"target must have the logits' shape {shape_of(logits)}. Got: shape {shape_of(target)}")
     if target.device != logits.device:
         raise ValueError(f"target must be on the logits' device ({logits.device}). Got: target on {target.device}")
+    if target.requires_grad and torch.is_grad_enabled():
+        # the kernels differentiate with respect to the logits alone: a gradient for the target would be dropped
+        raise ValueError(
+            "target must not require grad: the loss is differentiable with respect to the logits only (detach a "
+            "teacher's soft targets: target.detach())"
+        )
     if not isinstance(reduction, str) or reduction not in REDUCTIONS:
         raise ValueError(f"reduction must be one of {', '.join(repr(r) for r in REDUCTIONS)}. Got: {reduction!r}")
     device_checks = device_checks and not values_checked_on_host()
@@ -177,8 +183,9 @@ def class_index_targets(
     ``avg_factor`` (e.g. the number of positives).
 
     Raises:
-        TypeError: ``labels`` is not an integer tensor.
-        ValueError: a label outside ``[0, num_classes]`` that is not ``ignore_index``.
+        TypeError: ``labels`` is not an integer tensor, or ``num_classes`` not an int.
+        ValueError: ``labels`` is 0-dim, ``num_classes < 1``, or a label outside ``[0, num_classes]`` is not
+            ``ignore_index``.
 
     Example:
         >>> import torch
@@ -191,6 +198,12 @@ def class_index_targets(
     ):
         got = labels.dtype if isinstance(labels, torch.Tensor) else type(labels).__name__
         raise TypeError(f"labels must be an integer tensor of class indices. Got: {got}")
+    if isinstance(num_classes, bool) or not isinstance(num_classes, numbers.Integral):
+        raise TypeError(f"num_classes must be an int. Got: {type(num_classes).__name__} {num_classes!r}")
+    if num_classes < 1:
+        raise ValueError(f"num_classes must be at least 1. Got: {num_classes}")
+    if labels.dim() == 0:
+        raise ValueError("labels must have shape (N,) or (N, d1, ..., dk), one label per row. Got: a 0-dim tensor")
     labels = labels.long()
     counted = labels != ignore_index
     bad = labels[counted & ((labels < 0) | (labels > num_classes))]

@@ -1,0 +1,73 @@
+"""Edges a user hits outside the checks: a target that requires grad, class-index conversion, experiments with too
+few seeds, and the command line's listings and mismatches."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from focalbench import sigmoid_focal_loss
+from focalbench.cli import main
+from focalbench.experiments.report import MIN_INTERVAL_PAIRS, TESTED_METRICS, paired_difference, paired_table
+from focalbench.losses.sigmoid.semantics import class_index_targets
+
+
+def test_a_sigmoid_target_that_requires_grad_is_refused_rather_than_its_gradient_dropped() -> None:
+    logits = torch.randn(5, requires_grad=True)
+    target = torch.rand(5, requires_grad=True)  # a teacher's soft targets, not detached
+    with pytest.raises(ValueError, match=r"target must not require grad: .* target\.detach\(\)"):
+        sigmoid_focal_loss(logits, target)
+    sigmoid_focal_loss(logits, target.detach()).sum().backward()
+    assert logits.grad is not None
+    with torch.no_grad():  # no gradient is asked for: nothing is dropped
+        sigmoid_focal_loss(logits, target)
+
+
+@pytest.mark.parametrize(
+    ("labels", "num_classes", "error", "message"),
+    [
+        (torch.tensor(1), 3, ValueError, r"labels must have shape \(N,\) .* Got: a 0-dim tensor"),
+        (torch.tensor([0, 1]), 0, ValueError, r"num_classes must be at least 1\. Got: 0"),
+        (torch.tensor([0, 1]), -1, ValueError, r"num_classes must be at least 1\. Got: -1"),
+        (torch.tensor([0, 1]), 2.0, TypeError, r"num_classes must be an int\. Got: float 2\.0"),
+    ],
+)
+def test_class_index_targets_rejects_what_it_cannot_convert_in_one_line(labels, num_classes, error, message) -> None:
+    with pytest.raises(error, match=message):
+        class_index_targets(labels, num_classes)
+
+
+def test_too_few_seeds_give_no_interval_and_no_beyond_noise_mark() -> None:
+    few = paired_difference([0.1, 0.3])  # two seeds: a bootstrap "interval" would be their min and max
+    assert few["ci_low"] is None and few["ci_high"] is None and few["wilcoxon_p"] is not None
+    enough = paired_difference([0.1, 0.3, 0.2, 0.25, 0.15, 0.4][:MIN_INTERVAL_PAIRS])
+    assert enough["ci_low"] is not None and enough["ci_low"] > 0
+    document = {"paired": [{"alpha": "none", "schedule": "linear", "metric": metric, **few, "holm_p": 0.5,
+                            "beyond_noise": False} for metric in TESTED_METRICS]}  # fmt: skip
+    table = paired_table(document, fmt="simple")
+    assert f"no interval: 2 seeds < {MIN_INTERVAL_PAIRS}" in table and "**" not in table
+
+
+def test_check_refuses_a_family_that_does_not_match_the_named_implementation(capsys) -> None:
+    assert main(["check", "fused", "--family", "sigmoid"]) == 2
+    assert "--family sigmoid must match the named implementations. Got: fused is a softmax focal loss" in (
+        capsys.readouterr().err
+    )
+
+
+def test_list_prints_a_table_per_family_that_fits_a_terminal(capsys) -> None:
+    assert main(["list"]) == 0
+    out = capsys.readouterr().out
+    assert "softmax family:" in out and "sigmoid family:" in out
+    assert max(len(line) for line in out.splitlines()) <= 120
+    assert out.index("softmax family:") < out.index("sigmoid family:") < out.index("sigmoid_reference")
+    assert main(["list", "--family", "softmax"]) == 0
+    only = capsys.readouterr().out
+    assert "sigmoid family:" not in only and "sigmoid_fused" not in only and "fused_eager" in only
+
+
+def test_compare_help_states_its_defaults(capsys) -> None:
+    with pytest.raises(SystemExit):
+        main(["compare", "--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert "(default 0.5: 50%)" in out and "(default 0.2)" in out
