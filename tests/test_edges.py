@@ -71,3 +71,49 @@ def test_compare_help_states_its_defaults(capsys) -> None:
         main(["compare", "--help"])
     out = " ".join(capsys.readouterr().out.split())
     assert "(default 0.5: 50%)" in out and "(default 0.2)" in out
+
+
+def test_a_run_that_would_not_fit_in_memory_is_refused_before_anything_is_allocated(capsys, monkeypatch, tmp_path):
+    from focalbench.cli import run as run_command
+
+    monkeypatch.setattr(run_command, "available_memory", lambda device: 2**30)
+    assert main(["run", "--shape", "100000x1000", "--quick", "--skip-checks", "--output", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == ("focalbench run: --shape 100000x1000 needs about 2.2 GiB on cpu (6 tensors of 100,000,000 "
+                   "elements); 1.0 GiB is available")  # fmt: skip
+    assert not list(tmp_path.iterdir())
+
+
+def test_ctrl_c_is_one_line_and_exit_130(capsys, monkeypatch) -> None:
+    from focalbench.cli import list as list_command
+
+    def interrupted(args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(list_command, "run", interrupted)
+    assert main(["list"]) == 130
+    assert capsys.readouterr().err.strip() == "focalbench list: interrupted"
+
+
+def test_merge_into_an_unwritable_place_is_one_line(capsys) -> None:
+    from pathlib import Path
+
+    report = sorted((Path(__file__).parents[1] / "results").glob("focalbench-cpu-*.json"))[0]
+    assert main(["merge", str(report), "--output", "/proc/focalbench-merged.json"]) == 2
+    assert "--output must be a new file in a writable directory. Got: /proc/focalbench-merged.json" in (
+        capsys.readouterr().err
+    )
+
+
+def test_reports_are_written_readable_by_others_as_figures_are(tmp_path) -> None:
+    import os
+    import stat
+
+    from focalbench.bench.report import write_new
+
+    umask = os.umask(0o022)
+    try:
+        path = write_new(tmp_path / "report.json", "{}\n")
+    finally:
+        os.umask(umask)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644

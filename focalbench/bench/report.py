@@ -57,6 +57,9 @@ def _unique_path(directory: Path, stem: str, suffix: str) -> Path:
 def write_new(path: Path, text: str) -> Path:
     """Write ``text`` to a new file next to ``path`` atomically; never replace an existing file."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=path.suffix)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.fchmod(fd, 0o666 & ~umask)  # mkstemp's 0600 would hide a shared report from the others who read results/
     try:
         with os.fdopen(fd, "w") as handle:
             handle.write(text)

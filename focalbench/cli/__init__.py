@@ -50,3 +50,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as error:
         eprint(f"focalbench {args.command}: {error}")
         return 2
+    except KeyboardInterrupt:  # Ctrl-C: one line, the shell's code for SIGINT; reports are written whole or not at all
+        eprint(f"focalbench {args.command}: interrupted")
+        return 130

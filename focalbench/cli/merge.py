@@ -30,11 +30,15 @@ def run(args: argparse.Namespace) -> int:
     path = Path(args.output)
     if path.exists():
         raise UsageError(f"--output must be a new file (reports are never overwritten). Got: existing {path}")
-    path.parent.mkdir(parents=True, exist_ok=True)
     try:
         merged = merge_reports(reports, same_machine=args.same_machine)
     except ValueError as error:
         raise UsageError(str(error)) from error
-    written = write_new(path, json.dumps(merged, indent=1) + "\n")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        written = write_new(path, json.dumps(merged, indent=1) + "\n")
+    except OSError as error:
+        raise UsageError(f"--output must be a new file in a writable directory. Got: {path} "
+                         f"({error.strerror or error})") from error  # fmt: skip
     print(f"merged {len(reports)} report(s) into {written}")
     return 0

@@ -41,6 +41,42 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         )  # fmt: skip
 
 
+#: Tensors of a shape's size a timing holds at once: the logits, their gradient, the implementations' work space
+#: (probabilities, the baseline's own) and the correctness probe's float64 copies.
+FOOTPRINT_COPIES = 6
+
+
+def available_memory(device: str) -> int | None:
+    """Bytes a run may allocate on ``device`` now (Linux's MemAvailable, or CUDA's free memory); None if unknown."""
+    if device == "cuda":
+        import torch
+
+        return int(torch.cuda.mem_get_info()[0])
+    try:
+        with open("/proc/meminfo") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        return None
+    return None
+
+
+def _fits_in_memory(shapes, dtypes, device: str) -> None:
+    """A UsageError, before anything is allocated, for a shape whose run would not fit in the available memory."""
+    available = available_memory(device)
+    if available is None:
+        return
+    widest = max(max(d.itemsize for d in dtypes), 4)  # half precision is computed in float32
+    for shape in shapes:
+        needed = FOOTPRINT_COPIES * shape.numel * widest
+        if needed > available:
+            raise UsageError(
+                f"--shape {shape.name} needs about {needed / 2**30:.1f} GiB on {device} ({FOOTPRINT_COPIES} tensors "
+                f"of {shape.numel:,} elements); {available / 2**30:.1f} GiB is available"
+            )
+
+
 def run(args: argparse.Namespace) -> int:
     import torch
 
@@ -70,6 +106,7 @@ def run(args: argparse.Namespace) -> int:
         unsupported = [impl.supports(device=device, dtype=d) for d in dtypes]
         if any(unsupported):
             raise UsageError(next(u for u in unsupported if u))
+    _fits_in_memory(shapes, dtypes, device)
 
     started = time.perf_counter()
     kind = get_family(family)
