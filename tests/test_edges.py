@@ -117,3 +117,33 @@ def test_reports_are_written_readable_by_others_as_figures_are(tmp_path) -> None
     finally:
         os.umask(umask)
     assert stat.S_IMODE(path.stat().st_mode) == 0o644
+
+
+def test_the_c_kernel_build_says_it_once_and_removes_what_a_killed_build_left(tmp_path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    stray = tmp_path / ".building-999999999-abc.so"  # a build whose process no longer exists
+    stray.write_bytes(b"")
+    env = {**os.environ, "FOCALBENCH_CACHE": str(tmp_path), "FOCALBENCH_CPU_TARGET": "generic"}
+    code = "import torch, focalbench; focalbench.focal_loss(torch.randn(4, 3), torch.tensor([0, 1, 2, 1]))"
+    first = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=600)
+    assert first.returncode == 0, first.stderr
+    assert first.stderr.count("focalbench: building focal_cpu.c for this CPU") == 1
+    assert not stray.exists()
+    again = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0 and "building" not in again.stderr  # loaded from the cache, silently
+
+
+def test_a_misspelled_build_target_warns_that_the_slow_kernel_runs_and_why() -> None:
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "FOCALBENCH_CPU_TARGET": "x86_64-v3"}  # x86-64-v3, misspelled
+    code = "import torch, focalbench; focalbench.focal_loss(torch.randn(4, 3), torch.tensor([0, 1, 2, 1]))"
+    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    assert "RuntimeWarning: focalbench: the softmax loss on cpu runs fused_eager (PyTorch operations, slower), " \
+           "because fused: FOCALBENCH_CPU_TARGET must be one of native, x86-64-v2" in result.stderr  # fmt: skip

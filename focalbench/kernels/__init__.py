@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import functools
 import importlib
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -60,11 +61,21 @@ def choose(family: str, device_type: str) -> KernelChoice:
     if family not in KERNELS:
         raise ValueError(f"family must be one of {', '.join(KERNELS)}. Got: {family!r}")
     table = KERNELS[family]
+    reasons = []
     for module_name, attribute, implementation in table.get(device_type, ()):
         module = importlib.import_module(module_name)
-        if module.available() is None:
+        reason = module.available()
+        if reason is None:
             return KernelChoice(implementation, getattr(module, attribute), module_name in DEVICE_CHECKED)
+        reasons.append(f"{implementation}: {reason}")
     module_name, attribute, implementation = table["*"]
+    if reasons:  # once per family and device (choose is cached): a typo in a setting must not pass unnoticed
+        warnings.warn(
+            f"focalbench: the {family} loss on {device_type} runs {implementation} (PyTorch operations, slower), "
+            f"because {'; '.join(reasons)}",
+            RuntimeWarning,
+            stacklevel=2,
+        )
     return KernelChoice(implementation, getattr(importlib.import_module(module_name), attribute))
 
 

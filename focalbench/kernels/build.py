@@ -33,6 +33,7 @@ import platform
 import shutil
 import stat
 import subprocess
+import sys
 import tempfile
 import threading
 from collections.abc import Iterator
@@ -167,9 +168,33 @@ def _file_lock(path: Path) -> Iterator[None]:
         handle.close()
 
 
+#: A build's temporary file: its process id in the name, so a later build can remove one whose process was killed.
+_TMP_PREFIX = ".building-"
+
+
+def _remove_stale_builds(directory: Path) -> None:
+    """Delete the temporary files of builds whose process no longer runs (killed mid-build)."""
+    for stray in directory.glob(f"{_TMP_PREFIX}*.so"):
+        try:
+            pid = int(stray.name[len(_TMP_PREFIX):].split("-", 1)[0])
+            os.kill(pid, 0)  # raises when no such process exists
+        except ProcessLookupError:
+            with contextlib.suppress(OSError):
+                stray.unlink()
+        except (ValueError, PermissionError, OSError):  # not ours to judge: another user's live process, a name
+            continue
+
+
+def _notice(message: str) -> None:
+    """A one-line notice on stderr (a build takes seconds: say so, once, rather than stall in silence)."""
+    print(f"focalbench: {message}", file=sys.stderr, flush=True)
+
+
 def _compile(compiler: str, flags: tuple[str, ...], source: Path, output: Path) -> str | None:
     """Compile into ``output`` through a temporary file; None on success, else the compiler's complaint."""
-    fd, tmp = tempfile.mkstemp(suffix=".so", dir=output.parent)
+    _remove_stale_builds(output.parent)
+    _notice(f"building {source.name} for this CPU in {output.parent} (once; later runs load the cached library)")
+    fd, tmp = tempfile.mkstemp(prefix=f"{_TMP_PREFIX}{os.getpid()}-", suffix=".so", dir=output.parent)
     os.close(fd)
     try:
         result = subprocess.run(
@@ -218,6 +243,9 @@ def load(source: Path) -> ctypes.CDLL:
     with _LOCK:
         try:
             shared = _usable_cache()
+            if shared is None:
+                _notice(f"the cache {_cache_dir()} is not a writable directory (FOCALBENCH_CACHE): the C kernel is "
+                        "built in a temporary directory, again in every process")  # fmt: skip
             private: Path | None = None  # made when first needed: the shared cache is unusable or holds a bad library
             failures = []
             for attempt in (flags, serial):  # a compiler without OpenMP still gives a single-threaded kernel
