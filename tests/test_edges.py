@@ -147,3 +147,27 @@ def test_a_misspelled_build_target_warns_that_the_slow_kernel_runs_and_why() -> 
     assert result.returncode == 0, result.stderr
     assert "RuntimeWarning: focalbench: the softmax loss on cpu runs fused_eager (PyTorch operations, slower), " \
            "because fused: FOCALBENCH_CPU_TARGET must be one of native, x86-64-v2" in result.stderr  # fmt: skip
+
+
+def test_an_interrupted_run_keeps_what_it_measured(capsys, monkeypatch, tmp_path) -> None:
+    import json
+
+    from focalbench.bench import runner
+
+    real, calls = runner.run_case, []
+
+    def interrupted_at_the_second_case(*args, **kwargs):
+        calls.append(args[1].name)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(runner, "run_case", interrupted_at_the_second_case)
+    argv = ["run", "--impl", "fused", "--shape", "64x5", "--shape", "128x5", "--quick", "--rounds", "1",
+            "--output", str(tmp_path)]  # fmt: skip
+    assert main(argv) == 130
+    (report,) = tmp_path.glob("*.json")
+    document = json.loads(report.read_text())
+    assert document["settings"]["interrupted"] is True and not document["checks"]
+    assert {row["shape_name"] for row in document["results"]} == {"64x5"}
+    assert "interrupted: writing the" in capsys.readouterr().err

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import sys
 import time
 
 from focalbench.cli.console import UsageError, eprint
@@ -39,6 +40,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cpu-target", choices=CPU_TARGETS,
                         help="instruction set of the C kernel (sets FOCALBENCH_CPU_TARGET; default native)",
                         )  # fmt: skip
+
+
+def _progress(message: str | None) -> None:
+    """One status line, rewritten in place on a terminal (``None`` ends it); nothing in a log."""
+    if not sys.stderr.isatty():
+        return
+    sys.stderr.write("\r\033[K" + (f"    {message}" if message else ""))
+    sys.stderr.flush()
+
+
+def _check_progress(impl: str, check: str, verdict: str) -> None:
+    _progress(f"{impl} {check}: {verdict}")
 
 
 #: Tensors of a shape's size a timing holds at once: the logits, their gradient, the implementations' work space
@@ -121,26 +134,37 @@ def run(args: argparse.Namespace) -> int:
         eprint(f"  warning: {env['threads']} thread(s) on about {env['free_cores']:.1f} free core(s) (the rest busy): "
                "threads wait on each other and ratios may be unreliable; set OMP_NUM_THREADS lower")  # fmt: skip
     rows = []
-    for shape in shapes:
-        for dtype in dtypes:
-            for mode in modes:
-                for gamma in gammas:
-                    eprint(f"  {shape.name} {tuple(shape.shape)} {str(dtype)[6:]} {mode} gamma={gamma:g}")
-                    rows += runner.run_case(impls, shape, dtype, mode, gamma, device, rounds, sample_s,
-                                            env["bandwidth_gbps"], family=family)  # fmt: skip
+    cases = [(s, d, m, g) for s in shapes for d in dtypes for m in modes for g in gammas]
+    interrupted = False
+    try:
+        for number, (shape, dtype, mode, gamma) in enumerate(cases, 1):
+            eprint(f"  [{number}/{len(cases)}] {shape.name} {tuple(shape.shape)} {str(dtype)[6:]} {mode} "
+                   f"gamma={gamma:g}")  # fmt: skip
+            rows += runner.run_case(impls, shape, dtype, mode, gamma, device, rounds, sample_s,
+                                    env["bandwidth_gbps"], progress=_progress, family=family)  # fmt: skip
+    except KeyboardInterrupt:  # keep what was measured: a report of the finished cases, marked interrupted
+        interrupted = True
+        _progress(None)
+        if not rows:
+            raise
+        eprint(f"  interrupted: writing the {len(rows)} row(s) measured so far (no correctness checks)")
+    _progress(None)
     checks = {}
-    if not args.skip_checks:  # after the timings, so that a compiled implementation's compile time shows there
+    if not args.skip_checks and not interrupted:  # after the timings: a compiled implementation's compile time shows
         eprint("  correctness checks ...")
         # a user's module:attr too, judged by what it declares
-        checks, _ = check_matrix(impls, device, kind.all_checks().values())
+        checks, _ = check_matrix(impls, device, kind.all_checks().values(), progress=_check_progress)
+        _progress(None)
     settings = {
         "rounds": rounds, "sample_s": sample_s, "quick": args.quick, "modes": modes, "gammas": gammas,
         "shapes": [s.name for s in shapes], "wall_s": round(time.perf_counter() - started, 1), "family": family,
     }  # fmt: skip
+    if interrupted:
+        settings["interrupted"] = True
     document = report.new_report(env, rows, checks, settings)
     print(report.results_table(rows))
     for line in report.unreliable_lines(rows):
         eprint(line)
     json_path, md_path = report.write_report(document, args.output)
     print(f"\nreport: {json_path}\n        {md_path}")
-    return 0
+    return 130 if interrupted else 0
