@@ -246,3 +246,30 @@ def test_concurrent_first_calls_build_once_and_all_succeed(tmp_path):
         assert process.returncode == 0, err[-3000:]
     assert outputs[0][0].split()[1] == outputs[1][0].split()[1]
     assert len(list((tmp_path / "cache").glob("focal_cpu-*.so"))) == 1
+
+
+def test_long_confident_rows_keep_the_exponentials_below_float32s_normal_range() -> None:
+    """At gaps of 87 to 120, 1 - p_t is a sum of exponentials below float32's normal range (each subnormal or
+    smaller) while the sum of 999 of them is a normal number: the C kernel's long-row path keeps them, within 2e-6
+    relative of the float64 reference (the kernel flushed them to 0 before: a loss of 0 for 1e-35)."""
+    import torch
+
+    from focalbench import focal_loss, get_implementation
+
+    reference = get_implementation("numpy_reference")
+    tiny = torch.finfo(torch.float32).tiny
+    gaps = torch.arange(86.0, 121.0, 0.5)
+    logits = torch.zeros(len(gaps), 1000)
+    logits[:, 0] = gaps
+    target = torch.zeros(len(gaps), dtype=torch.long)
+    for gamma in (0.0, 0.5, 2.0):
+        x = logits.clone().requires_grad_(True)
+        loss = focal_loss(x, target, gamma=gamma, reduction="none")
+        loss.sum().backward()
+        x64 = logits.double().requires_grad_(True)
+        expected = reference(x64, target, gamma=gamma, alpha=None, reduction="none", ignore_index=-100)
+        expected.sum().backward()
+        scale = expected.detach().abs().clamp_min(tiny)  # relative above float32's smallest normal, absolute below
+        assert float(((loss.detach().double() - expected.detach()).abs() / scale).max()) < 2e-6
+        grad_scale = x64.grad.abs().amax(dim=1, keepdim=True).clamp_min(tiny)
+        assert float(((x.grad.double() - x64.grad).abs() / grad_scale).max()) < 2e-6

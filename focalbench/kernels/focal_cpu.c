@@ -15,7 +15,9 @@
  * Per row (derivation in focalbench/losses/softmax/closed_form.py); float32 logits keep float32 exponentials,
  * float64 ones double:
  *   1. m = max_j z_j
- *   2. e_j = exp(z_j - m), the rounding error of z_j - m folded back in (exp_diff_f32); S = sum_{j != t} e_j in double
+ *   2. e_j = exp(z_j - m), the rounding error of z_j - m folded back in (exp_diff_f32_normal); S = sum_{j != t} e_j
+ *      in double (long rows whose S is below 2^-60 recompute it with exp_diff_f32, which keeps the e_j that fall
+ *      below float32's normal range: at a gap of 88 to 120 they are all of 1 - p_t)
  *   3. in double: d = log((1 - p_t) / p_t) = log S + (m - z_t); -log p_t = softplus(d); log(1 - p_t) = -softplus(-d)
  *      loss = a (1 - p_t)^gamma softplus(d);  G = a (1 - p_t)^gamma [(1 - p_t) + gamma p_t softplus(d)] * scale
  *   4. grad_j = G e_j / S off the target (G q_j, q the softmax over the other classes), -G at the target
@@ -75,7 +77,7 @@ static inline __attribute__((always_inline)) double exp_nonpos(double x) {
     return x < -708.0 ? 0.0 : p * scale;
 }
 
-/* The float32 exponential's core, for xc in [-104, 0]: Cody-Waite reduction xc = k ln 2 + r with Cephes' two-part
+/* The float32 exponential's core, for xc in [-120, 0]: Cody-Waite reduction xc = k ln 2 + r with Cephes' two-part
  * ln 2, e^r by its Taylor series to r^7 (truncation 5e-9 on |r| <= 0.35). Returns e^r; *k receives k. */
 static inline __attribute__((always_inline)) float expf_reduced(float xc, int32_t *k) {
     const float shifter = 12582912.0f; /* 1.5 * 2^23 */
@@ -97,7 +99,28 @@ static inline __attribute__((always_inline)) float expf_reduced(float xc, int32_
     return p;
 }
 
-/* exp(x) for x <= 0 in float32, within about 2 ulp; 0 below -87 (where float32 leaves its normal range). */
+/* exp(x) for x <= 0 in float32, within about 2 ulp, as a normal float32 and a power of two *scale2 to apply after
+ * (in double, by exp_diff_f32), so that a value below float32's normal range (x < -87.3) keeps its relative accuracy:
+ * 2^k is split into 2^k1 2^k2, two normal powers of two. 0 below -120, where even a million terms sum to less than
+ * half of float32's smallest subnormal. */
+static inline __attribute__((always_inline)) float expf_nonpos_parts(float x, float *scale2) {
+    float xc = x < -120.0f ? -120.0f : x;
+    int32_t k;
+    const float p = expf_reduced(xc, &k);
+    const int32_t k1 = k / 2, k2 = k - k1; /* k in [-174, 0]: each half in [-87, 0] */
+    int32_t bits1 = (k1 + 127) << 23, bits2 = (k2 + 127) << 23;
+    float scale1;
+    memcpy(&scale1, &bits1, 4);
+    memcpy(scale2, &bits2, 4);
+    return x < -120.0f ? 0.0f : p * scale1; /* a normal float32 (or 0): exp(x) = it times *scale2 */
+}
+
+/* exp(z - m) for float32 z <= m, with the rounding error of z - m folded back in: hi + lo = z - m exactly (Knuth's
+ * TwoSum), exp(hi + lo) = exp(hi) (1 + lo) to within lo^2 (|lo| <= 2^-24 |hi|). Between -120 and -87.3 the result
+ * is a subnormal float32 (kept: at a confident row it is all of 1 - p_t). A difference below -120 (a masked -inf
+ * class, or a gap beyond float32's range) is exactly 0: its TwoSum would form inf - inf. NaN stays NaN. */
+/* exp(x) for x <= 0 in float32, within about 2 ulp; 0 below -87 (where float32 leaves its normal range): the fast
+ * pass of long rows, which recompute a row whose other classes all fall below (exp_diff_f32). */
 static inline __attribute__((always_inline)) float expf_nonpos(float x) {
     float xc = x < -87.0f ? -87.0f : x;
     int32_t k;
@@ -108,15 +131,24 @@ static inline __attribute__((always_inline)) float expf_nonpos(float x) {
     return x < -87.0f ? 0.0f : p * scale;
 }
 
-/* exp(z - m) for float32 z <= m, with the rounding error of z - m folded back in: hi + lo = z - m exactly (Knuth's
- * TwoSum), exp(hi + lo) = exp(hi) (1 + lo) to within lo^2 (|lo| <= 2^-24 |hi|). A difference below -87 (a masked
- * -inf class, or a gap beyond float32's range) is exactly 0: its TwoSum would form inf - inf. NaN stays NaN. */
-static inline __attribute__((always_inline)) float exp_diff_f32(float z, float m) {
+/* exp_diff_f32 within float32's normal range: 0 below a difference of -87. */
+static inline __attribute__((always_inline)) float exp_diff_f32_normal(float z, float m) {
     float hi = z - m;
     float back = hi - z;
     float lo = (z - (hi - back)) + (-m - back);
     float e = expf_nonpos(hi) * (1.0f + lo);
     return hi < -87.0f ? 0.0f : e;
+}
+
+static inline __attribute__((always_inline)) double exp_diff_f32(float z, float m) {
+    float hi = z - m;
+    float back = hi - z;
+    float lo = (z - (hi - back)) + (-m - back);
+    float scale2;
+    float e = expf_nonpos_parts(hi, &scale2) * (1.0f + lo);
+    /* the last power of two applied in double: a subnormal exponential keeps float32's relative accuracy in the sum
+     * (a row of 1000 classes at a gap of 92 sums 999 of them into a normal 1 - p_t) */
+    return hi < -120.0f ? 0.0 : (double)e * (double)scale2;
 }
 
 /* log(x) for normal x > 0: x = 2^k m, m in [sqrt(1/2), sqrt(2)), log m = 2 atanh(f), f = (m - 1) / (m + 1); NaN for
@@ -307,7 +339,7 @@ typedef struct {
         }                                                                                                           \
     }
 
-DEFINE_BLOCK_KERNELS(float, exp_diff_f32)
+DEFINE_BLOCK_KERNELS(float, exp_diff_f32_normal)
 DEFINE_BLOCK_KERNELS(double, exp_diff_f64)
 
 /* Long rows with contiguous classes (C >= ROW_MIN_CLASSES, measured: blocks win at C = 80, rows at C = 1000):
@@ -334,9 +366,18 @@ static void focal_rows(const float *z, int64_t S, int64_t C, int64_t sB, int64_t
          *    of double), summed in double over the other classes */
 #pragma omp simd reduction(+ : sum)
         for (int64_t j = 0; j < C; ++j) {
-            float e = exp_diff_f32(zr[j], mx);
+            float e = exp_diff_f32_normal(zr[j], mx);
             exps[j] = e;
             sum += j == t ? 0.0 : (double)e;
+        }
+        if (sum < 0x1p-60) { /* a confident row: its other classes may sit below float32's normal range; again,
+                              * keeping them (rare: the logits are still at hand, and the fast pass stays fast) */
+            sum = 0.0;
+            for (int64_t j = 0; j < C; ++j) {
+                double e = exp_diff_f32(zr[j], mx);
+                exps[j] = (float)e;
+                sum += j == t ? 0.0 : e;
+            }
         }
         /* 3. per-row scalars */
         double g, coef;
@@ -440,17 +481,17 @@ int focal_forward(const void *z, int is_double, int64_t B, int64_t S, int64_t C,
  */
 #define SIGMOID_CHUNK 4096
 
-/* exp(x) for x <= 0 in float32 down into the subnormal range (0 below -104): expf_nonpos's reduction, with 2^k applied
+/* exp(x) for x <= 0 in float32 down into the subnormal range (0 below -104): expf_nonpos_parts' reduction, with 2^k applied
  * as 2^(k + 64) and then 2^-64 so that k may go below -126 (a loss of order exp(-87.3), 1.2e-38, is a normal float32
  * number and must keep its digits). */
 static inline __attribute__((always_inline)) float expf_wide(float x) {
-    float xc = x < -104.0f ? -104.0f : x;
+    float xc = x < -120.0f ? -120.0f : x;
     int32_t k;
     const float p = expf_reduced(xc, &k);
     int32_t bits = (k + 127 + 64) << 23; /* 2^(k + 64), k in [-150, 0] */
     float scale;
     memcpy(&scale, &bits, 4);
-    return x < -104.0f ? 0.0f : p * scale * 5.42101086e-20f; /* 2^-64 */
+    return x < -120.0f ? 0.0f : p * scale * 5.42101086e-20f; /* 2^-64 */
 }
 
 /* log(u) for u in [1, 2] in float32 (NaN for NaN): 2 atanh(f), f = (m - 1) / (m + 1), m = u or u / 2; the series to
