@@ -5,7 +5,7 @@ Public API::
 
     focal_loss(logits, target, *, gamma=2.0, alpha=None, reduction="mean", ignore_index=-100)
     FocalLoss(gamma=2.0, alpha=None, reduction="mean", ignore_index=-100)    # nn.Module
-    sigmoid_focal_loss(logits, target, *, alpha=0.25, gamma=2.0, reduction="none")   # torchvision's meaning
+    sigmoid_focal_loss(logits, target, alpha=0.25, gamma=2.0, reduction="none")   # torchvision's signature
     SigmoidFocalLoss(alpha=0.25, gamma=2.0, reduction="none")                        # nn.Module
     list_implementations(), get_implementation(name), register(...)
     ConstantGamma, StepGamma, LinearWarmupGamma, CosineWarmupGamma    # gamma schedules: .step(), .gamma_tensor

@@ -3,11 +3,13 @@ r"""Gamma schedules ("soft-gamma"): the focusing parameter as a function of the 
 A schedule is advanced by the training loop like a learning-rate scheduler, one :meth:`GammaSchedule.step` per
 optimizer step, and pushes each new value to two places:
 
-* ``criterion.gamma`` (a Python float) of the criterion it holds, e.g. a :class:`~focalbench.FocalLoss` or any
-  object with a ``gamma`` attribute, so an eager training loop needs no other change;
-* :attr:`GammaSchedule.gamma_tensor`, a 0-dim float64 tensor updated **in place**. Code compiled with
-  ``torch.compile`` should read gamma from this tensor: a tensor's value is data, not a guard, so a new gamma does not
-  recompile, whereas a Python float read inside a compiled function is specialized, one graph per value.
+* ``criterion.gamma`` of the criterion it holds, e.g. a :class:`~focalbench.FocalLoss` or any object with a ``gamma``
+  attribute. The product's modules keep gamma as a 0-dim float64 tensor (:class:`InPlaceScalar`) that assigning a
+  number fills **in place**, so a compiled training step sees a new value of the same input, not a new constant:
+  one graph for any number of steps;
+* :attr:`GammaSchedule.gamma_tensor`, a 0-dim float64 tensor updated in place, to pass as ``gamma`` to compiled code
+  that calls a loss function itself. A Python float read inside a compiled function is specialized: one graph per
+  value, and past torch's recompile limit (8) an error under ``fullgraph=True``.
 
 Schedules, with :math:`t` the number of :meth:`~GammaSchedule.step` calls made so far (0 before the first):
 
@@ -24,7 +26,9 @@ Example:
     >>> for _ in range(2):
     ...     loss = criterion(torch.zeros(3, 4), torch.tensor([0, 1, 2]))   # forward, backward, optimizer.step() ...
     ...     _ = schedule.step()
-    >>> criterion.gamma, schedule.gamma_tensor.item()
+    >>> criterion
+    FocalLoss(gamma=1.0, alpha=None, reduction='mean', ignore_index=-100)
+    >>> float(criterion.gamma), schedule.gamma_tensor.item()
     (1.0, 1.0)
 """
 
@@ -40,7 +44,68 @@ import torch
 
 from focalbench.losses.common import validate_gamma
 
-__all__ = ["ConstantGamma", "CosineWarmupGamma", "GammaSchedule", "LinearWarmupGamma", "StepGamma"]
+__all__ = ["ConstantGamma", "CosineWarmupGamma", "GammaSchedule", "InPlaceScalar", "LinearWarmupGamma", "StepGamma"]
+
+
+class InPlaceScalar:
+    """A loss module's scalar argument (``gamma``, a sigmoid ``alpha``) held as a 0-dim float64 tensor, so that
+    ``torch.compile`` sees a tensor input whose value changes, never a Python float it would specialize on.
+
+    Assigning a number fills the module's own tensor **in place** (the same object throughout: a compiled graph keeps
+    reading it); assigning a 0-dim floating tensor holds that tensor itself (e.g. a schedule's ``gamma_tensor``, which
+    then drives the module directly). Reading gives the tensor. Only the type is checked here: the value (a negative
+    gamma, an alpha above 1) is checked by the loss when it is called, as for any argument, where the CUDA path checks
+    it on the device. The tensor is not a buffer: it is not in ``state_dict()`` and ``.to()``/``.half()`` leave it a
+    float64 CPU scalar (the kernels take it by value, or copy it to their device).
+
+    Example:
+        >>> from focalbench import FocalLoss
+        >>> criterion = FocalLoss(gamma=2.0)
+        >>> held = criterion.gamma
+        >>> criterion.gamma = 0.5
+        >>> criterion.gamma is held, held
+        (True, tensor(0.5000, dtype=torch.float64))
+    """
+
+    def __init__(self, expected: str):
+        self.expected = expected  # what the type error says the argument must be
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name, self.slot = name, f"_{name}_tensor"
+
+    def __get__(self, module: Any, owner: type | None = None) -> Any:
+        if module is None:
+            return self
+        return module.__dict__[self.slot][0]
+
+    def __set__(self, module: Any, value: object) -> None:
+        held = module.__dict__.get(self.slot)
+        if isinstance(value, torch.Tensor):
+            if value.dim() != 0 or not value.is_floating_point():
+                raise TypeError(
+                    f"{self.name} must be {self.expected} or a 0-dim floating tensor. Got: tensor of shape "
+                    f"{tuple(value.shape)} and dtype {value.dtype}"
+                )
+            module.__dict__[self.slot] = (value, held is not None and value is held[0] and held[1])
+            return
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):
+            raise TypeError(f"{self.name} must be {self.expected}. Got: {type(value).__name__} {value!r}")
+        if held is not None and held[1]:  # our own tensor: a new value, the same input of a compiled graph
+            with torch.no_grad():
+                held[0].fill_(float(value))
+        else:  # first value, or the tensor held was the caller's: do not write into it
+            with torch.inference_mode(False):  # built under inference_mode, it must still take values after it
+                module.__dict__[self.slot] = (torch.tensor(float(value), dtype=torch.float64), True)
+
+    def repr_of(self, module: Any) -> str:
+        """How ``module``'s repr shows the value: ``2.0`` for its own tensor, ``tensor(2.0)`` for a caller's."""
+        value, own = module.__dict__[self.slot]
+        number = repr(float(value))
+        if own:
+            return number
+        kind = "" if value.dtype == torch.float64 else f", dtype={value.dtype}"
+        where = "" if value.device.type == "cpu" else f", device='{value.device}'"
+        return f"tensor({number}{kind}{where})"
 
 
 def _gamma(name: str, value: object) -> float:
@@ -67,8 +132,8 @@ class GammaSchedule(ABC):
 
     Args:
         criterion: an object with a ``gamma`` attribute (e.g. :class:`~focalbench.FocalLoss`) whose ``gamma`` is set
-            to the schedule's value (a float) at construction and after every :meth:`step`; ``None`` for none.
-            Default: None.
+            to the schedule's value (a float; a product module fills its gamma tensor in place) at construction and
+            after every :meth:`step`; ``None`` for none. Default: None.
 
     Attributes:
         gamma_tensor: 0-dim float64 CPU tensor holding the current gamma, updated in place (same object throughout).
@@ -89,8 +154,8 @@ class GammaSchedule(ABC):
         Example:
             >>> from focalbench import FocalLoss
             >>> criterion = FocalLoss(gamma=2.0)
-            >>> ConstantGamma(0.5).attach(criterion).criterion.gamma
-            0.5
+            >>> ConstantGamma(0.5).attach(criterion).criterion
+            FocalLoss(gamma=0.5, alpha=None, reduction='mean', ignore_index=-100)
         """
         if criterion is not None and not hasattr(criterion, "gamma"):
             raise TypeError(
@@ -116,7 +181,8 @@ class GammaSchedule(ABC):
     def _apply(self) -> None:
         value = self.gamma
         self.gamma_tensor.fill_(value)
-        if self.criterion is not None:
+        # a criterion built with gamma=schedule.gamma_tensor already holds the value: assigning would replace it
+        if self.criterion is not None and getattr(self.criterion, "gamma", None) is not self.gamma_tensor:
             self.criterion.gamma = value
 
     def step(self) -> float:

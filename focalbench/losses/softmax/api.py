@@ -23,15 +23,24 @@ import torch
 from torch import nn
 
 from focalbench.kernels import choose  # imports no kernel: it does, at the first call
-from focalbench.losses.common import front_door
+from focalbench.losses.common import HALF_DTYPES, front_door
+from focalbench.losses.schedule import InPlaceScalar
 from focalbench.losses.softmax.closed_form import CLOSED_FORM
 from focalbench.losses.softmax.semantics import validate
 
-__all__ = ["RECOMMENDED", "FocalLoss", "focal_loss", "focal_loss_on", "implementation_for"]
+__all__ = ["RECOMMENDED", "NO_TORCHSCRIPT", "FocalLoss", "focal_loss", "focal_loss_on", "implementation_for"]
 
 #: The registered implementation (``focalbench.get_implementation``) that mirrors what :func:`focal_loss` runs, per
 #: device; the measurement behind the CPU choice is in the README. ``fused_eager`` where the C kernel is unavailable.
 RECOMMENDED = "fused"
+
+
+#: What ``torch.jit.script`` of a loss module and ``torch.jit.trace`` of a loss raise (a ``RuntimeError``), with the
+#: loss's name: the losses dispatch on Python values and types (a custom operator while traced by dynamo), which
+#: TorchScript cannot represent.
+NO_TORCHSCRIPT = (
+    "{} does not support TorchScript (torch.jit.script, torch.jit.trace): use torch.compile or torch.export"
+)
 
 
 def implementation_for(device_type: str) -> str:
@@ -76,6 +85,8 @@ def focal_loss(
 
 
 def _focal_loss(logits, target, arguments: dict[str, Any], path: str | None) -> torch.Tensor:
+    if torch.jit.is_tracing():  # a trace would record the kernel's tensors as constants, or fail deep inside it
+        raise RuntimeError(NO_TORCHSCRIPT.format("focal_loss"))
     return front_door(logits, target, arguments, family="softmax", path=path, validate=validate, traced=_traced,
                       closed_form=CLOSED_FORM)  # fmt: skip
 
@@ -112,8 +123,17 @@ class FocalLoss(nn.Module):
     """Module form of :func:`focal_loss`: stores the arguments and calls it.
 
     ``alpha`` is a registered buffer, as ``nn.CrossEntropyLoss``'s ``weight``: it is in ``state_dict()``, moves with
-    ``.to()`` and round-trips through ``load_state_dict``; a scalar alpha is kept as a 0-dim buffer. ``gamma`` may be
-    a float or a 0-dim tensor (a gamma schedule sets it, see :mod:`focalbench.losses.schedule`).
+    ``.to()`` and round-trips through ``load_state_dict``; a scalar alpha is kept as a 0-dim buffer. Unlike
+    ``weight``, a cast to half precision (``model.half()``, ``.to(torch.bfloat16)``) leaves alpha's dtype as it was
+    (float64 unless given as a tensor) while moving it with the model: the loss computes in at least float32, and a
+    float16 alpha would change it (0.5472 becomes 0.5470). Casts to float32 or float64 apply as to any buffer.
+
+    ``gamma`` is held as a 0-dim float64 tensor (:class:`~focalbench.losses.schedule.InPlaceScalar`):
+    ``criterion.gamma = 0.5`` (what a gamma schedule does) fills it in place, so a compiled step takes every new
+    value through one graph; ``FocalLoss(gamma=tensor)`` holds that tensor itself (a schedule's ``gamma_tensor``).
+
+    TorchScript is not supported (``torch.jit.script``/``torch.jit.trace`` raise :data:`NO_TORCHSCRIPT`): use
+    ``torch.compile`` or ``torch.export``.
 
     Example:
         >>> import torch
@@ -122,11 +142,17 @@ class FocalLoss(nn.Module):
         0.0866
         >>> sorted(criterion.state_dict())
         ['alpha']
+        >>> criterion.gamma = 0.5
+        >>> criterion
+        FocalLoss(gamma=0.5, alpha=[0.25, 0.75], reduction='mean', ignore_index=-1)
     """
 
     alpha: torch.Tensor | None
+    gamma = InPlaceScalar("a real number >= 0")
 
-    def __init__(self, gamma: float = 2.0, alpha: Any = None, reduction: str = "mean", ignore_index: int = -100):
+    def __init__(
+        self, gamma: float | torch.Tensor = 2.0, alpha: Any = None, reduction: str = "mean", ignore_index: int = -100
+    ):
         super().__init__()
         buffer = _alpha_buffer(alpha)
         # every argument checked now, as a call would check it, rather than at the first call
@@ -139,13 +165,28 @@ class FocalLoss(nn.Module):
         self.register_buffer("alpha", buffer)
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        if torch.jit.is_tracing():
+            raise RuntimeError(NO_TORCHSCRIPT.format(type(self).__name__))
         return focal_loss(
             logits, target, gamma=self.gamma, alpha=self.alpha, reduction=self.reduction, ignore_index=self.ignore_index
         )
 
+    def _apply(self, fn, recurse: bool = True):
+        # every move and cast of the module (.to, .cuda, .half, ...) goes through here; alpha keeps its precision
+        alpha = self.alpha
+        super()._apply(fn, recurse)
+        if alpha is not None and self.alpha is not None and self.alpha.dtype in HALF_DTYPES:
+            if alpha.dtype not in HALF_DTYPES:
+                self.alpha = alpha.to(self.alpha.device)
+        return self
+
+    def __prepare_scriptable__(self):  # torch.jit.script calls it first: refuse before it reads the annotations
+        raise RuntimeError(NO_TORCHSCRIPT.format(type(self).__name__))
+
     def extra_repr(self) -> str:
         alpha = None if self.alpha is None else self.alpha.tolist()
-        return f"gamma={self.gamma}, alpha={alpha}, reduction={self.reduction!r}, ignore_index={self.ignore_index}"
+        gamma = FocalLoss.gamma.repr_of(self)
+        return f"gamma={gamma}, alpha={alpha}, reduction={self.reduction!r}, ignore_index={self.ignore_index}"
 
 
 def _alpha_buffer(alpha: Any) -> torch.Tensor | None:
