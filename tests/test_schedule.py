@@ -342,12 +342,24 @@ def test_every_schedule_and_a_changing_alpha_drive_a_compiled_sigmoid_focal_loss
 
 
 @pytest.mark.slow
-def test_a_thousand_steps_of_a_schedule_under_inductor_compile_once():
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: ConstantGamma(0.7),
+        lambda: StepGamma(milestones=[100, 400, 700], gammas=[0.0, 0.5, 1.0, 2.0]),
+        lambda: LinearWarmupGamma(0.0, 2.0, warmup_steps=1000),
+        lambda: CosineWarmupGamma(0.5, 3.0, warmup_steps=1000),
+    ],
+    ids=["constant", "step", "linear", "cosine"],
+)
+def test_a_thousand_steps_of_a_schedule_under_inductor_compile_once(make):
+    torch._dynamo.reset()
+    torch._dynamo.utils.counters.clear()
     generator = torch.Generator().manual_seed(2)
     model = torch.nn.Linear(6, 4)
     x, target = torch.randn(12, 6, generator=generator), torch.randint(0, 4, (12,), generator=generator)
     criterion = FocalLoss(gamma=0.0)
-    schedule = LinearWarmupGamma(0.0, 2.0, warmup_steps=1000, criterion=criterion)
+    schedule = make().attach(criterion)
     compiled = _compiled_step(lambda x, target: criterion(model(x), target), "inductor")
     for _ in range(1000):
         loss = compiled(x, target)
