@@ -248,10 +248,12 @@ def test_concurrent_first_calls_build_once_and_all_succeed(tmp_path):
     assert len(list((tmp_path / "cache").glob("focal_cpu-*.so"))) == 1
 
 
-def test_long_confident_rows_keep_the_exponentials_below_float32s_normal_range() -> None:
+@pytest.mark.parametrize(("classes", "dense"), [(2, False), (20, False), (20, True), (1000, False)])
+def test_confident_rows_keep_the_exponentials_below_float32s_normal_range(classes: int, dense: bool) -> None:
     """At gaps of 87 to 120, 1 - p_t is a sum of exponentials below float32's normal range (each subnormal or
-    smaller) while the sum of 999 of them is a normal number: the C kernel's long-row path keeps them, within 2e-6
-    relative of the float64 reference (the kernel flushed them to 0 before: a loss of 0 for 1e-35)."""
+    smaller), often itself a normal number (999 of them): every path of the C kernel (blocks of rows, dense blocks,
+    long rows) keeps them, within 2e-6 of the float64 reference, relative above float32's smallest normal number and
+    absolute below (it flushed them to 0 before: a loss of 0 for 1.2e-37 at C = 20, for 1e-35 at C = 1000)."""
     import torch
 
     from focalbench import focal_loss, get_implementation
@@ -259,9 +261,11 @@ def test_long_confident_rows_keep_the_exponentials_below_float32s_normal_range()
     reference = get_implementation("numpy_reference")
     tiny = torch.finfo(torch.float32).tiny
     gaps = torch.arange(86.0, 121.0, 0.5)
-    logits = torch.zeros(len(gaps), 1000)
+    logits = torch.zeros(len(gaps), classes)
     logits[:, 0] = gaps
     target = torch.zeros(len(gaps), dtype=torch.long)
+    if dense:  # (1, C, positions): the dense blocks' path
+        logits, target = logits.t().unsqueeze(0).contiguous(), target.unsqueeze(0)
     for gamma in (0.0, 0.5, 2.0):
         x = logits.clone().requires_grad_(True)
         loss = focal_loss(x, target, gamma=gamma, reduction="none")
@@ -271,5 +275,5 @@ def test_long_confident_rows_keep_the_exponentials_below_float32s_normal_range()
         expected.sum().backward()
         scale = expected.detach().abs().clamp_min(tiny)  # relative above float32's smallest normal, absolute below
         assert float(((loss.detach().double() - expected.detach()).abs() / scale).max()) < 2e-6
-        grad_scale = x64.grad.abs().amax(dim=1, keepdim=True).clamp_min(tiny)
+        grad_scale = x64.grad.abs().amax(dim=1, keepdim=True).clamp_min(tiny)  # per element row (class dim 1)
         assert float(((x.grad.double() - x64.grad).abs() / grad_scale).max()) < 2e-6

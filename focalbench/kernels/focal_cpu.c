@@ -16,8 +16,9 @@
  * float64 ones double:
  *   1. m = max_j z_j
  *   2. e_j = exp(z_j - m), the rounding error of z_j - m folded back in (exp_diff_f32_normal); S = sum_{j != t} e_j
- *      in double (long rows whose S is below 2^-60 recompute it with exp_diff_f32, which keeps the e_j that fall
- *      below float32's normal range: at a gap of 88 to 120 they are all of 1 - p_t)
+ *      in double (a row whose S is below 2^-60 is recomputed with exp_diff_f32, which keeps the e_j that fall below
+ *      float32's normal range: at a gap of 88 to 120 they are all of 1 - p_t; long rows at once, block rows from the
+ *      input after their block, refine_row_f32)
  *   3. in double: d = log((1 - p_t) / p_t) = log S + (m - z_t); -log p_t = softplus(d); log(1 - p_t) = -softplus(-d)
  *      loss = a (1 - p_t)^gamma softplus(d);  G = a (1 - p_t)^gamma [(1 - p_t) + gamma p_t softplus(d)] * scale
  *   4. grad_j = G e_j / S off the target (G q_j, q the softmax over the other classes), -G at the target
@@ -230,6 +231,22 @@ static inline __attribute__((always_inline)) double row_terms(double s, double m
 /* exp(z - m) for float64 z <= m (the difference rounds by at most |z - m| 2^-53, far inside the float64 bound). */
 static inline __attribute__((always_inline)) double exp_diff_f64(double z, double m) { return exp_nonpos(z - m); }
 
+/* One float32 row recomputed keeping the exponentials below float32's normal range (exp_diff_f32): the block
+ * kernels' rare path for a confident row, whose other classes' sum S fell below 2^-60 in the fast pass. Reads the row
+ * from the input (C logits at stride sC), writes its gradient at stride gstride and returns its loss. */
+static double refine_row_f32(const float *zr, int64_t sC, int64_t C, int64_t t, double alpha, double gamma,
+                             double scale, float *gr, int64_t gstride) {
+    float mx = -INFINITY;
+    for (int64_t j = 0; j < C; ++j) mx = zr[j * sC] > mx ? zr[j * sC] : mx;
+    double sum = 0.0;
+    for (int64_t j = 0; j < C; ++j) sum += j == t ? 0.0 : exp_diff_f32(zr[j * sC], mx);
+    double g, coef;
+    const double loss = row_terms(sum, (double)mx, (double)zr[t * sC], alpha, gamma, scale, 1, &g, &coef);
+    for (int64_t j = 0; j < C; ++j)
+        gr[j * gstride] = j == t ? (float)(-g) : (float)(exp_diff_f32(zr[j * sC], mx) * coef);
+    return loss;
+}
+
 /* One block in flight: its position and a class-major buffer of its logits, then of its gradient. */
 typedef struct {
     int64_t b, s0, n;
@@ -246,7 +263,7 @@ typedef struct {
  * focal_blocks_T: blocks [block_begin, block_end) of a (B, C, S) input; target and alpha_t are (B, S) contiguous,
  * loss too. Three buffers rotate so that a block is copied in, computed and copied out at three different steps. */
 #define DEFINE_BLOCK_KERNELS(T, EXP_DIFF)                                                                            \
-    static inline __attribute__((always_inline)) void focal_block_##T(T *restrict buf, int64_t C,                   \
+    static inline __attribute__((always_inline)) int focal_block_##T(T *restrict buf, int64_t C,                    \
                                                                       const int32_t *restrict tt,                  \
                                                                       const double *restrict alpha, double gamma,  \
                                                                       double scale, double *restrict loss) {       \
@@ -286,6 +303,10 @@ typedef struct {
             _Pragma("omp simd") for (int l = 0; l < LANES; ++l) row[l] =                                            \
                 tt[l] < 0 ? (T)0 : j == tt[l] ? (T)(-big_g[l]) : row[l] * coef_t[l];                             \
         }                                                                                                           \
+        /* the lanes of float32 confident rows whose exponentials may have left the normal range (refined after) */  \
+        int refine = 0;                                                                                             \
+        for (int l = 0; l < LANES; ++l) refine |= (sizeof(T) == 4 && tt[l] >= 0 && sum[l] < 0x1p-60) << l;        \
+        return refine;                                                                                              \
     }                                                                                                               \
                                                                                                                     \
     static inline __attribute__((always_inline)) void focal_blocks_##T(                                             \
@@ -319,7 +340,13 @@ typedef struct {
             }                                                                                                       \
             if (step - 1 >= block_begin && step - 1 < block_end) { /* compute block step - 1 */                    \
                 block_t *mid = &slots[(step - 1) % 3];                                                              \
-                focal_block_##T((T *)mid->buf, C, mid->tt, mid->alpha, gamma, scale, mid->loss);                    \
+                const int refine = focal_block_##T((T *)mid->buf, C, mid->tt, mid->alpha, gamma, scale, mid->loss); \
+                for (int64_t l = 0; refine && l < mid->n; ++l) {                                                    \
+                    if (!(refine >> l & 1)) continue;                                                               \
+                    const float *zr = (const float *)(z + mid->b * sB + (mid->s0 + l) * sS);                        \
+                    mid->loss[l] = refine_row_f32(zr, sC, C, mid->tt[l], mid->alpha[l], gamma, scale,               \
+                                                  (float *)mid->buf + l, LANES);                                    \
+                }                                                                                                   \
             }                                                                                                       \
             if (step - 2 >= block_begin) { /* copy block step - 2 out */                                            \
                 block_t *out = &slots[(step - 2) % 3];                                                              \
