@@ -26,6 +26,7 @@ import importlib
 import importlib.metadata
 import importlib.util
 import inspect
+import os
 import pkgutil
 import sys
 import threading
@@ -525,29 +526,72 @@ def _keyword_mismatch(fn: Callable, spec: str, declared: dict[str, Any], family_
     return None
 
 
-def load_implementation(spec: str, family: str = "softmax") -> Implementation:
-    """A registered name, or a user's ``"module:attr"``: an :class:`Implementation`, or a callable with the common
-    signature that may declare what it is with the :data:`DECLARATIONS` attributes (``focalbench_capabilities`` ...);
-    one that declares no ``focalbench_family`` is taken as a loss of ``family``. Whether it takes that family's
-    keywords is read from its signature, or (where the signature takes ``**kwargs``) found by one call on a tiny input
-    of the family on the CPU.
+def _import_user_module(module_name: str):
+    """``module_name`` imported as ``python -m`` would find it: from ``sys.path``, else from the current directory
+    (where a console script such as ``focalbench`` is run from the folder that holds the module, which is not on
+    ``sys.path`` as it is for ``python -m``); the current directory is on ``sys.path`` for that import only.
 
     Raises:
-        ValueError: the module or attribute cannot be loaded, a declared family or capability is unknown, or the
-            callable cannot take its family's keywords (the message names the family whose keywords it takes).
+        ModuleNotFoundError: neither has it; the message names every directory searched."""
+    try:
+        return importlib.import_module(module_name)
+    except ModuleNotFoundError as error:
+        searched = [entry or os.getcwd() for entry in sys.path]
+        here = os.getcwd()
+        missing = error.name or ""
+        # only a miss of that very module (or a package above it), never one of the modules it imports
+        if not (module_name == missing or module_name.startswith(f"{missing}.")):
+            raise
+        if here not in searched:
+            sys.path.insert(0, here)
+            importlib.invalidate_caches()
+            try:
+                return importlib.import_module(module_name)
+            except ModuleNotFoundError as retry:
+                if retry.name != missing:
+                    raise
+            finally:
+                if here in sys.path:
+                    sys.path.remove(here)
+        raise ModuleNotFoundError(
+            f"No module named {missing!r} (searched the current directory {here} and sys.path: "
+            f"{', '.join(dict.fromkeys(s for s in searched if s != here))}; set PYTHONPATH to add a directory)",
+            name=missing,
+        ) from error
+
+
+def load_implementation(spec: str | Callable, family: str = "softmax") -> Implementation:
+    """A registered name, a user's ``"module:attr"``, or a user's callable itself: an :class:`Implementation`.
+
+    A user's callable has the common signature and may declare what it is with the :data:`DECLARATIONS` attributes
+    (``focalbench_capabilities`` ...); one that declares no ``focalbench_family`` is taken as a loss of ``family``.
+    Whether it takes that family's keywords is read from its signature, or (where the signature takes ``**kwargs``)
+    found by one call on a tiny input of the family on the CPU. ``module`` is looked for on ``sys.path``, then in the
+    current directory (as ``python -m`` would find it). A callable given itself is named ``module:qualname``.
+
+    Raises:
+        ValueError: the module or attribute cannot be loaded (the message names the directories searched), a
+            declared family or capability is unknown, or the callable cannot take its family's keywords (the
+            message names the family whose keywords it takes).
         TypeError: the attribute is not callable, or a declaration has the wrong type.
     """
-    if ":" not in spec:
+    if isinstance(spec, Implementation):
+        return spec
+    if not isinstance(spec, str):
+        obj = spec
+        spec = _name_of(obj)
+    elif ":" not in spec:
         return get_implementation(spec)
-    module_name, _, attr = spec.partition(":")
-    try:
-        obj = importlib.import_module(module_name)
-        for part in attr.split("."):
-            obj = getattr(obj, part)
-    except (ImportError, AttributeError) as error:
-        raise ValueError(f"implementation {spec!r} could not be loaded: {error}") from error
-    if isinstance(obj, Implementation):
-        return obj
+    else:
+        module_name, _, attr = spec.partition(":")
+        try:
+            obj = _import_user_module(module_name)
+            for part in attr.split("."):
+                obj = getattr(obj, part)
+        except (ImportError, AttributeError) as error:
+            raise ValueError(f"implementation {spec!r} could not be loaded: {error}") from error
+        if isinstance(obj, Implementation):
+            return obj
     if not callable(obj):
         raise TypeError(f"implementation {spec!r} must be callable. Got: {type(obj).__name__}")
     description = (obj.__doc__ or spec).strip().splitlines()[0]
@@ -557,3 +601,9 @@ def load_implementation(spec: str, family: str = "softmax") -> Implementation:
     if mismatch:
         raise ValueError(mismatch)
     return Implementation(name=spec, fn=obj, description=description, external=True, **declared)
+
+
+def _name_of(obj: object) -> str:
+    """A callable's ``module:qualname`` (an instance's: its class's), as a report names it."""
+    named = obj if hasattr(obj, "__qualname__") else type(obj)
+    return f"{getattr(named, '__module__', None) or '?'}:{getattr(named, '__qualname__', type(obj).__name__)}"
