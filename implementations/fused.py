@@ -24,7 +24,7 @@ from focalbench.losses.softmax.semantics import FocalArgs
 
 _UNAVAILABLE = cpu.available()
 if _UNAVAILABLE is not None:
-    register_unavailable("fused", f"its C kernel could not be built: {_UNAVAILABLE}")
+    register_unavailable("fused", f"its C kernel could not be built: {_UNAVAILABLE}", family="softmax")
 else:
 
     @register(

@@ -99,7 +99,7 @@ def focal_loss_torch(args: FocalArgs) -> torch.Tensor:
 
 
 if TorchFocalLoss is None:
-    register_unavailable("focal_loss_torch", MISSING)
+    register_unavailable("focal_loss_torch", MISSING, family="softmax")
 else:
     register(
         "focal_loss_torch",

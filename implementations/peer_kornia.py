@@ -67,7 +67,7 @@ def kornia(args: FocalArgs) -> torch.Tensor:
 
 
 if kornia_focal_loss is None:
-    register_unavailable("kornia", MISSING)
+    register_unavailable("kornia", MISSING, family="softmax")
 else:
     register(
         "kornia",

@@ -95,7 +95,7 @@ def monai(args: FocalArgs) -> torch.Tensor:
 
 
 if MonaiFocalLoss is None:
-    register_unavailable("monai", MISSING)
+    register_unavailable("monai", MISSING, family="softmax")
 else:
     register(
         "monai",

@@ -60,7 +60,7 @@ def sigmoid_kornia(args: SigmoidArgs) -> torch.Tensor:
 
 
 if binary_focal_loss_with_logits is None:
-    register_unavailable("sigmoid_kornia", MISSING)
+    register_unavailable("sigmoid_kornia", MISSING, family="sigmoid")
 else:
     register(
         "sigmoid_kornia",

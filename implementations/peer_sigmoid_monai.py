@@ -71,7 +71,7 @@ def sigmoid_monai(args: SigmoidArgs) -> torch.Tensor:
 
 
 if MonaiFocalLoss is None:
-    register_unavailable("sigmoid_monai", MISSING)
+    register_unavailable("sigmoid_monai", MISSING, family="sigmoid")
 else:
     register(
         "sigmoid_monai",

@@ -75,7 +75,8 @@ def sigmoid_smp(args: SigmoidArgs) -> torch.Tensor:
 
 
 if focal_loss_with_logits is None:
-    register_unavailable("sigmoid_smp", getattr(peer_smp, "MISSING", "segmentation_models_pytorch is not installed"))
+    missing = getattr(peer_smp, "MISSING", "segmentation_models_pytorch is not installed")
+    register_unavailable("sigmoid_smp", missing, family="sigmoid")
 else:
     register(
         "sigmoid_smp",

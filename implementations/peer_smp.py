@@ -69,7 +69,7 @@ def smp(args: FocalArgs) -> torch.Tensor:
 
 
 if smp_softmax_focal_loss is None:
-    register_unavailable("smp", MISSING)
+    register_unavailable("smp", MISSING, family="softmax")
 else:
     register(
         "smp",

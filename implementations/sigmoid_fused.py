@@ -19,7 +19,7 @@ from focalbench.losses.sigmoid.semantics import SigmoidArgs
 
 _UNAVAILABLE = sigmoid_cpu.available()
 if _UNAVAILABLE is not None:
-    register_unavailable("sigmoid_fused", f"its C kernel could not be built: {_UNAVAILABLE}")
+    register_unavailable("sigmoid_fused", f"its C kernel could not be built: {_UNAVAILABLE}", family="sigmoid")
 else:
 
     @register(

@@ -19,7 +19,7 @@ from focalbench.losses.sigmoid.api import sigmoid_focal_loss_on
 INTERPRETED = kernel.INTERPRETED
 
 if kernel.UNAVAILABLE is not None:
-    register_unavailable("sigmoid_triton", kernel.UNAVAILABLE)
+    register_unavailable("sigmoid_triton", kernel.UNAVAILABLE, family="sigmoid")
 else:
     add(Implementation(
         name="sigmoid_triton",

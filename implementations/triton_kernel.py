@@ -19,7 +19,7 @@ from focalbench.losses.softmax.api import focal_loss_on
 INTERPRETED = kernel.INTERPRETED
 
 if kernel.UNAVAILABLE is not None:
-    register_unavailable("triton", kernel.UNAVAILABLE)
+    register_unavailable("triton", kernel.UNAVAILABLE, family="softmax")
 else:
     add(Implementation(
         name="triton",

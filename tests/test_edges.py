@@ -171,3 +171,14 @@ def test_an_interrupted_run_keeps_what_it_measured(capsys, monkeypatch, tmp_path
     assert document["settings"]["interrupted"] is True and not document["checks"]
     assert {row["shape_name"] for row in document["results"]} == {"64x5"}
     assert "interrupted: writing the" in capsys.readouterr().err
+
+
+def test_list_of_one_family_lists_only_that_familys_unavailable_implementations(capsys, monkeypatch) -> None:
+    from focalbench.arena import registry
+
+    monkeypatch.setitem(registry._UNAVAILABLE, "sigmoid_example", "example reason")
+    monkeypatch.setitem(registry._UNAVAILABLE_FAMILY, "sigmoid_example", "sigmoid")
+    assert main(["list", "--family", "softmax"]) == 0
+    assert "sigmoid_example" not in capsys.readouterr().out
+    assert main(["list", "--family", "sigmoid"]) == 0
+    assert "sigmoid_example: unavailable here: example reason" in capsys.readouterr().out

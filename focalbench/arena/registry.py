@@ -127,6 +127,7 @@ _REGISTRY: dict[str, Implementation] = {}
 _ORIGIN: dict[str, str] = {}  # name -> the module whose code registered it (listings follow the order of discovery)
 _ALONE = False  # an implementation module was imported alone, before discovery (the listing is then reordered)
 _UNAVAILABLE: dict[str, str] = {}
+_UNAVAILABLE_FAMILY: dict[str, str] = {}  # the family of an unavailable implementation, where its module says
 _DISCOVERED = False  # every implementation module has been imported
 _DISCOVERING = False  # the thread holding _DISCOVERY_LOCK is importing them
 _DISCOVERY_LOCK = threading.RLock()
@@ -246,9 +247,12 @@ def unregister(name: str) -> Implementation:
     return _REGISTRY.pop(name)
 
 
-def register_unavailable(name: str, reason: str) -> None:
-    """Record that ``name`` exists but cannot run here (e.g. an optional dependency is missing)."""
+def register_unavailable(name: str, reason: str, family: str | None = None) -> None:
+    """Record that ``name`` (a ``family`` loss, when known) exists but cannot run here (e.g. an optional dependency
+    is missing)."""
     _UNAVAILABLE[name] = reason
+    if family is not None:
+        _UNAVAILABLE_FAMILY[name] = family
 
 
 def _import_registering(name: str, load: Callable[[], object]) -> None:
@@ -383,10 +387,12 @@ def list_implementations(family: str | None = None) -> list[str]:
     return [name for name, impl in _REGISTRY.items() if family in (None, impl.family)]
 
 
-def unavailable_implementations() -> dict[str, str]:
-    """Implementations that exist but cannot run here, with the reason."""
+def unavailable_implementations(family: str | None = None) -> dict[str, str]:
+    """Implementations that exist but cannot run here, with the reason (only ``family``'s, and those of no known
+    family, when given)."""
     _discover()
-    return dict(_UNAVAILABLE)
+    return {name: reason for name, reason in _UNAVAILABLE.items()
+            if family is None or _UNAVAILABLE_FAMILY.get(name, family) == family}  # fmt: skip
 
 
 def get_implementation(name: str) -> Implementation:

@@ -39,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
             for impl in impls:
                 for defect in impl.known_defects:
                     print(f"  {impl.name} / {defect.check}: {defect.reason}")
-    for name, reason in unavailable_implementations().items():
+    for name, reason in unavailable_implementations(chosen).items():
         print(f"\n{name}: unavailable here: {reason}")
     if not args.verbose:
         print("\n-v: the reason of every known defect")
