@@ -16,7 +16,8 @@ HELP = "run the correctness checks, print the conformance matrix"
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("impls", nargs="*", metavar="NAME|module:attr", help="default: every registered one")
     parser.add_argument("--device", choices=DEVICES, default="cpu")
-    parser.add_argument("--check", action="append", dest="checks", metavar="CHECK", help="only these checks")
+    parser.add_argument("--check", action="append", dest="checks", metavar="CHECK",
+                        help="only these checks (repeat it; an unknown name prints every name; docs/checks.md)")
     parser.add_argument(
         "-v", "--verbose", action="store_true", help="print every unexpected outcome (default: alike ones as one line)"
     )
