@@ -134,6 +134,16 @@ if triton is not None:
         return tl.where(hi < FLOOR, 0.0, exp(hi) * (1.0 + lo))
 
     @triton.jit
+    def _exp_low(z, m, FLOOR: tl.constexpr, LOW: tl.constexpr):
+        """``exp(z - m + 64)`` where ``z - m`` lies in ``[FLOOR, LOW)``, else 0: an exponential below float32's
+        normal range kept at its relative accuracy (``z - m + 64`` is exact there: both are multiples of ``z - m``'s
+        spacing); the caller multiplies by ``e^-64`` in float64."""
+        hi = z - m
+        back = hi - z
+        lo = (z - (hi - back)) + (-m - back)
+        return tl.where((hi < FLOOR) | (hi >= LOW), 0.0, exp(hi + 64.0) * (1.0 + lo))
+
+    @triton.jit
     def log1p(y):
         """log(1 + y) for y >= 0, accurate for tiny y: log(u) * y / (u - 1) with u = 1 + y (Goldberg)."""
         u = 1.0 + y
@@ -158,10 +168,12 @@ if triton is not None:
             ACC: tl.constexpr = tl.float64
             LOWEST: tl.constexpr = -1.7976931348623157e308
             FLOOR: tl.constexpr = -746.0
+            LOW: tl.constexpr = -746.0  # float64 keeps every exponential the loss needs: no low part
         else:
             ACC: tl.constexpr = tl.float32
             LOWEST: tl.constexpr = -3.4028234663852886e38
-            FLOOR: tl.constexpr = -104.0
+            FLOOR: tl.constexpr = -120.0  # below, even a million exponentials sum to under half the least float32
+            LOW: tl.constexpr = -80.0  # below, exponentials are summed apart, times e^64 (_exp_low)
         rows = tl.program_id(0) * BLOCK_R + tl.arange(0, BLOCK_R)
         row_ok = rows < R
         n = (rows // S).to(tl.int64)
@@ -198,6 +210,7 @@ if triton is not None:
         # 1. online maximum and non-target sum
         m = tl.full([BLOCK_R], LOWEST, ACC)
         total = tl.zeros([BLOCK_R], ACC)
+        total_low = tl.zeros([BLOCK_R], ACC)  # the exponentials below LOW, times e^64
         z_t = tl.zeros([BLOCK_R], ACC)
         for c0 in range(0, C, BLOCK_C):
             cols = c0 + tl.arange(0, BLOCK_C)
@@ -208,12 +221,16 @@ if triton is not None:
             is_t = cols[None, :] == target[:, None]
             z_t += tl.sum(tl.where(is_t & ok, z, 0.0), axis=1)
             new_m = tl.maximum(m, tl.max(z, axis=1))
-            e = tl.where(ok & (~is_t), _exp_shifted(z, new_m[:, None], FLOOR), 0.0)
-            total = total * exp(m - new_m) + tl.sum(e, axis=1)
+            off_target = ok & (~is_t)
+            e = tl.where(off_target, _exp_shifted(z, new_m[:, None], LOW), 0.0)
+            e_low = tl.where(off_target, _exp_low(z, new_m[:, None], FLOOR, LOW), 0.0)
+            rescale = exp(m - new_m)
+            total = total * rescale + tl.sum(e, axis=1)
+            total_low = total_low * rescale + tl.sum(e_low, axis=1)
             m = new_m
 
         # 2. per-row scalars in float64
-        s64 = total.to(tl.float64)
+        s64 = total.to(tl.float64) + total_low.to(tl.float64) * 1.603810890548638e-28  # e^-64
         has_rest = s64 != 0.0  # NaN counts as mass: it must reach the loss
         safe = tl.where(has_rest, s64, 1.0)
         d = tl.log(safe) + (m.to(tl.float64) - z_t.to(tl.float64))
@@ -232,6 +249,7 @@ if triton is not None:
             p_t_log_p_t = tl.where(p_t > 0.0, p_t * neg_log_p_t, 0.0)  # x log x -> 0 as x -> 0: a target at -inf
             big_g = tl.where(has_rest, weighted * (exp(log_one_minus_p_t) + gamma * p_t_log_p_t) * scale, 0.0)
             coef = tl.where(bad, NAN, big_g / safe).to(ACC)
+            coef_low = tl.where(bad, NAN, big_g / safe * 1.603810890548638e-28).to(ACC)  # for _exp_low's e^64
             minus_g = tl.where(bad, NAN, -big_g).to(ACC)
             g_row = g_ptr + n * g_n + s * g_s
             for c0 in range(0, C, BLOCK_C):
@@ -240,7 +258,9 @@ if triton is not None:
                 live = ok & good[:, None]
                 z = tl.load(z_row[:, None] + cols[None, :].to(tl.int64) * s_c, mask=live, other=0.0).to(ACC)
                 is_t = cols[None, :] == target[:, None]
-                grad = tl.where(is_t, minus_g[:, None], _exp_shifted(z, m[:, None], FLOOR) * coef[:, None])
+                off = _exp_shifted(z, m[:, None], LOW) * coef[:, None]
+                off += _exp_low(z, m[:, None], FLOOR, LOW) * coef_low[:, None]
+                grad = tl.where(is_t, minus_g[:, None], off)
                 tl.store(
                     g_row[:, None] + cols[None, :].to(tl.int64) * g_c,
                     grad.to(g_ptr.dtype.element_ty),

@@ -19,7 +19,7 @@ from focalbench.arena.registry import Implementation
 
 __all__ = ["CLASSES", "GAPS", "SHIFTS", "errors"]
 
-GAPS = (0.0, 1.0, 3.0, 10.0, 17.0, 30.0, 50.0, 80.0, 100.0, 1e3, 1e5, 1e10, 1e20)
+GAPS = (0.0, 1.0, 3.0, 10.0, 17.0, 30.0, 50.0, 80.0, 88.0, 95.0, 100.0, 110.0, 1e3, 1e5, 1e10, 1e20)
 SHIFTS = (0.0, 1e3, -3e3)
 CLASSES = (2, 20, 1000)
 
