@@ -18,7 +18,7 @@ __all__ = ["ALPHAS", "MAGNITUDES", "errors"]
 
 #: Logit magnitudes of the sigmoid family's sweep (the ``gap`` of its rows): every element is its own binary problem,
 #: so the question is how far from 0 its logit may lie.
-MAGNITUDES = (0.0, 1.0, 3.0, 10.0, 17.0, 30.0, 50.0, 80.0, 100.0, 1e3, 1e5, 1e10, 1e20)
+MAGNITUDES = (0.0, 1.0, 3.0, 10.0, 17.0, 30.0, 50.0, 80.0, 88.0, 95.0, 100.0, 110.0, 1e3, 1e5, 1e10, 1e20)
 ALPHAS = (0.25, -1.0)
 
 
