@@ -248,6 +248,26 @@ def test_concurrent_first_calls_build_once_and_all_succeed(tmp_path):
     assert len(list((tmp_path / "cache").glob("focal_cpu-*.so"))) == 1
 
 
+def _window_errors(loss_fn, logits, target, gamma: float) -> tuple[float, float]:
+    """(loss error, gradient error) of ``loss_fn`` against numpy_reference: relative above float32's smallest normal
+    number, absolute (in units of it) below; the gradient's per row of classes (dim 1)."""
+    import torch
+
+    from focalbench import get_implementation
+
+    tiny = torch.finfo(torch.float32).tiny
+    x = logits.clone().requires_grad_(True)
+    loss = loss_fn(x, target, gamma=gamma, reduction="none")
+    loss.sum().backward()
+    x64 = logits.double().requires_grad_(True)
+    expected = get_implementation("numpy_reference")(x64, target, gamma=gamma, alpha=None, reduction="none",
+                                                     ignore_index=-100)  # fmt: skip
+    expected.sum().backward()
+    loss_error = (loss.detach().double() - expected.detach()).abs() / expected.detach().abs().clamp_min(tiny)
+    grad_error = (x.grad.double() - x64.grad).abs() / x64.grad.abs().amax(dim=1, keepdim=True).clamp_min(tiny)
+    return float(loss_error.max()), float(grad_error.max())
+
+
 @pytest.mark.parametrize(("classes", "dense"), [(2, False), (20, False), (20, True), (1000, False)])
 def test_confident_rows_keep_the_exponentials_below_float32s_normal_range(classes: int, dense: bool) -> None:
     """At gaps of 87 to 120, 1 - p_t is a sum of exponentials below float32's normal range (each subnormal or
@@ -256,10 +276,8 @@ def test_confident_rows_keep_the_exponentials_below_float32s_normal_range(classe
     absolute below (it flushed them to 0 before: a loss of 0 for 1.2e-37 at C = 20, for 1e-35 at C = 1000)."""
     import torch
 
-    from focalbench import focal_loss, get_implementation
+    from focalbench import focal_loss
 
-    reference = get_implementation("numpy_reference")
-    tiny = torch.finfo(torch.float32).tiny
     gaps = torch.arange(86.0, 121.0, 0.5)
     logits = torch.zeros(len(gaps), classes)
     logits[:, 0] = gaps
@@ -267,16 +285,7 @@ def test_confident_rows_keep_the_exponentials_below_float32s_normal_range(classe
     if dense:  # (1, C, positions): the dense blocks' path
         logits, target = logits.t().unsqueeze(0).contiguous(), target.unsqueeze(0)
     for gamma in (0.0, 0.5, 2.0):
-        x = logits.clone().requires_grad_(True)
-        loss = focal_loss(x, target, gamma=gamma, reduction="none")
-        loss.sum().backward()
-        x64 = logits.double().requires_grad_(True)
-        expected = reference(x64, target, gamma=gamma, alpha=None, reduction="none", ignore_index=-100)
-        expected.sum().backward()
-        scale = expected.detach().abs().clamp_min(tiny)  # relative above float32's smallest normal, absolute below
-        assert float(((loss.detach().double() - expected.detach()).abs() / scale).max()) < 2e-6
-        grad_scale = x64.grad.abs().amax(dim=1, keepdim=True).clamp_min(tiny)  # per element row (class dim 1)
-        assert float(((x.grad.double() - x64.grad).abs() / grad_scale).max()) < 2e-6
+        assert max(_window_errors(focal_loss, logits, target, gamma)) < 2e-6
 
 
 @pytest.mark.parametrize("classes", [2, 20, 1000])
@@ -291,20 +300,10 @@ def test_the_triton_kernel_keeps_the_exponentials_below_float32s_normal_range(cl
 
     if kernel.available() is not None:
         pytest.skip(f"triton: {kernel.available()}")
-    triton_loss, reference = get_implementation("triton"), get_implementation("numpy_reference")
-    tiny = torch.finfo(torch.float32).tiny
+    triton_loss = get_implementation("triton")
     gaps = torch.arange(86.0, 121.0, 1.0)
     logits = torch.zeros(len(gaps), classes)
     logits[:, 0] = gaps
     target = torch.zeros(len(gaps), dtype=torch.long)
     for gamma in (0.0, 2.0):
-        x = logits.clone().requires_grad_(True)
-        loss = triton_loss(x, target, gamma=gamma, reduction="none")
-        loss.sum().backward()
-        x64 = logits.double().requires_grad_(True)
-        expected = reference(x64, target, gamma=gamma, alpha=None, reduction="none", ignore_index=-100)
-        expected.sum().backward()
-        scale = expected.detach().abs().clamp_min(tiny)
-        assert float(((loss.detach().double() - expected.detach()).abs() / scale).max()) < 2e-6
-        grad_scale = x64.grad.abs().amax(dim=1, keepdim=True).clamp_min(tiny)
-        assert float(((x.grad.double() - x64.grad).abs() / grad_scale).max()) < 2e-6
+        assert max(_window_errors(triton_loss, logits, target, gamma)) < 2e-6

@@ -126,16 +126,21 @@ def test_attach_detach_and_any_object_with_a_gamma():
     assert holder.gamma == 1.5 and schedule.criterion is None
 
 
-@pytest.mark.parametrize(
-    "make",
-    [
-        lambda: ConstantGamma(0.7),
-        lambda: StepGamma(milestones=[3, 6, 9], gammas=[0.0, 0.5, 1.0, 2.0]),
-        lambda: LinearWarmupGamma(0.0, 2.0, warmup_steps=10),
-        lambda: CosineWarmupGamma(0.5, 3.0, warmup_steps=10),
-    ],
-    ids=["constant", "step", "linear", "cosine"],
-)
+def _each_schedule_class(steps: int):
+    """One factory of each schedule class, changing gamma over ``steps`` steps, for pytest.mark.parametrize."""
+    return pytest.mark.parametrize(
+        "make",
+        [
+            lambda: ConstantGamma(0.7),
+            lambda: StepGamma(milestones=[steps // 10 * k for k in (1, 4, 7)], gammas=[0.0, 0.5, 1.0, 2.0]),
+            lambda: LinearWarmupGamma(0.0, 2.0, warmup_steps=steps),
+            lambda: CosineWarmupGamma(0.5, 3.0, warmup_steps=steps),
+        ],
+        ids=["constant", "step", "linear", "cosine"],
+    )
+
+
+@_each_schedule_class(10)
 def test_state_dict_resumes_mid_schedule(make):
     uninterrupted = make()
     expected = _values(uninterrupted, 15)
@@ -342,16 +347,7 @@ def test_every_schedule_and_a_changing_alpha_drive_a_compiled_sigmoid_focal_loss
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(
-    "make",
-    [
-        lambda: ConstantGamma(0.7),
-        lambda: StepGamma(milestones=[100, 400, 700], gammas=[0.0, 0.5, 1.0, 2.0]),
-        lambda: LinearWarmupGamma(0.0, 2.0, warmup_steps=1000),
-        lambda: CosineWarmupGamma(0.5, 3.0, warmup_steps=1000),
-    ],
-    ids=["constant", "step", "linear", "cosine"],
-)
+@_each_schedule_class(1000)
 def test_a_thousand_steps_of_a_schedule_under_inductor_compile_once(make):
     torch._dynamo.reset()
     torch._dynamo.utils.counters.clear()
