@@ -27,8 +27,8 @@ from tabulate import tabulate
 from focalbench.bench.report import write_document
 
 __all__ = [
-    "BOOTSTRAP_RESAMPLES", "holm", "paired_comparisons", "paired_difference", "paired_table", "soft_gamma_document",
-    "soft_gamma_markdown", "summarize_conditions", "summary_table", "write_soft_gamma_report",
+    "BOOTSTRAP_RESAMPLES", "holm", "paired_by_seed", "paired_comparisons", "paired_difference", "paired_table",
+    "soft_gamma_document", "soft_gamma_markdown", "summarize_conditions", "summary_table", "write_soft_gamma_report",
 ]  # fmt: skip
 
 SCHEMA_VERSION = 1
@@ -127,28 +127,49 @@ def holm(p_values: Sequence[float | None]) -> list[float | None]:
     return adjusted
 
 
-def paired_comparisons(rows: Sequence[dict], reference: str) -> list[dict]:
-    """Every condition against ``reference`` under the same alpha, paired by seed, for each tested metric.
+def paired_by_seed(
+    rows: Sequence[dict], comparisons: Sequence[tuple[dict, dict]], metrics: Sequence[str]
+) -> list[dict]:
+    """Paired statistics of conditions against references, by seed, for each metric; Holm over each metric's family.
 
-    Returns rows ``{"alpha", "schedule", "reference", "metric", "pairs", "mean", "ci_low", "ci_high", "wilcoxon_p",
-    "holm_p", "beyond_noise"}``; Holm's family is every comparison of the same metric.
+    A condition and its reference are *selectors*: dicts of row fields a row must match (e.g. ``{"alpha": "none",
+    "loss": "gamma3"}`` against ``{"alpha": "none", "loss": "ce"}``). Seeds present under both are paired; the
+    difference is ``condition - reference`` of ``row["metrics"][metric]``. A comparison with no common seed is left
+    out. Returns one dict per (comparison, metric): ``{"condition", "reference", "metric"}`` plus
+    :func:`paired_difference`'s fields, ``holm_p`` (Holm-adjusted over every comparison of the same metric) and
+    ``beyond_noise`` (Holm p < 0.05 and the interval excludes 0).
+
+    Example:
+        >>> rows = [{"loss": loss, "seed": s, "metrics": {"ece": e + s / 100}}
+        ...         for s in range(6) for loss, e in (("ce", 0.05), ("focal", 0.02))]
+        >>> (c,) = paired_by_seed(rows, [({"loss": "focal"}, {"loss": "ce"})], ["ece"])
+        >>> c["pairs"], round(c["mean"], 4), c["beyond_noise"]
+        (6, -0.03, True)
     """
-    by_key = {(r["alpha"], r["schedule"], r["seed"]): r["metrics"] for r in rows}
-    comparisons = []
-    for alpha, schedule in _conditions(rows):
-        if schedule == reference:
+
+    def matching(selector: dict) -> dict:
+        found = {}
+        for row in rows:
+            if all(row.get(key) == value for key, value in selector.items()):
+                if row["seed"] in found:
+                    raise ValueError(f"selector {selector} matches two rows of seed {row['seed']}: make it narrower")
+                found[row["seed"]] = row["metrics"]
+        return found
+
+    results = []
+    for condition, reference in comparisons:
+        runs, references = matching(condition), matching(reference)
+        seeds = [seed for seed in runs if seed in references]
+        if not seeds:
             continue
-        seeds = [s for (a, c, s) in by_key if (a, c) == (alpha, schedule) and (alpha, reference, s) in by_key]
-        if not seeds:  # the reference was not run under this alpha: nothing to pair with
-            continue
-        for metric in TESTED_METRICS:
-            differences = [by_key[alpha, schedule, s][metric] - by_key[alpha, reference, s][metric] for s in seeds]
-            comparisons.append(
-                {"alpha": alpha, "schedule": schedule, "reference": reference, "metric": metric}
+        for metric in metrics:
+            differences = [runs[s][metric] - references[s][metric] for s in seeds]
+            results.append(
+                {"condition": dict(condition), "reference": dict(reference), "metric": metric}
                 | paired_difference(differences)
             )
-    for metric in TESTED_METRICS:
-        family = [c for c in comparisons if c["metric"] == metric]
+    for metric in metrics:
+        family = [c for c in results if c["metric"] == metric]
         for comparison, adjusted in zip(family, holm([c["wilcoxon_p"] for c in family]), strict=True):
             comparison["holm_p"] = adjusted
             comparison["beyond_noise"] = (
@@ -157,7 +178,25 @@ def paired_comparisons(rows: Sequence[dict], reference: str) -> list[dict]:
                 and adjusted < SIGNIFICANCE
                 and not comparison["ci_low"] <= 0.0 <= comparison["ci_high"]
             )
-    return comparisons
+    return results
+
+
+def paired_comparisons(rows: Sequence[dict], reference: str) -> list[dict]:
+    """Every condition against ``reference`` under the same alpha, paired by seed, for each tested metric.
+
+    Returns rows ``{"alpha", "schedule", "reference", "metric", "pairs", "mean", "ci_low", "ci_high", "wilcoxon_p",
+    "holm_p", "beyond_noise"}``; Holm's family is every comparison of the same metric.
+    """
+    comparisons = [
+        ({"alpha": alpha, "schedule": schedule}, {"alpha": alpha, "schedule": reference})
+        for alpha, schedule in _conditions(rows)
+        if schedule != reference
+    ]
+    return [
+        {"alpha": c["condition"]["alpha"], "schedule": c["condition"]["schedule"], "reference": reference}
+        | {k: v for k, v in c.items() if k not in ("condition", "reference")}
+        for c in paired_by_seed(rows, comparisons, TESTED_METRICS)
+    ]
 
 
 def soft_gamma_document(environment: dict, settings: dict, rows: list[dict]) -> dict:
