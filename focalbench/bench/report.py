@@ -7,6 +7,7 @@ import json
 import math
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 from tabulate import tabulate
@@ -73,8 +74,13 @@ def write_new(path: Path, text: str) -> Path:
         os.unlink(tmp)
 
 
-def write_document(document: dict, markdown: str, directory: str | Path, kind: str) -> tuple[Path, Path]:
-    """Write a JSON document and its markdown under ``directory`` as new files named by kind, device, time, commit."""
+def write_document(
+    document: dict, markdown: str | Callable[[Path], str], directory: str | Path, kind: str
+) -> tuple[Path, Path]:
+    """Write a JSON document and its markdown under ``directory`` as new files named by kind, device, time, commit.
+
+    ``markdown`` may be a function of the JSON file's path, called once that file exists (a report that writes
+    figures named after itself and links them)."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     env = document["environment"]
@@ -82,7 +88,8 @@ def write_document(document: dict, markdown: str, directory: str | Path, kind: s
     commit = (env.get("git_commit") or "nogit")[:10]
     stem = f"{kind}-{env['device']}-{stamp}-{commit}"
     json_path = write_new(_unique_path(directory, stem, ".json"), json.dumps(document, indent=1) + "\n")
-    md_path = write_new(_unique_path(directory, json_path.stem, ".md"), markdown)
+    text = markdown(json_path) if callable(markdown) else markdown
+    md_path = write_new(_unique_path(directory, json_path.stem, ".md"), text)
     return json_path, md_path
 
 

@@ -28,6 +28,7 @@ from focalbench.bench.report import write_document
 
 __all__ = [
     "BOOTSTRAP_RESAMPLES", "holm", "paired_by_seed", "paired_comparisons", "paired_difference", "paired_table",
+    "smallest_holm_p",
     "soft_gamma_document", "soft_gamma_markdown", "summarize_conditions", "summary_table", "write_soft_gamma_report",
 ]  # fmt: skip
 
@@ -111,6 +112,18 @@ def paired_difference(differences: Sequence[float], resamples: int = BOOTSTRAP_R
     return result
 
 
+def smallest_holm_p(seeds: int, comparisons: int) -> float:
+    """The smallest Holm-adjusted p a family of ``comparisons`` can reach with ``seeds`` pairs each: the exact
+    two-sided Wilcoxon floor ``2 / 2**seeds`` times the family's size (capped at 1). Below 0.05 or not, it says
+    whether the seed count can support a "beyond noise" verdict at all.
+
+    Example:
+        >>> round(smallest_holm_p(10, 12), 4), smallest_holm_p(6, 3) < 0.05
+        (0.0234, False)
+    """
+    return min(1.0, comparisons * 2.0 / 2.0**seeds)
+
+
 def holm(p_values: Sequence[float | None]) -> list[float | None]:
     """Holm-Bonferroni adjusted p-values (``None`` entries stay ``None`` and do not count).
 
@@ -128,16 +141,17 @@ def holm(p_values: Sequence[float | None]) -> list[float | None]:
 
 
 def paired_by_seed(
-    rows: Sequence[dict], comparisons: Sequence[tuple[dict, dict]], metrics: Sequence[str]
+    rows: Sequence[dict], comparisons: Sequence[tuple[dict, dict] | tuple[dict, dict, str]], metrics: Sequence[str]
 ) -> list[dict]:
-    """Paired statistics of conditions against references, by seed, for each metric; Holm over each metric's family.
+    """Paired statistics of conditions against references, by seed, for each metric; Holm within each family.
 
     A condition and its reference are *selectors*: dicts of row fields a row must match (e.g. ``{"alpha": "none",
-    "loss": "gamma3"}`` against ``{"alpha": "none", "loss": "ce"}``). Seeds present under both are paired; the
-    difference is ``condition - reference`` of ``row["metrics"][metric]``. A comparison with no common seed is left
-    out. Returns one dict per (comparison, metric): ``{"condition", "reference", "metric"}`` plus
-    :func:`paired_difference`'s fields, ``holm_p`` (Holm-adjusted over every comparison of the same metric) and
-    ``beyond_noise`` (Holm p < 0.05 and the interval excludes 0).
+    "loss": "gamma3"}`` against ``{"alpha": "none", "loss": "ce"}``); an optional third element names the
+    comparison's family of questions (default ``"all"``). Seeds present under both are paired; the difference is
+    ``condition - reference`` of ``row["metrics"][metric]``. A comparison with no common seed is left out. Returns
+    one dict per (comparison, metric): ``{"condition", "reference", "family", "metric"}`` plus
+    :func:`paired_difference`'s fields, ``holm_p`` (Holm-adjusted over the comparisons of the same family and metric)
+    and ``beyond_noise`` (Holm p < 0.05 and the interval excludes 0).
 
     Example:
         >>> rows = [{"loss": loss, "seed": s, "metrics": {"ece": e + s / 100}}
@@ -157,7 +171,7 @@ def paired_by_seed(
         return found
 
     results = []
-    for condition, reference in comparisons:
+    for condition, reference, *named in comparisons:
         runs, references = matching(condition), matching(reference)
         seeds = [seed for seed in runs if seed in references]
         if not seeds:
@@ -165,11 +179,11 @@ def paired_by_seed(
         for metric in metrics:
             differences = [runs[s][metric] - references[s][metric] for s in seeds]
             results.append(
-                {"condition": dict(condition), "reference": dict(reference), "metric": metric}
-                | paired_difference(differences)
-            )
-    for metric in metrics:
-        family = [c for c in results if c["metric"] == metric]
+                {"condition": dict(condition), "reference": dict(reference), "family": named[0] if named else "all",
+                 "metric": metric} | paired_difference(differences)
+            )  # fmt: skip
+    for key in dict.fromkeys((c["family"], c["metric"]) for c in results):
+        family = [c for c in results if (c["family"], c["metric"]) == key]
         for comparison, adjusted in zip(family, holm([c["wilcoxon_p"] for c in family]), strict=True):
             comparison["holm_p"] = adjusted
             comparison["beyond_noise"] = (
@@ -194,7 +208,7 @@ def paired_comparisons(rows: Sequence[dict], reference: str) -> list[dict]:
     ]
     return [
         {"alpha": c["condition"]["alpha"], "schedule": c["condition"]["schedule"], "reference": reference}
-        | {k: v for k, v in c.items() if k not in ("condition", "reference")}
+        | {k: v for k, v in c.items() if k not in ("condition", "reference", "family")}
         for c in paired_by_seed(rows, comparisons, TESTED_METRICS)
     ]
 

@@ -37,7 +37,9 @@ def _bar(total: int, description: str, enabled: bool):
         from tqdm import tqdm
     except ImportError:  # the experiments extra brings tqdm; without it, no bar (the finished lines still print)
         return None
-    return tqdm(total=total, desc=description, file=sys.stderr, disable=not enabled, dynamic_ncols=True, leave=False)
+    # disable=None: drawn on a terminal only (a CI log gets the finished lines, not a bar redrawn into it)
+    return tqdm(total=total, desc=description, file=sys.stderr, disable=None if enabled else True, dynamic_ncols=True,
+                leave=False)  # fmt: skip
 
 
 def map_runs(
@@ -59,7 +61,7 @@ def map_runs(
         threads: torch threads per run (restored afterwards when ``jobs`` is 1). Default: 1.
         description: the progress bar's label.
         progress: called as ``progress(done, total, row)`` after each finished run (in finishing order).
-        bar: show a tqdm bar on stderr (when tqdm is installed). Default: True.
+        bar: show a tqdm bar on stderr when it is a terminal (and tqdm is installed). Default: True.
 
     Returns:
         The rows in the order of ``tasks``.
@@ -77,7 +79,11 @@ def map_runs(
         if status is not None:
             status.update(1)
         if progress is not None:
-            progress(done, total, row)
+            if status is None:
+                progress(done, total, row)
+            else:  # a line printed while the bar is drawn: the bar steps aside and redraws below it
+                with status.external_write_mode(file=sys.stderr):
+                    progress(done, total, row)
 
     try:
         if jobs == 1 or total <= 1:
