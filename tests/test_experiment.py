@@ -169,5 +169,9 @@ def test_the_command(monkeypatch, tmp_path, capsys):
 
 def test_command_help_states_the_module_defaults():
     subparsers = next(a for a in parser()._actions if a.dest == "command")
-    text = subparsers.choices["experiment"].format_help()
-    assert f"default {DEFAULT_SEEDS}, quick {QUICK_SEEDS}" in text
+    text = " ".join(subparsers.choices["experiment"].format_help().split())
+    from focalbench.experiments import detection, long_tail
+
+    assert f"soft-gamma {DEFAULT_SEEDS} (quick {QUICK_SEEDS})" in text
+    assert f"long-tail {long_tail.DEFAULT_SEEDS} (quick {long_tail.QUICK_SEEDS})" in text
+    assert f"detection {detection.DEFAULT_SEEDS} (quick {detection.QUICK_SEEDS})" in text
