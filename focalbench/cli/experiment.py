@@ -25,8 +25,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="the CI variant: soft-gamma 3 seeds instead of 20; long-tail and detection fewer "
                              "conditions and 2 seeds (same task and budget), within 2 minutes")  # fmt: skip
     parser.add_argument("--seeds", type=int, metavar="N",
-                        help="seeds 0..N-1, N >= 2 (default: soft-gamma 20 (quick 3), long-tail 10 (quick 2), detection 10 "
-                             "(quick 2))")  # fmt: skip
+                        help="seeds 0..N-1, N >= 2 (default: soft-gamma 20 (quick 3), long-tail 10 (quick 2), "
+                             "detection 10 (quick 2))")  # fmt: skip
     parser.add_argument("--jobs", type=int, metavar="N",
                         help="long-tail and detection: worker processes of one torch thread each (default: the CPUs "
                              "this process may use); the results do not depend on it")  # fmt: skip

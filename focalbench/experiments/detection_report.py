@@ -16,7 +16,6 @@ the report's JSON: ``<report stem>-ap-vs-gamma.png`` and ``<report stem>-learnin
 
 from __future__ import annotations
 
-import datetime as _dt
 import os
 import tempfile
 from collections.abc import Sequence
@@ -32,6 +31,8 @@ from focalbench.experiments.report import (
     BOOTSTRAP_RESAMPLES,
     MIN_INTERVAL_PAIRS,
     SIGNIFICANCE,
+    difference_text,
+    experiment_document,
     paired_by_seed,
     smallest_holm_p,
 )
@@ -113,16 +114,9 @@ def detection_comparisons(rows: Sequence[dict]) -> list[tuple[dict, dict, str]]:
 
 def detection_document(environment: dict, settings: dict, rows: list[dict]) -> dict:
     """The JSON document: environment, settings (with the seeds), result rows, summaries and paired comparisons."""
-    return {
-        "schema_version": SCHEMA_VERSION,
-        "kind": KIND,
-        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        "environment": environment,
-        "settings": settings,
-        "results": rows,
-        "summary": summarize_conditions(rows),
-        "paired": paired_by_seed(rows, detection_comparisons(rows), TESTED_METRICS),
-    }
+    return experiment_document(KIND, environment, settings, rows, summarize_conditions(rows),
+                               paired_by_seed(rows, detection_comparisons(rows), TESTED_METRICS),
+                               SCHEMA_VERSION)  # fmt: skip
 
 
 def _mean_std(summary: dict, metric: str) -> str:
@@ -134,9 +128,7 @@ def _p(value: float | None) -> str:
 
 
 def _difference(c: dict) -> str:
-    if c["ci_low"] is None:  # too few seeds for an interval (MIN_INTERVAL_PAIRS)
-        return f"{c['mean']:+.4f} [no interval: n seeds {c['pairs']} < {MIN_INTERVAL_PAIRS}]"
-    return f"{c['mean']:+.4f} [{c['ci_low']:+.4f}, {c['ci_high']:+.4f}]" + (" **" if c["beyond_noise"] else "")
+    return difference_text(c)
 
 
 def _grid_cell(summaries: dict[str, dict], gamma: float, alpha: float | str) -> dict | None:

@@ -14,7 +14,6 @@ Files: ``long-tail-cpu-<UTC time>-<commit>.json`` and ``.md`` (new files, atomic
 
 from __future__ import annotations
 
-import datetime as _dt
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -24,14 +23,15 @@ from tabulate import tabulate
 from focalbench.bench.report import write_document
 from focalbench.experiments.report import (
     BOOTSTRAP_RESAMPLES,
-    MIN_INTERVAL_PAIRS,
+    difference_text,
+    experiment_document,
     paired_by_seed,
     smallest_holm_p,
 )
 
 __all__ = [
     "MUKHOTI_CIFAR10", "TESTED", "comparisons", "long_tail_document", "long_tail_markdown", "long_tail_summary",
-    "write_long_tail_report",
+    "recall_table", "summary_table", "write_long_tail_report",
 ]  # fmt: skip
 
 SCHEMA_VERSION = 1
@@ -104,16 +104,8 @@ def comparisons(rows: Sequence[dict]) -> list[tuple[dict, dict, str]]:
 
 def long_tail_document(environment: dict, settings: dict, rows: list[dict]) -> dict:
     """The JSON document: environment, settings (with the seeds), rows, summaries and paired comparisons."""
-    return {
-        "schema_version": SCHEMA_VERSION,
-        "kind": "long-tail",
-        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        "environment": environment,
-        "settings": settings,
-        "results": rows,
-        "summary": summarize(rows),
-        "paired": paired_by_seed(rows, comparisons(rows), TESTED),
-    }
+    return experiment_document("long-tail", environment, settings, rows, summarize(rows),
+                               paired_by_seed(rows, comparisons(rows), TESTED), SCHEMA_VERSION)  # fmt: skip
 
 
 def _mean_std(summary: dict, key: str) -> str:
@@ -121,10 +113,7 @@ def _mean_std(summary: dict, key: str) -> str:
 
 
 def _difference(c: dict) -> str:
-    if c["ci_low"] is None:
-        return f"{c['mean']:+.3f} [no interval: {c['pairs']} seeds < {MIN_INTERVAL_PAIRS}]"
-    mark = " **" if c["beyond_noise"] else ""
-    return f"{c['mean']:+.3f} [{c['ci_low']:+.3f}, {c['ci_high']:+.3f}] p {c['holm_p']:.2g}{mark}"
+    return difference_text(c, digits=3, holm_p=True)
 
 
 def summary_table(document: dict, imbalance: float, fmt: str = "github") -> str:
@@ -148,6 +137,16 @@ def paired_table(document: dict, family: str, fmt: str = "github") -> str:
         body.append([f"{condition['imbalance']:g}", reference["alpha"] if family == "class-balanced vs none"
                      else condition["alpha"], name, reference["loss"] if family != "class-balanced vs none"
                      else reference["loss"], *(_difference(cells[m]) for m in TESTED)])  # fmt: skip
+    return tabulate(body, headers=headers, tablefmt=fmt, disable_numparse=True)
+
+
+def recall_table(document: dict, imbalance: float, fmt: str = "github") -> str:
+    """Mean recall per frequency rank (0 = head), one row per (alpha, loss), at one imbalance factor."""
+    chosen = [s for s in document["summary"] if s["imbalance"] == imbalance]
+    ranks = len(chosen[0]["recall_by_rank"]) if chosen else 0
+    counts = document["settings"]["train_counts"].get(str(imbalance), [None] * ranks)
+    headers = ["alpha", "loss", *(f"rank {r} ({n})" for r, n in enumerate(counts))]
+    body = [[s["alpha"], s["loss"], *(f"{v:.3f}" for v in s["recall_by_rank"])] for s in chosen]
     return tabulate(body, headers=headers, tablefmt=fmt, disable_numparse=True)
 
 
@@ -203,6 +202,13 @@ def _verdict(document: dict) -> list[str]:
                       "ece")  # fmt: skip
             if c is not None:
                 lines.append(f"  {loss} against it: Δ ECE {_difference(c)}.")
+        for loss in ALPHA_COMPARED:
+            found = [_find(document, "class-balanced vs none", {"imbalance": imbalance, "alpha": "class-balanced",
+                                                                  "loss": loss}, metric)
+                     for metric in ("tail_recall", "accuracy", "ece")]  # fmt: skip
+            if all(found):
+                lines.append(f"  class-balanced alpha on {loss}: Δ tail recall {_difference(found[0])}, Δ balanced "
+                             f"accuracy {_difference(found[1])}, Δ ECE {_difference(found[2])}.")  # fmt: skip
         for metric in ("ece", "accuracy"):
             moved = [c for c in document["paired"] if c["family"] == "soft-gamma vs gamma 2"
                      and c["condition"]["imbalance"] == imbalance and c["metric"] == metric]  # fmt: skip
@@ -257,7 +263,8 @@ def long_tail_markdown(document: dict, figures: Sequence[str] = ()) -> str:
     ]
     for imbalance in settings["imbalances"]:
         lines += [f"## Mean ± std over {len(seeds)} seeds, IF {imbalance:g}", "", summary_table(document, imbalance),
-                  ""]  # fmt: skip
+                  "", f"Recall by frequency rank (training digits in brackets), mean over {len(seeds)} seeds:", "",
+                  recall_table(document, imbalance), ""]  # fmt: skip
     lines += [
         "## Paired differences",
         "",

@@ -27,9 +27,9 @@ from tabulate import tabulate
 from focalbench.bench.report import write_document
 
 __all__ = [
-    "BOOTSTRAP_RESAMPLES", "holm", "paired_by_seed", "paired_comparisons", "paired_difference", "paired_table",
-    "smallest_holm_p",
-    "soft_gamma_document", "soft_gamma_markdown", "summarize_conditions", "summary_table", "write_soft_gamma_report",
+    "BOOTSTRAP_RESAMPLES", "difference_text", "experiment_document", "holm", "paired_by_seed", "paired_comparisons",
+    "paired_difference", "paired_table", "smallest_holm_p", "soft_gamma_document", "soft_gamma_markdown",
+    "summarize_conditions", "summary_table", "write_soft_gamma_report",
 ]  # fmt: skip
 
 SCHEMA_VERSION = 1
@@ -213,18 +213,26 @@ def paired_comparisons(rows: Sequence[dict], reference: str) -> list[dict]:
     ]
 
 
-def soft_gamma_document(environment: dict, settings: dict, rows: list[dict]) -> dict:
-    """The JSON document: environment, settings (with the seeds), result rows, summaries and paired comparisons."""
+def experiment_document(kind: str, environment: dict, settings: dict, rows: list[dict], summary: list[dict],
+                        paired: list[dict], schema_version: int = SCHEMA_VERSION) -> dict:  # fmt: skip
+    """An experiment's JSON document: its kind and creation time (UTC), environment, settings (with the seeds),
+    result rows, per-condition summaries and paired comparisons, in that order."""
     return {
-        "schema_version": SCHEMA_VERSION,
-        "kind": "soft-gamma",
+        "schema_version": schema_version,
+        "kind": kind,
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "environment": environment,
         "settings": settings,
         "results": rows,
-        "summary": summarize_conditions(rows),
-        "paired": paired_comparisons(rows, settings["reference"]),
+        "summary": summary,
+        "paired": paired,
     }
+
+
+def soft_gamma_document(environment: dict, settings: dict, rows: list[dict]) -> dict:
+    """The JSON document: environment, settings (with the seeds), result rows, summaries and paired comparisons."""
+    return experiment_document("soft-gamma", environment, settings, rows, summarize_conditions(rows),
+                               paired_comparisons(rows, settings["reference"]))  # fmt: skip
 
 
 def _mean_std(mean: float, std: float) -> str:
@@ -235,10 +243,24 @@ def _p(value: float | None) -> str:
     return "–" if value is None else f"{value:.3g}"
 
 
-def _difference(c: dict) -> str:
+def difference_text(c: dict, digits: int = 4, holm_p: bool = False) -> str:
+    """A paired comparison as text: ``+0.0123 [+0.0050, +0.0200]`` (`` p 0.012`` with ``holm_p``), `` **`` when beyond
+    noise, or ``+0.0123 [no interval: 3 seeds < 6]``.
+
+    Example:
+        >>> difference_text({"mean": 0.01, "ci_low": 0.002, "ci_high": 0.02, "holm_p": 0.01, "beyond_noise": True,
+        ...                  "pairs": 10}, digits=3, holm_p=True)
+        '+0.010 [+0.002, +0.020] p 0.01 **'
+    """
     if c["ci_low"] is None:  # too few seeds for an interval (MIN_INTERVAL_PAIRS)
-        return f"{c['mean']:+.4f} [no interval: {c['pairs']} seeds < {MIN_INTERVAL_PAIRS}]"
-    return f"{c['mean']:+.4f} [{c['ci_low']:+.4f}, {c['ci_high']:+.4f}]" + (" **" if c["beyond_noise"] else "")
+        return f"{c['mean']:+.{digits}f} [no interval: {c['pairs']} seeds < {MIN_INTERVAL_PAIRS}]"
+    text = f"{c['mean']:+.{digits}f} [{c['ci_low']:+.{digits}f}, {c['ci_high']:+.{digits}f}]"
+    if holm_p:
+        text += f" p {c['holm_p']:.2g}"
+    return text + (" **" if c["beyond_noise"] else "")
+
+
+_difference = difference_text
 
 
 def summary_table(document: dict, alpha: str, fmt: str = "github") -> str:
