@@ -68,6 +68,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from focalbench.bench.environment import environment
+
+# the grid and its reference cell are the report's layout (Lin et al.'s Table 1); the report imports nothing from here
+from focalbench.experiments.detection_report import ALPHAS, GAMMAS, REFERENCE, detection_document, focal_name
 from focalbench.experiments.digits import load_mnist_5k, require
 from focalbench.experiments.runs import map_runs
 from focalbench.experiments.soft_gamma import SCHEDULES as SOFT_GAMMA
@@ -87,8 +90,6 @@ __all__ = [
 DEFAULT_SEEDS = 10  # the largest Holm family (the 19 grid cells against bce) then has the floor 19 * 2 / 2**10 = 0.037
 QUICK_SEEDS = 2
 NUM_CLASSES = 10
-GAMMAS = (0.0, 0.5, 1.0, 2.0, 5.0)
-ALPHAS: tuple[float | str, ...] = (0.25, 0.5, 0.75, "none")  # "none": no weighting (alpha < 0 in torchvision's API)
 SCHEDULE_ALPHA = 0.25
 #: the soft-gamma schedules of :data:`focalbench.experiments.soft_gamma.SCHEDULES` run here (gamma 0 -> 2)
 SCHEDULES: dict[str, Callable[[int], GammaSchedule]] = {name: SOFT_GAMMA[name] for name in ("step", "linear", "cosine")}
@@ -122,16 +123,12 @@ class Condition:
     schedule: str = "constant"
 
 
-def _focal_name(gamma: float, alpha: float | str) -> str:
-    return f"focal-g{gamma:g}-" + ("noalpha" if alpha == "none" else f"a{alpha:g}")
-
-
 def _conditions() -> dict[str, Condition]:
     conditions = {"bce": Condition("bce", "bce", 0.0, "none")}
     for alpha in ALPHAS:
         for gamma in GAMMAS:
             if (gamma, alpha) != (0.0, "none"):  # that cell is binary cross-entropy itself: bce
-                conditions[_focal_name(gamma, alpha)] = Condition(_focal_name(gamma, alpha), "sigmoid_focal", gamma,
+                conditions[focal_name(gamma, alpha)] = Condition(focal_name(gamma, alpha), "sigmoid_focal", gamma,
                                                                   alpha)  # fmt: skip
     conditions["softmax-bg"] = Condition("softmax-bg", "softmax_bg", 2.0, "none")
     for schedule in SCHEDULES:
@@ -142,7 +139,6 @@ def _conditions() -> dict[str, Condition]:
 #: every condition by name: bce, the 19 other grid cells ``focal-g<gamma>-a<alpha>`` / ``focal-g<gamma>-noalpha``,
 #: softmax-bg and the three schedules
 CONDITIONS: dict[str, Condition] = _conditions()
-REFERENCE = _focal_name(2.0, 0.25)  # Lin et al.'s best cell: the schedules and softmax-bg are compared with it
 QUICK_CONDITIONS = ("bce", REFERENCE, "softmax-bg", "cosine")
 
 
@@ -822,7 +818,6 @@ def run_detection(
         >>> sorted(document["results"][0]["metrics"])  # doctest: +SKIP
         ['ap', 'ap50', 'ap75', 'ar100']
     """
-    from focalbench.experiments.detection_report import detection_document
 
     names = _check_conditions(conditions)
     if isinstance(seeds, (str, bytes)) or not isinstance(seeds, Sequence) or not seeds:

@@ -25,7 +25,6 @@ import numpy as np
 from tabulate import tabulate
 
 from focalbench.bench.report import write_document
-from focalbench.experiments.detection import ALPHAS, GAMMAS, REFERENCE
 from focalbench.experiments.digits import require
 from focalbench.experiments.report import (
     BOOTSTRAP_RESAMPLES,
@@ -38,9 +37,9 @@ from focalbench.experiments.report import (
 )
 
 __all__ = [
-    "KIND", "SCHEMA_VERSION", "TESTED_METRICS", "best_cell", "detection_comparisons", "detection_document",
-    "detection_markdown", "detection_summary", "grid_table", "paired_table", "summarize_conditions",
-    "write_detection_report", "write_figures",
+    "ALPHAS", "GAMMAS", "KIND", "REFERENCE", "SCHEMA_VERSION", "TESTED_METRICS", "best_cell", "detection_comparisons",
+    "detection_document", "detection_markdown", "detection_summary", "focal_name", "grid_table", "paired_table",
+    "summarize_conditions", "write_detection_report", "write_figures",
 ]  # fmt: skip
 
 SCHEMA_VERSION = 1
@@ -48,6 +47,23 @@ KIND = "detection"
 TESTED_METRICS = ("ap", "ap50")
 SUMMARY_METRICS = ("ap", "ap50", "ap75", "ar100")
 METRIC_LABELS = {"ap": "AP", "ap50": "AP50", "ap75": "AP75", "ar100": "AR@100"}
+#: the grid of Lin et al.'s Table 1 run here: gamma x alpha ("none": no weighting, alpha < 0 in torchvision's API)
+GAMMAS = (0.0, 0.5, 1.0, 2.0, 5.0)
+ALPHAS: tuple[float | str, ...] = (0.25, 0.5, 0.75, "none")
+
+
+def focal_name(gamma: float, alpha: float | str) -> str:
+    """A grid cell's condition name.
+
+    Example:
+        >>> focal_name(2.0, 0.25), focal_name(0.5, "none")
+        ('focal-g2-a0.25', 'focal-g0.5-noalpha')
+    """
+    return f"focal-g{gamma:g}-" + ("noalpha" if alpha == "none" else f"a{alpha:g}")
+
+
+#: Lin et al.'s best cell: the schedules and softmax-bg are compared with it
+REFERENCE = focal_name(2.0, 0.25)
 SCHEDULE_NAMES = ("step", "linear", "cosine")
 _VERDICTS = (*((name, REFERENCE) for name in SCHEDULE_NAMES), ("softmax-bg", REFERENCE), ("softmax-bg", "bce"))
 FIGURES = ("ap-vs-gamma", "learning-curves")

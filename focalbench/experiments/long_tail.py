@@ -28,8 +28,9 @@ times: real digits, made long-tailed, a small CNN trained until it fits its trai
    confidence minus accuracy (over-confidence > 0), and the reliability diagram's bins.
 5. **Pairing**: every condition of one seed sees the same data, initial weights and batch order.
 
-Cost on a 2-core Intel Xeon (AVX-512), one torch thread a run: about 4.5 s a run; the full run (32 conditions x
-:data:`DEFAULT_SEEDS` seeds) with 2 workers takes about 14 min; ``--quick`` about 1 min.
+Cost on a 2-core Intel Xeon VM (AVX-512), one torch thread a run, both cores busy: 8-10 s a run; the full run (32
+conditions x :data:`DEFAULT_SEEDS` seeds = 320 runs) with 2 workers took 36 min (other work shared the cores for part
+of it; about 27 min on idle cores); ``--quick`` (8 runs) about 1 min.
 
 Example:
     >>> document = run_long_tail([0], budget=LongTailBudget(steps=4), losses=["ce"], alphas=["none"],
