@@ -345,8 +345,12 @@ def test_tiny_run_document_structure(tiny_run):
     assert by_name[REFERENCE]["alpha"] == 0.25 and by_name["cosine"]["final_gamma"] == 2.0
     assert by_name["softmax-bg"]["loss"] == "softmax_bg"
     paired = {(c["condition"]["condition"], c["reference"]["condition"], c["metric"]) for c in document["paired"]}
-    assert paired == {(c, r, m) for c, r in ((REFERENCE, "bce"), ("cosine", REFERENCE), ("softmax-bg", REFERENCE),
-                                             ("softmax-bg", "bce")) for m in ("ap", "ap50")}  # fmt: skip
+    compared = ((REFERENCE, "bce"), ("bce", REFERENCE), ("cosine", REFERENCE), ("softmax-bg", REFERENCE),
+                ("softmax-bg", "bce"))  # fmt: skip
+    assert paired == {(c, r, m) for c, r in compared for m in ("ap", "ap50")}
+    families = {c["family"] for c in document["paired"]}
+    assert families == {"focal grid vs bce", "grid vs gamma 2 / alpha 0.25", "soft-gamma vs gamma 2",
+                        "softmax with background"}  # fmt: skip
     assert all(c["pairs"] == 2 and c["ci_low"] is None for c in document["paired"])
     assert [s["runs"] for s in document["summary"]] == [2] * 4
     json.dumps(document, allow_nan=False)  # strict JSON

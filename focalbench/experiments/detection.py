@@ -35,10 +35,10 @@ held-out canvases. Everything is derived from the seed, offline, on the CPU, at 
 7. **Pairing**: under one seed every condition sees the same canvases, the same initial backbone and the same batch
    order, so differences are paired by seed (:mod:`focalbench.experiments.detection_report`).
 
-Cost (measured on this project's 2-core CPU machine, one torch thread, a core to itself): one run is 15-20 s (train
-~15 s, evaluation 0.4-2 s, the seed's canvases ~1.6 s once per worker); all 24 conditions x 6 seeds, 144 runs, take
-~22 min with 2 jobs, ``--quick`` (4 conditions x 2 seeds) ~80 s (177 s measured while another two-process job shared
-the two cores). Seed 0: fixed gamma 2 / alpha 0.25 reaches AP 0.544, AP50 0.827; ``bce`` AP 0.415, AP50 0.853.
+Cost on a 2-core Intel Xeon VM (AVX-512), one torch thread a run: a run is 16-21 s (train ~15-20 s, evaluation
+0.4-2 s, the seed's canvases ~1.6 s once per worker); the full run, 24 conditions x :data:`DEFAULT_SEEDS` seeds = 240
+runs, took 43 min with 2 workers; ``--quick`` (4 conditions x 2 seeds) about 80 s on idle cores. Over 10 seeds fixed
+gamma 2 / alpha 0.25 reaches AP 0.549, AP50 0.846; ``bce`` AP 0.448, AP50 0.879.
 
 Example:
     >>> images = torch.zeros(1, 28, 28, dtype=torch.uint8)

@@ -111,18 +111,24 @@ def summarize_conditions(rows: Sequence[dict]) -> list[dict]:
 
 def detection_comparisons(rows: Sequence[dict]) -> list[tuple[dict, dict, str]]:
     """The ``(condition, reference, family)`` selectors tested, each family Holm-adjusted on its own: the grid cells
-    against ``bce``; the schedules against :data:`~focalbench.experiments.detection.REFERENCE`; ``softmax-bg`` against
-    it and against ``bce``; only conditions present in ``rows``.
+    against ``bce``; every other grid cell and ``bce`` against :data:`REFERENCE` (gamma 2 / alpha 0.25, Lin et al.'s
+    best); the schedules against it; ``softmax-bg`` against it and against ``bce``; only conditions present in
+    ``rows``.
 
     Example:
         >>> rows = [{"condition": c, "loss": l, "schedule": s} for c, l, s in (("bce", "bce", "constant"),
         ...         ("focal-g2-a0.25", "sigmoid_focal", "constant"), ("step", "sigmoid_focal", "step"))]
-        >>> [(c["condition"], r["condition"], f) for c, r, f in detection_comparisons(rows)]
-        [('focal-g2-a0.25', 'bce', 'focal grid vs bce'), ('step', 'focal-g2-a0.25', 'soft-gamma vs gamma 2')]
+        >>> for condition, reference, family in detection_comparisons(rows):
+        ...     print(condition["condition"], "vs", reference["condition"], "in", family)
+        focal-g2-a0.25 vs bce in focal grid vs bce
+        bce vs focal-g2-a0.25 in grid vs gamma 2 / alpha 0.25
+        step vs focal-g2-a0.25 in soft-gamma vs gamma 2
     """
     present = {r["condition"]: r for r in rows}
     grid = [name for name, r in present.items() if r["loss"] == "sigmoid_focal" and r["schedule"] == "constant"]
     pairs = [(name, "bce", "focal grid vs bce") for name in grid]
+    # is Lin et al.'s best cell the best here? every other cell (and bce) against it
+    pairs += [(name, REFERENCE, "grid vs gamma 2 / alpha 0.25") for name in ["bce", *grid] if name != REFERENCE]
     pairs += [(name, REFERENCE, "soft-gamma vs gamma 2") for name, r in present.items() if r["schedule"] != "constant"]
     pairs += [("softmax-bg", REFERENCE, "softmax with background"), ("softmax-bg", "bce", "softmax with background")]
     return [({"condition": c}, {"condition": r}, family) for c, r, family in pairs if c in present and r in present]
