@@ -842,16 +842,14 @@ def run_detection(
     finally:
         torch.set_num_threads(previous_threads)
 
-    def report(done: int, total: int, row: dict) -> None:
-        if progress is not None:
-            m = row["metrics"]
-            progress(f"  [{done}/{total}] seed {row['seed']} {row['condition']}: AP {m['ap']:.4f}, AP50 "
-                     f"{m['ap50']:.4f}, final train loss {row['final_train_loss']:.4f} "
-                     f"({row['train_s']:.1f} s)")  # fmt: skip
+    def describe(row: dict) -> str:
+        m = row["metrics"]
+        return (f"seed {row['seed']} {row['condition']}: AP {m['ap']:.4f}, AP50 {m['ap50']:.4f}, final train loss "
+                f"{row['final_train_loss']:.4f} ({row['train_s']:.1f} s)")  # fmt: skip
 
     started = time.perf_counter()
-    rows = map_runs(run_one, tasks, jobs=jobs, threads=1, description="detection", progress=report,
-                    bar=progress is not None)  # fmt: skip
+    rows = map_runs(run_one, tasks, jobs=jobs, threads=1, description="detection", progress=progress,
+                    describe=describe, bar=progress is not None)  # fmt: skip
     anchors = make_anchors(task.canvas, STRIDE, budget.anchor_sizes, budget.anchor_aspect)
     settings = {
         "experiment": "detection",

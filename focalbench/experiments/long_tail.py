@@ -397,17 +397,17 @@ def run_long_tail(
     runs = [(task, budget, seed, factor, loss, alpha)
             for seed in seeds for factor in imbalances for alpha in alphas for loss in losses]  # fmt: skip
 
-    def report(done: int, total: int, row: dict) -> None:
-        if progress is not None:
-            m = row["metrics"]
-            progress(f"  [{done}/{total}] seed {row['seed']} IF {row['imbalance']:g} alpha={row['alpha']} "
-                     f"loss={row['loss']}: accuracy {m['accuracy']:.4f}, tail recall {m['tail_recall']:.3f}, "
-                     f"ECE {m['ece']:.4f} ({row['train_s']:.1f} s)")  # fmt: skip
+    def describe(row: dict) -> str:
+        m = row["metrics"]
+        return (f"seed {row['seed']} IF {row['imbalance']:g} alpha={row['alpha']} loss={row['loss']}: accuracy "
+                f"{m['accuracy']:.4f}, tail recall {m['tail_recall']:.3f}, ECE {m['ece']:.4f} "
+                f"({row['train_s']:.1f} s)")  # fmt: skip
 
     started = time.perf_counter()
     env = environment("cpu")
     env["threads"] = 1  # each run's torch threads (in its worker)
-    rows = map_runs(run_one, runs, jobs=jobs, threads=1, description="long-tail", progress=report, bar=bar)
+    rows = map_runs(run_one, runs, jobs=jobs, threads=1, description="long-tail", progress=progress,
+                    describe=describe, bar=bar)  # fmt: skip
     settings = {
         "experiment": "long-tail",
         "quick": quick,

@@ -49,7 +49,8 @@ def map_runs(
     jobs: int = 1,
     threads: int = 1,
     description: str = "runs",
-    progress: Callable[[int, int, dict], None] | None = None,
+    progress: Callable[[str], None] | None = None,
+    describe: Callable[[dict], str] = lambda row: "done",
     bar: bool = True,
 ) -> list[dict]:
     """``[function(task) for task in tasks]``, in ``jobs`` processes of ``threads`` torch threads each.
@@ -60,7 +61,8 @@ def map_runs(
         jobs: worker processes; 1 runs everything here, in order. Default: 1.
         threads: torch threads per run (restored afterwards when ``jobs`` is 1). Default: 1.
         description: the progress bar's label.
-        progress: called as ``progress(done, total, row)`` after each finished run (in finishing order).
+        progress: called with ``"  [done/total] " + describe(row)`` after each finished run (in finishing order).
+        describe: one run's result row in a few words (its condition, seed and metrics).
         bar: show a tqdm bar on stderr when it is a terminal (and tqdm is installed). Default: True.
 
     Returns:
@@ -79,11 +81,12 @@ def map_runs(
         if status is not None:
             status.update(1)
         if progress is not None:
+            line = f"  [{done}/{total}] {describe(row)}"
             if status is None:
-                progress(done, total, row)
+                progress(line)
             else:  # a line printed while the bar is drawn: the bar steps aside and redraws below it
                 with status.external_write_mode(file=sys.stderr):
-                    progress(done, total, row)
+                    progress(line)
 
     try:
         if jobs == 1 or total <= 1:
