@@ -400,8 +400,8 @@ def test_bad_arguments_name_the_argument():
         (lambda: Budget(batch_size=True), r"batch_size must be an integer >= 1. Got: True"),
         (lambda: Budget(learning_rate=0), r"learning_rate must be a positive number. Got: 0"),
         (lambda: Budget(anchor_sizes=()), r"anchor_sizes must be a non-empty tuple of positive numbers"),
-        (lambda: run_detection([0], conditions=["focal-g3-a0.25"]), r"conditions must be a non-empty list of "
-                                                                    r"distinct names from bce, "),
+        (lambda: run_detection([0], conditions=["focal-g3-a0.25"]), r"conditions must be a non-empty list without "
+                                                                    r"repeats from bce, "),
         (lambda: run_detection([0], conditions=["bce", "bce"]), r"conditions must be .* Got: \['bce', 'bce'\]"),
         (lambda: run_detection([]), r"seeds must be a non-empty sequence of integers. Got: \[\]"),
         (lambda: run_detection([0, -1]), r"seeds must be a non-empty sequence of integers >= 0. Got: \[0, -1\]"),

@@ -89,7 +89,8 @@ def test_seed_list_and_its_messages():
     assert str(error.value) == "seeds must be an integer >= 2 (a paired test needs two seeds at least). Got: 1"
     with pytest.raises(TypeError, match="seeds must be an integer >= 2. Got: float 3.0"):
         seed_list(3.0)
-    with pytest.raises(ValueError, match=r"schedules must be a non-empty list from ce, .*Got: \['warm'\]"):
+    with pytest.raises(ValueError, match=r"schedules must be a non-empty list without repeats from ce, .*Got: "
+                                         r"\['warm'\]"):
         run_soft_gamma([0], schedules=["warm"])
     with pytest.raises(ValueError, match="steps must be an integer >= 3. Got: 2"):
         Budget(steps=2)

@@ -72,7 +72,7 @@ from focalbench.bench.environment import environment
 # the grid and its reference cell are the report's layout (Lin et al.'s Table 1); the report imports nothing from here
 from focalbench.experiments.detection_report import ALPHAS, GAMMAS, REFERENCE, detection_document, focal_name
 from focalbench.experiments.digits import load_mnist_5k, require
-from focalbench.experiments.runs import map_runs
+from focalbench.experiments.runs import choose, map_runs
 from focalbench.experiments.soft_gamma import SCHEDULES as SOFT_GAMMA
 from focalbench.experiments.soft_gamma import seed_list
 from focalbench.losses.schedule import ConstantGamma, GammaSchedule
@@ -781,15 +781,6 @@ def run_one(run: RunTask) -> dict:
     }
 
 
-def _check_conditions(conditions: Iterable[str] | None) -> list[str]:
-    chosen = list(CONDITIONS if conditions is None else conditions)
-    unknown = [n for n in chosen if n not in CONDITIONS]
-    if unknown or not chosen or len(set(chosen)) != len(chosen):
-        raise ValueError(f"conditions must be a non-empty list of distinct names from {', '.join(CONDITIONS)}. "
-                         f"Got: {chosen!r}")  # fmt: skip
-    return chosen
-
-
 def run_detection(
     seeds: Sequence[int],
     *,
@@ -819,7 +810,7 @@ def run_detection(
         ['ap', 'ap50', 'ap75', 'ar100']
     """
 
-    names = _check_conditions(conditions)
+    names = choose("conditions", conditions, list(CONDITIONS))
     if isinstance(seeds, (str, bytes)) or not isinstance(seeds, Sequence) or not seeds:
         raise ValueError(f"seeds must be a non-empty sequence of integers. Got: {seeds!r}")
     if any(isinstance(s, bool) or not isinstance(s, (int, np.integer)) or s < 0 for s in seeds):

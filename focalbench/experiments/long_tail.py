@@ -52,7 +52,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from focalbench.bench.environment import environment
-from focalbench.experiments.runs import map_runs
+from focalbench.experiments.runs import choose, map_runs
 from focalbench.experiments.soft_gamma import ECE_BINS, SCHEDULES, classification_metrics, seed_list
 from focalbench.losses.schedule import ConstantGamma, GammaSchedule
 from focalbench.losses.softmax.api import FocalLoss, focal_loss
@@ -338,15 +338,6 @@ def run_one(run: tuple[LongTailTask, LongTailBudget, int, float, str, str]) -> d
     }
 
 
-def _names(name: str, given: Iterable | None, known: Sequence) -> list:
-    chosen = list(known if given is None else given)
-    unknown = [n for n in chosen if n not in known]
-    if unknown or not chosen or len(set(chosen)) != len(chosen):
-        raise ValueError(f"{name} must be a non-empty list without repeats from {', '.join(map(str, known))}. "
-                         f"Got: {chosen!r}")  # fmt: skip
-    return chosen
-
-
 def long_tail_seeds(count: int | None = None, quick: bool = False) -> list[int]:
     """Seeds ``0 .. count - 1``; ``count`` defaults to :data:`DEFAULT_SEEDS` (:data:`QUICK_SEEDS` if ``quick``).
 
@@ -384,8 +375,8 @@ def run_long_tail(
     from focalbench.experiments.long_tail_report import long_tail_document
 
     defaults = QUICK if quick else {"losses": tuple(LOSSES), "alphas": ALPHAS, "imbalances": IMBALANCES}
-    losses = _names("losses", losses if losses is not None else defaults["losses"], list(LOSSES))
-    alphas = _names("alphas", alphas if alphas is not None else defaults["alphas"], ALPHAS)
+    losses = choose("losses", losses if losses is not None else defaults["losses"], list(LOSSES))
+    alphas = choose("alphas", alphas if alphas is not None else defaults["alphas"], ALPHAS)
     imbalances = list(imbalances if imbalances is not None else defaults["imbalances"])
     for factor in imbalances:
         long_tail_counts(task.train_max, factor, 10)

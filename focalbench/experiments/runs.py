@@ -12,12 +12,28 @@ import concurrent.futures
 import multiprocessing
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import torch
 
-__all__ = ["default_jobs", "map_runs"]
+__all__ = ["choose", "default_jobs", "map_runs"]
+
+
+def choose(name: str, given: Iterable | None, known: Sequence) -> list:
+    """The conditions to run: ``given`` (default: all of ``known``), checked to be a non-empty list of distinct names
+    from ``known``.
+
+    Example:
+        >>> choose("losses", None, ("ce", "gamma2")), choose("losses", ["gamma2"], ("ce", "gamma2"))
+        (['ce', 'gamma2'], ['gamma2'])
+    """
+    chosen = list(known if given is None else given)
+    unknown = [n for n in chosen if n not in known]
+    if unknown or not chosen or len(set(chosen)) != len(chosen):
+        raise ValueError(f"{name} must be a non-empty list without repeats from {', '.join(map(str, known))}. "
+                         f"Got: {chosen!r}")  # fmt: skip
+    return chosen
 
 
 def default_jobs() -> int:

@@ -38,6 +38,7 @@ from torch import nn
 
 from focalbench.bench.environment import environment
 from focalbench.experiments.report import soft_gamma_document
+from focalbench.experiments.runs import choose
 from focalbench.losses.schedule import ConstantGamma, CosineWarmupGamma, GammaSchedule, LinearWarmupGamma, StepGamma
 from focalbench.losses.softmax.api import FocalLoss
 
@@ -248,14 +249,6 @@ def run_one(
     }
 
 
-def _check_names(name: str, given: Iterable[str] | None, known: Sequence[str]) -> list[str]:
-    chosen = list(known if given is None else given)
-    unknown = [n for n in chosen if n not in known]
-    if unknown or not chosen:
-        raise ValueError(f"{name} must be a non-empty list from {', '.join(known)}. Got: {chosen!r}")
-    return chosen
-
-
 def run_soft_gamma(
     seeds: Sequence[int],
     *,
@@ -278,8 +271,8 @@ def run_soft_gamma(
         quick: recorded in the settings (the command's ``--quick``: fewer seeds, same task and budget).
         progress: called with one line per finished run (the command prints it on stderr). Default: None.
     """
-    schedules = _check_names("schedules", schedules, list(SCHEDULES))
-    alphas = _check_names("alphas", alphas, ALPHAS)
+    schedules = choose("schedules", schedules, list(SCHEDULES))
+    alphas = choose("alphas", alphas, ALPHAS)
     seeds = [int(s) for s in seeds]
     if not seeds:
         raise ValueError("seeds must be a non-empty sequence of integers. Got: []")
