@@ -800,7 +800,8 @@ def run_detection(
         task, budget: the task and the training budget. Default: :class:`Task`, :class:`Budget`.
         conditions: names from :data:`CONDITIONS` (e.g. :data:`QUICK_CONDITIONS`). Default: all.
         jobs: worker processes (one torch thread each); the rows do not depend on it. Default: 1.
-        quick: recorded in the settings (the command's ``--quick``).
+        quick: the command's ``--quick``: :data:`QUICK_CONDITIONS` unless ``conditions`` are given (same task and
+            budget); recorded in the settings.
         progress: called with one line per finished run (the command prints it on stderr). Default: None.
 
     Example:
@@ -810,7 +811,7 @@ def run_detection(
         ['ap', 'ap50', 'ap75', 'ar100']
     """
 
-    names = choose("conditions", conditions, list(CONDITIONS))
+    names = choose("conditions", QUICK_CONDITIONS if conditions is None and quick else conditions, list(CONDITIONS))
     if isinstance(seeds, (str, bytes)) or not isinstance(seeds, Sequence) or not seeds:
         raise ValueError(f"seeds must be a non-empty sequence of integers. Got: {seeds!r}")
     if any(isinstance(s, bool) or not isinstance(s, (int, np.integer)) or s < 0 for s in seeds):
