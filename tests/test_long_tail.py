@@ -187,9 +187,16 @@ def test_bad_arguments_name_themselves():
     assert long_tail_seeds() == list(range(10)) and long_tail_seeds(quick=True) == [0, 1]
 
 
-def test_command_refuses_bad_seeds_and_a_missing_extra(monkeypatch, capsys):
+def test_command_refuses_bad_seeds_jobs_output_and_a_missing_extra(monkeypatch, capsys, tmp_path):
     assert main(["experiment", "long-tail", "--seeds", "1"]) == 2
     assert "--seeds must be an integer >= 2" in capsys.readouterr().err
+    assert main(["experiment", "long-tail", "--jobs", "0"]) == 2
+    assert capsys.readouterr().err == "focalbench experiment: --jobs must be >= 1. Got: 0\n"
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    assert main(["experiment", "long-tail", "--output", str(blocker)]) == 2  # refused before an hour of training
+    assert capsys.readouterr().err.startswith(f"focalbench experiment: --output must be a writable directory. Got: "
+                                              f"{blocker} (")  # fmt: skip
     import importlib.util
 
     real = importlib.util.find_spec

@@ -6,6 +6,7 @@ import argparse
 import time
 
 from focalbench.cli.console import UsageError, eprint
+from focalbench.cli.options import writable_directory
 
 __all__ = ["EXPERIMENTS", "add_arguments", "run"]
 
@@ -93,5 +94,7 @@ def _real_data(args: argparse.Namespace) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    # imported inside: scipy and the training code are not needed by the other subcommands
+    # proven writable before the first run (a full run is up to an hour); imported inside: scipy and the training
+    # code are not needed by the other subcommands
+    writable_directory(args.output, "--output")
     return _soft_gamma(args) if args.name == "soft-gamma" else _real_data(args)
