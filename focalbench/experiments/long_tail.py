@@ -51,8 +51,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from focalbench.bench.environment import environment
-from focalbench.experiments.runs import choose, map_runs
+from focalbench.experiments.runs import choose, map_runs, run_environment
 from focalbench.experiments.soft_gamma import ECE_BINS, SCHEDULES, classification_metrics, seed_list
 from focalbench.losses.schedule import ConstantGamma, GammaSchedule
 from focalbench.losses.softmax.api import FocalLoss, focal_loss
@@ -395,8 +394,7 @@ def run_long_tail(
                 f"({row['train_s']:.1f} s)")  # fmt: skip
 
     started = time.perf_counter()
-    env = environment("cpu")
-    env["threads"] = 1  # each run's torch threads (in its worker)
+    env = run_environment(1)  # records the one thread every run uses
     rows = map_runs(run_one, runs, jobs=jobs, threads=1, description="long-tail", progress=progress,
                     describe=describe, bar=bar)  # fmt: skip
     settings = {

@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 
-__all__ = ["choose", "default_jobs", "map_runs"]
+__all__ = ["choose", "default_jobs", "map_runs", "run_environment"]
 
 
 def choose(name: str, given: Iterable | None, known: Sequence) -> list:
@@ -34,6 +34,19 @@ def choose(name: str, given: Iterable | None, known: Sequence) -> list:
         raise ValueError(f"{name} must be a non-empty list without repeats from {', '.join(map(str, known))}. "
                          f"Got: {chosen!r}")  # fmt: skip
     return chosen
+
+
+def run_environment(threads: int = 1) -> dict:
+    """The environment (:func:`focalbench.bench.environment.environment` on the CPU) as each run sees it: threads and
+    the machine fingerprint taken at the runs' ``threads`` torch threads (restored afterwards)."""
+    from focalbench.bench.environment import environment
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        return environment("cpu")
+    finally:
+        torch.set_num_threads(previous)
 
 
 def default_jobs() -> int:
