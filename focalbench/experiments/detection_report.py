@@ -16,8 +16,6 @@ the report's JSON: ``<report stem>-ap-vs-gamma.png`` and ``<report stem>-learnin
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -33,6 +31,7 @@ from focalbench.experiments.report import (
     difference_text,
     experiment_document,
     paired_by_seed,
+    save_new_figure,
     smallest_holm_p,
 )
 
@@ -65,7 +64,8 @@ def focal_name(gamma: float, alpha: float | str) -> str:
 #: Lin et al.'s best cell: the schedules and softmax-bg are compared with it
 REFERENCE = focal_name(2.0, 0.25)
 SCHEDULE_NAMES = ("step", "linear", "cosine")
-_VERDICTS = (*((name, REFERENCE) for name in SCHEDULE_NAMES), ("softmax-bg", REFERENCE), ("softmax-bg", "bce"))
+_VERDICTS = ((REFERENCE, "bce"), *((name, REFERENCE) for name in SCHEDULE_NAMES), ("softmax-bg", REFERENCE),
+             ("softmax-bg", "bce"))  # fmt: skip
 FIGURES = ("ap-vs-gamma", "learning-curves")
 #: Lin et al. 2017 (Focal Loss for Dense Object Detection, Table 1a/1b, COCO minival, ResNet-50-FPN RetinaNet): only
 #: the two figures quoted in the text; the rest of their table is described, not copied
@@ -240,7 +240,8 @@ def _verdict(document: dict, condition: str, reference: str) -> str:
         return (f"`{condition}` vs `{reference}`: {', '.join(parts)}; no verdict ({found[0]['pairs']} seeds cannot "
                 f"reach Holm p < {SIGNIFICANCE} in a family of {size}: floor {floor:.3g}).")  # fmt: skip
     if not beyond:
-        return f"`{condition}` vs `{reference}`: **no effect** ({', '.join(parts)}; within the seed-to-seed noise)."
+        return (f"`{condition}` vs `{reference}`: **no effect beyond noise** ({', '.join(parts)}; within the "
+                "seed-to-seed noise: an effect smaller than the intervals is not excluded).")  # fmt: skip
     words = ", ".join(f"{'better' if c['mean'] > 0 else 'worse'} in {METRIC_LABELS[c['metric']]} ({c['mean']:+.4f})"
                       for c in beyond)  # fmt: skip
     return f"`{condition}` vs `{reference}`: {words}, beyond noise."
@@ -288,7 +289,7 @@ def detection_markdown(document: dict, figures: Sequence[str] = ()) -> str:
         "# Detection experiment: the focal loss's gamma x alpha grid on a dense one-stage detector",
         "",
         f"Created {document['created']} from commit `{env.get('git_commit')}`: {env['cpu']}, {settings['jobs']} "
-        f"job(s) of {settings['threads']} torch thread, torch {env['torch']}, numpy {env['numpy']}, python "
+        f"worker process(es) of {settings['threads']} torch thread, torch {env['torch']}, numpy {env['numpy']}, python "
         f"{env['python']}; {len(rows)} runs in {settings['wall_s']} s{' (--quick)' if settings['quick'] else ''}.",
         "",
         "## Setup",
@@ -421,23 +422,6 @@ def _groups(rows: Sequence[dict]) -> list[tuple[str, list[str]]]:
     return groups
 
 
-def _save_new(figure, path: Path) -> Path:
-    """Save a matplotlib figure as a new PNG file, atomically (a temporary file linked into place, never replacing)."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".png")
-    os.close(fd)
-    try:
-        figure.savefig(tmp, dpi=110, bbox_inches="tight")
-        n = 1
-        while True:
-            try:
-                os.link(tmp, path)
-                return path
-            except FileExistsError:
-                path, n = path.with_name(f"{path.stem.rsplit('-v', 1)[0]}-v{n}.png"), n + 1
-    finally:
-        os.unlink(tmp)
-
-
 def write_figures(document: dict, directory: str | Path, stem: str) -> list[Path]:
     """``<directory>/<stem>-ap-vs-gamma.png`` (AP and AP50 against gamma, one line per alpha, error bars = std over
     seeds; ``softmax-bg`` and the schedules as markers at gamma 2) and ``<stem>-learning-curves.png`` (the train loss
@@ -474,8 +458,7 @@ def write_figures(document: dict, directory: str | Path, stem: str) -> list[Path
     axes[0].legend(fontsize=8)
     figure.suptitle(f"Detection: {METRIC_LABELS['ap']} and {METRIC_LABELS['ap50']} vs gamma "
                     f"(mean ± std over {len(document['settings']['seeds'])} seeds)")  # fmt: skip
-    paths.append(_save_new(figure, directory / f"{stem}-ap-vs-gamma.png"))
-    plt.close(figure)
+    paths.append(save_new_figure(figure, directory / f"{stem}-ap-vs-gamma.png"))
 
     groups = _groups(rows)
     columns = min(3, max(1, len(groups)))
@@ -495,8 +478,7 @@ def write_figures(document: dict, directory: str | Path, stem: str) -> list[Path
     for axis in axes[:, 0]:
         axis.set_ylabel("train loss (mean over seeds)")
     figure.tight_layout()
-    paths.append(_save_new(figure, directory / f"{stem}-learning-curves.png"))
-    plt.close(figure)
+    paths.append(save_new_figure(figure, directory / f"{stem}-learning-curves.png"))
     return paths
 
 

@@ -29,7 +29,7 @@ class MissingExtra(ImportError):
 def require(module: str, purpose: str) -> None:
     """Raise :class:`MissingExtra` naming ``module``, ``purpose`` and :data:`INSTALL_HINT` unless it is importable."""
     if importlib.util.find_spec(module) is None:
-        raise MissingExtra(f"{purpose} needs the package {module!r}, not installed: {INSTALL_HINT}")
+        raise MissingExtra(f"{purpose}: needs the package {module!r} (not installed): {INSTALL_HINT}")
 
 
 def mnist_5k_path() -> Path:

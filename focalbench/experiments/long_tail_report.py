@@ -26,6 +26,7 @@ from focalbench.experiments.report import (
     difference_text,
     experiment_document,
     paired_by_seed,
+    save_new_figure,
     smallest_holm_p,
 )
 
@@ -240,10 +241,12 @@ def long_tail_markdown(document: dict, figures: Sequence[str] = ()) -> str:
         + "; ".join(f"IF {f}: {sum(c)} digits ({c[0]} → {c[-1]})" for f, c in settings["train_counts"].items())
         + ".",
         f"* Model and budget: {settings['model']} (lr {budget['learning_rate']:g}), {budget['steps']} steps of "
-        f"{budget['batch_size']}, no augmentation: training accuracy reaches "
-        f"{min(s['train_accuracy'] for s in document['summary']):.3f} or more in every condition.",
-        "* Losses: " + "; ".join(f"`{k}` {v}" for k, v in settings["losses"].items()) + ". Alpha: `none`, or "
-        f"`class-balanced` (Cui et al. 2019, beta {settings['class_balanced_beta']}, summing to C).",
+        f"{budget['batch_size']}, no augmentation: training accuracy is at least "
+        f"{min(s['train_accuracy'] for s in document['summary']):.3f} in every condition.",
+        "* Losses: " + "; ".join(f"`{k}` {v}" for k, v in settings["losses"].items()) + ". Alpha: "
+        + ", ".join(f"`{a}`" for a in settings["alphas"])
+        + (f" (class-balanced: Cui et al. 2019, beta {settings['class_balanced_beta']}, summing to C)."
+           if "class-balanced" in settings["alphas"] else "."),
         f"* Seeds ({len(seeds)}): {', '.join(map(str, seeds))}; every condition of a seed shares its data, "
         "initial weights and batch order.",
         f"* Metrics on the balanced test set: balanced accuracy, macro-F1, recall of the 3 head and 3 tail ranks, ECE "
@@ -326,7 +329,7 @@ def write_figures(document: dict, directory: Path, stem: str) -> list[Path]:
         ax.set(title=f"IF {imbalance:g}, alpha none: pooled over seeds", xlabel="confidence", ylabel="accuracy",
                xlim=(0, 1), ylim=(0, 1))  # fmt: skip
         ax.legend(fontsize=8)
-    paths.append(_save(figure, directory / f"{stem}-reliability.png"))
+    paths.append(save_new_figure(figure, directory / f"{stem}-reliability.png"))
     figure, axes = plt.subplots(1, len(settings["imbalances"]), figsize=(5 * len(settings["imbalances"]), 4.2),
                                 squeeze=False)  # fmt: skip
     for ax, imbalance in zip(axes[0], settings["imbalances"], strict=True):
@@ -336,7 +339,7 @@ def write_figures(document: dict, directory: Path, stem: str) -> list[Path]:
         ax.set(title=f"training loss, IF {imbalance:g}, alpha none (mean over seeds)", xlabel="step",
                ylabel="loss (its own scale)", yscale="log")  # fmt: skip
         ax.legend(fontsize=8)
-    paths.append(_save(figure, directory / f"{stem}-curves.png"))
+    paths.append(save_new_figure(figure, directory / f"{stem}-curves.png"))
     figure, ax = plt.subplots(figsize=(9, 4.2))
     conditions = list(summary)
     labels = [f"IF{s['imbalance']:g} {'cb' if s['alpha'] == 'class-balanced' else '–'} {s['loss']}"
@@ -345,17 +348,8 @@ def write_figures(document: dict, directory: Path, stem: str) -> list[Path]:
            yerr=[s["std"]["ece"] for s in conditions], color="tab:blue", capsize=2)  # fmt: skip
     ax.set_xticks(range(len(conditions)), labels, rotation=90, fontsize=7)
     ax.set(ylabel="ECE (mean ± std over seeds)", title="ECE per condition (cb = class-balanced alpha)")
-    paths.append(_save(figure, directory / f"{stem}-ece.png"))
+    paths.append(save_new_figure(figure, directory / f"{stem}-ece.png"))
     return paths
-
-
-def _save(figure, path: Path) -> Path:
-    figure.tight_layout()
-    figure.savefig(path, dpi=110)
-    import matplotlib.pyplot as plt
-
-    plt.close(figure)
-    return path
 
 
 def write_long_tail_report(document: dict, directory: str | Path) -> tuple[Path, Path, list[Path]]:

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
+import os
+import tempfile
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -28,8 +30,8 @@ from focalbench.bench.report import write_document
 
 __all__ = [
     "BOOTSTRAP_RESAMPLES", "difference_text", "experiment_document", "holm", "paired_by_seed", "paired_comparisons",
-    "paired_difference", "paired_table", "smallest_holm_p", "soft_gamma_document", "soft_gamma_markdown",
-    "summarize_conditions", "summary_table", "write_soft_gamma_report",
+    "paired_difference", "paired_table", "save_new_figure", "smallest_holm_p", "soft_gamma_document",
+    "soft_gamma_markdown", "summarize_conditions", "summary_table", "write_soft_gamma_report",
 ]  # fmt: skip
 
 SCHEMA_VERSION = 1
@@ -353,6 +355,30 @@ def soft_gamma_markdown(document: dict) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def save_new_figure(figure, path: Path) -> Path:
+    """Save a matplotlib figure as a new PNG file at ``path`` (``-v1``, ``-v2``, ... if taken), atomically and
+    readable by all (a temporary file linked into place, never replacing one), and close it."""
+    import matplotlib.pyplot as plt
+
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".png")
+    umask = os.umask(0)
+    os.umask(umask)
+    os.fchmod(fd, 0o666 & ~umask)  # mkstemp's 0600 would hide the figure from the others who read results/
+    os.close(fd)
+    try:
+        figure.savefig(tmp, dpi=110, bbox_inches="tight")
+        stem, n = path.stem, 1
+        while True:
+            try:
+                os.link(tmp, path)
+                return path
+            except FileExistsError:
+                path, n = path.with_name(f"{stem}-v{n}.png"), n + 1
+    finally:
+        os.unlink(tmp)
+        plt.close(figure)
 
 
 def write_soft_gamma_report(document: dict, directory: str | Path) -> tuple[Path, Path]:
