@@ -30,6 +30,8 @@ from focalbench.experiments.report import (
     SIGNIFICANCE,
     difference_text,
     experiment_document,
+    family_size,
+    p_text,
     paired_by_seed,
     save_new_figure,
     smallest_holm_p,
@@ -145,14 +147,6 @@ def _mean_std(summary: dict, metric: str) -> str:
     return f"{summary['mean'][metric]:.3f} ± {summary['std'][metric]:.3f}"
 
 
-def _p(value: float | None) -> str:
-    return "–" if value is None else f"{value:.3g}"
-
-
-def _difference(c: dict) -> str:
-    return difference_text(c)
-
-
 def _grid_cell(summaries: dict[str, dict], gamma: float, alpha: float | str) -> dict | None:
     for s in summaries.values():
         is_bce = s["loss"] == "bce" and gamma == 0.0 and alpha == "none"
@@ -218,7 +212,7 @@ def paired_table(document: dict, family: str | None = None, fmt: str = "github")
         for metric in TESTED_METRICS:
             (c,) = [c for c in document["paired"] if (c["condition"]["condition"], c["reference"]["condition"],
                                                        c["metric"]) == (condition, reference, metric)]  # fmt: skip
-            row += [_difference(c), _p(c["wilcoxon_p"]), _p(c["holm_p"])]
+            row += [difference_text(c), p_text(c["wilcoxon_p"]), p_text(c["holm_p"])]
         body.append(row)
     return tabulate(body, headers=headers, tablefmt=fmt, disable_numparse=True)
 
@@ -234,7 +228,7 @@ def _verdict(document: dict, condition: str, reference: str) -> str:
         return (f"`{condition}` vs `{reference}`: {', '.join(parts)}; no verdict (no interval: n seeds "
                 f"{found[0]['pairs']} < {MIN_INTERVAL_PAIRS}).")  # fmt: skip
     beyond = [c for c in found if c["beyond_noise"]]
-    size = len({c["condition"]["condition"] for c in document["paired"] if c["family"] == found[0]["family"]})
+    size = family_size(document["paired"], found[0]["family"])
     floor = smallest_holm_p(found[0]["pairs"], size)
     if not beyond and floor >= SIGNIFICANCE:
         return (f"`{condition}` vs `{reference}`: {', '.join(parts)}; no verdict ({found[0]['pairs']} seeds cannot "
@@ -252,7 +246,7 @@ def _family_sections(document: dict, seeds: int) -> list[str]:
         return ["(no comparison: a condition's reference was not run)", ""]
     lines = []
     for family in dict.fromkeys(c["family"] for c in document["paired"]):
-        size = len({c["condition"]["condition"] for c in document["paired"] if c["family"] == family})
+        size = family_size(document["paired"], family)
         floor = smallest_holm_p(seeds, size)
         lines += [f"### {family}", "",
                   f"{size} comparison(s) a metric; with {seeds} seeds the smallest Holm p this family can reach is "

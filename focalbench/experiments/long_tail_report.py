@@ -25,6 +25,7 @@ from focalbench.experiments.report import (
     BOOTSTRAP_RESAMPLES,
     difference_text,
     experiment_document,
+    family_size,
     paired_by_seed,
     save_new_figure,
     smallest_holm_p,
@@ -277,7 +278,7 @@ def long_tail_markdown(document: dict, figures: Sequence[str] = ()) -> str:
         "",
     ]
     for family in families:
-        size = len({(tuple(c["condition"].values())) for c in document["paired"] if c["family"] == family})
+        size = family_size(document["paired"], family)
         floor = smallest_holm_p(len(seeds), size)
         lines += [
             f"### {family}",

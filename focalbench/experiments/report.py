@@ -29,9 +29,9 @@ from tabulate import tabulate
 from focalbench.bench.report import write_document
 
 __all__ = [
-    "BOOTSTRAP_RESAMPLES", "difference_text", "experiment_document", "holm", "paired_by_seed", "paired_comparisons",
-    "paired_difference", "paired_table", "save_new_figure", "smallest_holm_p", "soft_gamma_document",
-    "soft_gamma_markdown", "summarize_conditions", "summary_table", "write_soft_gamma_report",
+    "BOOTSTRAP_RESAMPLES", "difference_text", "experiment_document", "family_size", "holm", "p_text", "paired_by_seed",
+    "paired_comparisons", "paired_difference", "paired_table", "save_new_figure", "smallest_holm_p",
+    "soft_gamma_document", "soft_gamma_markdown", "summarize_conditions", "summary_table", "write_soft_gamma_report",
 ]  # fmt: skip
 
 SCHEMA_VERSION = 1
@@ -124,6 +124,18 @@ def smallest_holm_p(seeds: int, comparisons: int) -> float:
         (0.0234, False)
     """
     return min(1.0, comparisons * 2.0 / 2.0**seeds)
+
+
+def family_size(paired: Sequence[dict], family: str) -> int:
+    """How many comparisons :func:`paired_by_seed`'s ``family`` holds for one metric (Holm's family size).
+
+    Example:
+        >>> paired = [{"family": "f", "metric": m} for m in ("ap", "ap50")] * 2 + [{"family": "g", "metric": "ap"}]
+        >>> family_size(paired, "f"), family_size(paired, "g")
+        (2, 1)
+    """
+    members = [c for c in paired if c["family"] == family]
+    return sum(c["metric"] == members[0]["metric"] for c in members) if members else 0
 
 
 def holm(p_values: Sequence[float | None]) -> list[float | None]:
@@ -241,7 +253,13 @@ def _mean_std(mean: float, std: float) -> str:
     return f"{mean:.4f} ± {std:.4f}"
 
 
-def _p(value: float | None) -> str:
+def p_text(value: float | None) -> str:
+    """A p-value as text, 3 significant digits; ``–`` where there is none.
+
+    Example:
+        >>> p_text(0.031234), p_text(None)
+        ('0.0312', '–')
+    """
     return "–" if value is None else f"{value:.3g}"
 
 
@@ -261,8 +279,6 @@ def difference_text(c: dict, digits: int = 4, holm_p: bool = False) -> str:
         text += f" p {c['holm_p']:.2g}"
     return text + (" **" if c["beyond_noise"] else "")
 
-
-_difference = difference_text
 
 
 def summary_table(document: dict, alpha: str, fmt: str = "github") -> str:
@@ -290,7 +306,7 @@ def paired_table(document: dict, fmt: str = "github") -> str:
         for metric in TESTED_METRICS:
             (c,) = [c for c in document["paired"] if (c["alpha"], c["schedule"], c["metric"]) == (alpha, schedule,
                                                                                                   metric)]  # fmt: skip
-            row += [_difference(c), _p(c["wilcoxon_p"]), _p(c["holm_p"])]
+            row += [difference_text(c), p_text(c["wilcoxon_p"]), p_text(c["holm_p"])]
         body.append(row)
     return tabulate(body, headers=headers, tablefmt=fmt, disable_numparse=True)
 
