@@ -170,9 +170,13 @@ def test_the_generated_tables_are_current():
     names = set(tables.blocks(ROOT))
     assert {"which-loss", "implementations", "checks-softmax", "checks-sigmoid", "conformance-softmax",
             "conformance-sigmoid"} <= names  # fmt: skip
+    from focalbench.bench.named_reports import refusals
     from focalbench.cli.docs import GENERATORS
 
     assert "commands" in names
+    refused = refusals(ROOT)  # every figure in README/docs is read from a report of the current product source
+    assert not refused, "re-record these reports and name them (docs/results.md#the-reports-the-tables-read):\n" + (
+        "\n".join(refused))  # fmt: skip
     assert tables.stale(ROOT, GENERATORS) == [], "run `focalbench docs` and commit README.md and docs/"
 
 

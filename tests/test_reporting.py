@@ -38,7 +38,7 @@ def report(tmp_path_factory) -> dict:
 def test_run_writes_a_self_describing_report(report):
     assert report["schema_version"] == SCHEMA_VERSION
     assert {"python", "torch", "numpy", "platform", "cpu", "threads", "device", "device_name", "cuda", "git_commit",
-            "bandwidth_gbps"} <= set(report["environment"])  # fmt: skip
+            "bandwidth_gbps", "product_source"} <= set(report["environment"])  # fmt: skip
     rows = report["results"]
     assert {r["implementation"] for r in rows} == {"cross_entropy", "fused", "gather"}
     assert all(set(REQUIRED_ROW_KEYS) <= set(r) for r in rows)

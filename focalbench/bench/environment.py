@@ -62,6 +62,7 @@ def git_commit() -> str | None:
 
 def environment(device: str = "cpu") -> dict:
     """The ``environment`` block of a report (bandwidth is added by the runner that measured it)."""
+    from focalbench.bench.product_source import product_source_fingerprint
     from focalbench.kernels.build import build_settings  # the kernel build target, read without building anything
 
     cuda = device == "cuda" and torch.cuda.is_available()
@@ -85,4 +86,5 @@ def environment(device: str = "cpu") -> dict:
         "device_name": torch.cuda.get_device_name() if cuda else cpu,
         "cuda": torch.version.cuda if cuda else None,
         "git_commit": git_commit(),
+        "product_source": product_source_fingerprint(),  # the code the product runs (focalbench.bench.product_source)
     }

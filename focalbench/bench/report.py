@@ -205,7 +205,8 @@ def to_markdown(report: dict) -> str:
         f"| {env.get('isa')} | {env['threads']} | {env.get('cuda')} | {env.get('bandwidth_gbps') or 0:.1f} |",
         "",
         f"Machine fingerprint `{env.get('machine_fingerprint')}`; C kernel built for "
-        f"`{(env.get('kernel_build') or {}).get('target')}` (`{(env.get('kernel_build') or {}).get('flags')}`).",
+        f"`{(env.get('kernel_build') or {}).get('target')}` (`{(env.get('kernel_build') or {}).get('flags')}`); "
+        f"product source `{env.get('product_source')}`.",
         "",
         f"Settings: `{json.dumps(report.get('settings', {}))}`",
         "",

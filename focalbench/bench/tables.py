@@ -1,5 +1,8 @@
-"""The tables README.md and docs/ restate, generated from the code (checks, implementations) and from the committed
-reports in ``results/`` (conformance, which loss to use), never copied by hand.
+"""The tables README.md and docs/ restate, generated from the code (checks, implementations) and from the reports
+the index names (conformance, which loss to use, mutation score: :mod:`focalbench.bench.named_reports`), never copied
+by hand. A report the index names but the tables must not read (measured on other product source, missing, ...)
+raises :class:`~focalbench.bench.named_reports.RefusedReport` in the block's generator: :func:`refresh` leaves that
+block as it is, :func:`stale` counts it stale.
 
 A generated table sits between two markers in a markdown file::
 
@@ -13,7 +16,6 @@ from what the generators give now (``focalbench docs --check``, and a test).
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from collections.abc import Callable, Iterable
@@ -23,6 +25,7 @@ from tabulate import tabulate
 
 from focalbench.arena.family import families, get_family
 from focalbench.arena.tolerances import ACCURACY_BOUND
+from focalbench.bench.named_reports import INDEX, RefusedReport, named
 
 __all__ = ["blocks", "generators", "refresh", "stale"]
 
@@ -58,38 +61,12 @@ def _implementations(root: Path) -> str:
     return _md(rows, ["implementation", "family", "what it is", "devices", "capabilities", "declared defects in"])
 
 
-def _reports(root: Path) -> list[tuple[Path, dict]]:
-    """Every committed JSON report directly under ``results/``, oldest first (their names start with the time)."""
-    out = []
-    for path in sorted((root / "results").glob("*.json"), key=lambda p: p.name.split("-", 2)[-1]):
-        try:
-            out.append((path, json.loads(path.read_text())))
-        except (OSError, json.JSONDecodeError):
-            continue
-    return out
-
-
-def _newest_speed(root: Path, family: str) -> tuple[Path, dict] | None:
-    """The newest committed speed report of ``family`` with correctness checks."""
-    found = [(p, d) for p, d in _reports(root) if "results" in d and d.get("checks")
-             and d.get("settings", {}).get("family", "softmax") == family]  # fmt: skip
-    return found[-1] if found else None
-
-
-def _newest_accuracy(root: Path, family: str) -> tuple[Path, dict] | None:
-    """The newest committed float32 accuracy report of ``family`` that covers the family's whole axis."""
-    axis = set(get_family(family).sweep.values)
-    found = [(p, d) for p, d in _reports(root) if d.get("kind") == "accuracy" and d.get("dtype") == "float32"
-             and d.get("family", "softmax") == family and axis <= {float(r["gap"]) for r in d["rows"]}]  # fmt: skip
-    return found[-1] if found else None
-
-
 def _conformance(family: str) -> Callable[[Path], str]:
     def generate(root: Path) -> str:
-        newest = _newest_speed(root, family)
-        if newest is None:
-            return f"No committed speed report of the {family} family holds checks yet.\n"
-        path, data = newest
+        speed = named(root, family, "speed")
+        if speed is None:
+            return f"`{INDEX.as_posix()}` names no speed report of the {family} family yet.\n"
+        path, data = speed
         checks = data["checks"]
         columns = list(dict.fromkeys(c for verdicts in checks.values() for c in verdicts))
         rows = [[f"`{impl}`"] + [verdicts.get(c, "") for c in columns] for impl, verdicts in checks.items()]
@@ -100,17 +77,17 @@ def _conformance(family: str) -> Callable[[Path], str]:
 
 
 def _mutants(family: str) -> Callable[[Path], str]:
-    """The family's mutant catalogue (from the code), with the check that killed each in the newest committed
-    ``focalbench mutants --output results`` report of the family."""
+    """The family's mutant catalogue (from the code), with the check that killed each in the family's
+    ``focalbench mutants --output results`` report the index names."""
 
     def generate(root: Path) -> str:
-        found = [(p, d) for p, d in _reports(root) if d.get("kind") == "mutants" and d.get("family") == family]
-        killed_by = {k["mutant"]: k["check"] or "**survived**" for k in found[-1][1]["kills"]} if found else {}
+        found = named(root, family, "mutants")
+        killed_by = {k["mutant"]: k["check"] or "**survived**" for k in found[1]["kills"]} if found else {}
         rows = [[f"`{m.name}`", m.kind, m.bug, m.seen_in or "", killed_by.get(m.name, "not run")]
                 for m in get_family(family).mutants().mutants]  # fmt: skip
         if not found:
-            return "No committed mutation report of the family yet.\n\n" + _md(rows, _MUTANT_COLUMNS)
-        path, data = found[-1]
+            return f"`{INDEX.as_posix()}` names no mutation report of the family yet.\n\n" + _md(rows, _MUTANT_COLUMNS)
+        path, data = found
         environment = data.get("environment", {})
         source = (f"{data['killed']} of {data['total']} killed, from `{path.relative_to(root).as_posix()}` (commit "
                   f"`{environment.get('git_commit')}`, {data['device']}: {environment.get('cpu')}, "
@@ -150,7 +127,7 @@ def _which_loss(root: Path) -> str:
     rows = []
     sources = []
     for family in families().values():
-        speed, accuracy = _newest_speed(root, family.name), _newest_accuracy(root, family.name)
+        speed, accuracy = named(root, family.name, "speed"), named(root, family.name, "accuracy")
         if speed is None:
             continue
         path, data = speed
@@ -213,7 +190,8 @@ def blocks(root: Path) -> dict[str, tuple[Path, str]]:
 
 
 def refresh(root: Path, extra: Generators | None = None) -> list[str]:
-    """Rewrite every generated block from its generator; returns the names of the blocks that changed.
+    """Rewrite every generated block from its generator; returns the names of the blocks that changed. A block whose
+    report is refused keeps its committed text.
 
     Raises:
         ValueError: a block names no generator."""
@@ -228,7 +206,10 @@ def refresh(root: Path, extra: Generators | None = None) -> list[str]:
             name = match["name"]
             if name not in table:
                 raise ValueError(f"generated block must be one of {', '.join(table)}. Got: {name!r} in {path}")
-            body = table[name](root)
+            try:
+                body = table[name](root)
+            except RefusedReport:  # named_reports.refusals says which and why; the committed text stays
+                return match.group(0)
             if body != match["body"]:
                 changed.append(name)
             return match.group(1) + body + match.group(4)
@@ -239,7 +220,16 @@ def refresh(root: Path, extra: Generators | None = None) -> list[str]:
     return changed
 
 
+def _current(generate: Callable[[Path], str], root: Path, body: str) -> bool:
+    try:
+        return generate(root) == body
+    except RefusedReport:  # a table of a report it must not read is not current, whatever it says
+        return False
+
+
 def stale(root: Path, extra: Generators | None = None) -> list[str]:
-    """Names of the committed blocks that differ from what their generators give now (and of unknown blocks)."""
+    """Names of the committed blocks that differ from what their generators give now, of those whose report is
+    refused, and of unknown blocks."""
     table = generators(extra)
-    return [name for name, (_, body) in blocks(root).items() if name not in table or table[name](root) != body]
+    return [name for name, (_, body) in blocks(root).items()
+            if name not in table or not _current(table[name], root, body)]  # fmt: skip

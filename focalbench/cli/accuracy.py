@@ -60,8 +60,8 @@ def run(args: argparse.Namespace) -> int:
     }
     markdown = (
         f"# focalbench accuracy: {family} family, {args.dtype} on {args.device}\n\nCreated {document['created']} "
-        f"from commit `{env.get('git_commit')}`. Maximum relative error of {kind.sweep.description}; exact values "
-        "below the dtype's smallest normal number are compared absolutely.\n\n"
+        f"from commit `{env.get('git_commit')}` (product source `{env['product_source']}`). Maximum relative error of "
+        f"{kind.sweep.description}; exact values below the dtype's smallest normal number are compared absolutely.\n\n"
         + tabulate(table, headers=headers, tablefmt="github")
         + f"\n\nWorst case per implementation and {axis}:\n\n"
         + tabulate([[r.implementation, f"{r.gap:g}", f"{r.max_loss_error:.2e}", f"{r.max_grad_error:.2e}", r.worst]
