@@ -17,21 +17,13 @@ from pathlib import Path
 import numpy
 import torch
 
+from focalbench.bench.cpu_load import free_cores
 from focalbench.kernels.cpu_facts import RELEVANT_CPU_FLAGS, cpu_flags, cpu_id, cpu_model, isa
 
 __all__ = [
     "RELEVANT_CPU_FLAGS", "cpu_flags", "cpu_id", "cpu_model", "environment", "free_cores", "git_commit", "isa",
     "machine_fingerprint",
 ]  # fmt: skip
-
-
-def free_cores() -> float | None:
-    """Cores not busy with other work, from the one-minute load average (None where the OS does not say)."""
-    try:
-        load = os.getloadavg()[0]
-    except (AttributeError, OSError):
-        return None
-    return max(0.0, (os.cpu_count() or 1) - load)
 
 
 def machine_fingerprint(cpu: str, isa_name: str, threads: int, torch_version: str) -> str:
