@@ -103,10 +103,19 @@ def paired_ratios(samples: Sequence[float], baseline: Sequence[float]) -> list[f
 @dataclass(frozen=True)
 class Shift:
     """A change of per-round ratios from one run to another: ``change`` is the ratio of their medians minus 1,
-    ``p_value`` one-sided (the new ratios are larger) by the Mann-Whitney U test."""
+    ``p_value`` one-sided (the new ratios are larger) by the Mann-Whitney U test, ``low`` the change at its interval's
+    favourable end: the low end of the new median's 95 % interval over the high end of the old one's, minus 1 (the
+    smallest change both intervals admit, at >= 90 % jointly)."""
 
     change: float
     p_value: float
+    low: float = -math.inf
+
+    def slower_beyond(self, threshold: float, alpha: float) -> bool:
+        """A slowdown beyond ``threshold`` that is certain: the test rejects "no change" at ``alpha``, or even the
+        favourable end of the change's interval is beyond the threshold (however noisy the samples: a 2.8x slowdown
+        whose samples scatter is still a slowdown)."""
+        return self.change > threshold and (self.p_value < alpha or self.low > threshold)
 
 
 def shift(old: Sequence[float], new: Sequence[float]) -> Shift:
@@ -125,7 +134,8 @@ def shift(old: Sequence[float], new: Sequence[float]) -> Shift:
         raise ValueError(f"old and new must be non-empty. Got: {len(old)} and {len(new)} values")
     change = statistics.median(new) / statistics.median(old) - 1
     p_value = float(mannwhitneyu(new, old, alternative="greater").pvalue)
-    return Shift(change, p_value)
+    low = median_interval(new).low / median_interval(old).high - 1
+    return Shift(change, p_value, low)
 
 
 def reliability(ratios: list[float]) -> tuple[Interval, str | None]:

@@ -542,8 +542,6 @@ static inline __attribute__((always_inline)) double log_unit(double m) {
     return log_pos(tiny ? m * 18014398509481984.0 : m) - (tiny ? 37.42994775023704 : 0.0); /* 2^54, 54 ln 2 */
 }
 
-/* Steps 1-4 for one float32 element; GAMMA_KIND (a constant at every call) is 0 for gamma = 0, 2 for gamma = 2, 1
- * otherwise. Returns the loss; *grad receives dloss/dx. */
 /* The loss of one element from its weighted value w ce: an element of weight alpha_t = 0 gives 0 at any logit (NaN
  * stays NaN); where CE = +inf (an infinite logit that disagrees with its target t, which then weighs t or 1 - t > 0)
  * the loss is +inf, however far the focal factor (1 - p_t)^gamma = t^gamma or (1 - t)^gamma underflowed: a soft
@@ -552,8 +550,12 @@ static inline __attribute__((always_inline)) float sigmoid_loss_f32(float alpha_
     return alpha_t == 0.0f && x == x ? 0.0f : ce == INFINITY ? INFINITY : weighted;
 }
 
+/* Steps 1-4 for one float32 element; GAMMA_KIND and WEIGHTED (constants at every call: see sigmoid_variant_T) are
+ * 0 for gamma = 0, 2 for gamma = 2, 1 otherwise, and whether alpha weights the classes. Returns the loss; *grad
+ * receives dloss/dx. */
 static inline __attribute__((always_inline)) float sigmoid_element_f32(float x, float t, float alpha, double gamma,
-                                                                       const int gamma_kind, float *grad) {
+                                                                       const int gamma_kind, const int weighted,
+                                                                       float *grad) {
     const float ax = x < 0.0f ? -x : x;
     const float e = expf_wide(-ax);
     const float u = 1.0f + e;
@@ -567,7 +569,7 @@ static inline __attribute__((always_inline)) float sigmoid_element_f32(float x, 
     /* (1 - t) * inf at t = 1 would be NaN: a term whose weight is 0 is 0 */
     const float ce = (t < 1.0f ? (1.0f - t) * softplus_x : 0.0f) + (t > 0.0f ? t * softplus_minus_x : 0.0f);
     const float m = p * (1.0f - t) + q * t;
-    const float alpha_t = alpha >= 0.0f ? alpha * t + (1.0f - alpha) * (1.0f - t) : 1.0f;
+    const float alpha_t = weighted ? alpha * t + (1.0f - alpha) * (1.0f - t) : 1.0f;
     const float pq = p * q;
     const float direct = p * (1.0f - t) - q * t; /* p - t */
     if (gamma_kind == 1) {
@@ -591,7 +593,8 @@ static inline __attribute__((always_inline)) float sigmoid_element_f32(float x, 
 
 /* The same steps for one float64 element, in double. */
 static inline __attribute__((always_inline)) double sigmoid_element_f64(double x, double t, double alpha, double gamma,
-                                                                        const int gamma_kind, double *grad) {
+                                                                        const int gamma_kind, const int weighted,
+                                                                        double *grad) {
     const double ax = x < 0.0 ? -x : x;
     const double e = exp_nonpos(-ax);
     const double L = log1p_unit(e);
@@ -611,7 +614,7 @@ static inline __attribute__((always_inline)) double sigmoid_element_f64(double x
         const double log_m = t == 1.0 ? -softplus_x : t == 0.0 ? -softplus_minus_x : log_unit(m);
         focal = exp_nonpos(gamma * log_m);
     }
-    const double alpha_t = alpha >= 0.0 ? alpha * t + (1.0 - alpha) * (1.0 - t) : 1.0;
+    const double alpha_t = weighted ? alpha * t + (1.0 - alpha) * (1.0 - t) : 1.0;
     const double w = alpha_t * focal;
     const double ratio = m > 0.0 ? p * q / m : 0.0;
     const double ce_ratio = ratio > 0.0 ? ce * ratio : 0.0; /* -> 0 where p q underflows, CE = +inf included */
@@ -620,46 +623,76 @@ static inline __attribute__((always_inline)) double sigmoid_element_f64(double x
     return alpha_t == 0.0 && x == x ? 0.0 : ce == INFINITY ? INFINITY : w * ce;
 }
 
-/* Two instances, for float32 and float64 logits (T, with ELEMENT and its arithmetic type A). sigmoid_run_T: elements
- * [0, n) of one chunk, with the outputs (WANT_LOSS, WANT_GRAD) and GAMMA_KIND constants; returns the chunk's loss sum
- * in double (0 when the losses are written). sigmoid_chunks_T: chunks [c0, c1). */
-#define DEFINE_SIGMOID_KERNELS(T, A, ELEMENT)                                                                        \
+/* Two instances, for float32 and float64 logits (T, with ELEMENT and its arithmetic type A).
+ *
+ * sigmoid_run_T: elements [0, n) of one chunk, with the outputs (WANT_LOSS, WANT_GRAD), GAMMA_KIND and WEIGHTED
+ * constants; returns the chunk's loss sum in double (0 when the losses are written). Its loop must vectorize: a
+ * float32 element costs ~20 arithmetic operations, 16 lanes at a time with AVX-512, and a loop the compiler leaves
+ * scalar is 10x slower. Whether it vectorizes depends on details that look harmless: with alpha's "no weighting"
+ * decided inside the loop (alpha_t = alpha >= 0 ? ... : 1), GCC 12 folded the weight-0 test alpha_t == 0 into a select
+ * between a vector mask and a scalar one (`alpha >= 0 ? mask : false`), which it cannot vectorize, and every gamma = 2
+ * and general-gamma loop ran scalar (10x slower) while gamma = 0 kept its vector code. So every decision that does
+ * not change per element is a constant of the variant, never a select in the loop.
+ *
+ * sigmoid_variant_T_<loss><grad>_k<gamma kind>_w<weighted>: one noinline function per combination of the constants,
+ * so each has its own symbol: tests/test_native.py reads each one's machine code and fails when one lost its vector
+ * instructions. sigmoid_chunk_T dispatches a chunk to its variant; sigmoid_chunks_T runs chunks [c0, c1). */
+#define DEFINE_SIGMOID_RUN(T, A, ELEMENT)                                                                            \
     static inline __attribute__((always_inline)) double sigmoid_run_##T(                                            \
         const T *restrict x, const T *restrict t, int64_t n, double alpha, double gamma, double scale,              \
-        T *restrict loss, T *restrict grad, const int want_loss, const int want_grad, const int gamma_kind) {       \
+        T *restrict loss, T *restrict grad, const int want_loss, const int want_grad, const int gamma_kind,         \
+        const int weighted) {                                                                                       \
         const A alpha_a = (A)alpha, scale_a = (A)scale;                                                             \
         double sum = 0.0;                                                                                           \
         _Pragma("omp simd reduction(+ : sum)") for (int64_t i = 0; i < n; ++i) {                                    \
             A g;                                                                                                    \
-            const A l = ELEMENT(x[i], t[i], alpha_a, gamma, gamma_kind, &g);                                         \
+            const A l = ELEMENT(x[i], t[i], alpha_a, gamma, gamma_kind, weighted, &g);                               \
             if (want_loss) loss[i] = l;                                                                             \
             else sum += (double)l;                                                                                  \
             if (want_grad) grad[i] = g * scale_a;                                                                   \
         }                                                                                                           \
         return sum;                                                                                                 \
-    }                                                                                                               \
+    }
+
+/* One variant: WANT_LOSS, WANT_GRAD, GAMMA_KIND (0, 1 general, 2) and WEIGHTED fixed; the general gamma's value
+ * still comes as an argument. */
+#define DEFINE_SIGMOID_VARIANT(T, L, G, K, W)                                                                        \
+    static __attribute__((noinline)) double sigmoid_variant_##T##_##L##G##_k##K##_w##W(                             \
+        const T *restrict x, const T *restrict t, int64_t n, double alpha, double gamma, double scale,              \
+        T *restrict loss, T *restrict grad) {                                                                       \
+        return sigmoid_run_##T(x, t, n, alpha, K == 1 ? gamma : (double)K, scale, loss, grad, L, G, K, W);          \
+    }
+
+/* The 24 variants of one type, and the dispatch of a chunk to its variant. */
+#define DEFINE_SIGMOID_KERNELS(T, A, ELEMENT)                                                                        \
+    DEFINE_SIGMOID_RUN(T, A, ELEMENT)                                                                               \
+    DEFINE_SIGMOID_VARIANT(T, 1, 1, 0, 0) DEFINE_SIGMOID_VARIANT(T, 1, 1, 1, 0) DEFINE_SIGMOID_VARIANT(T, 1, 1, 2, 0) \
+    DEFINE_SIGMOID_VARIANT(T, 1, 0, 0, 0) DEFINE_SIGMOID_VARIANT(T, 1, 0, 1, 0) DEFINE_SIGMOID_VARIANT(T, 1, 0, 2, 0) \
+    DEFINE_SIGMOID_VARIANT(T, 0, 1, 0, 0) DEFINE_SIGMOID_VARIANT(T, 0, 1, 1, 0) DEFINE_SIGMOID_VARIANT(T, 0, 1, 2, 0) \
+    DEFINE_SIGMOID_VARIANT(T, 0, 0, 0, 0) DEFINE_SIGMOID_VARIANT(T, 0, 0, 1, 0) DEFINE_SIGMOID_VARIANT(T, 0, 0, 2, 0) \
+    DEFINE_SIGMOID_VARIANT(T, 1, 1, 0, 1) DEFINE_SIGMOID_VARIANT(T, 1, 1, 1, 1) DEFINE_SIGMOID_VARIANT(T, 1, 1, 2, 1) \
+    DEFINE_SIGMOID_VARIANT(T, 1, 0, 0, 1) DEFINE_SIGMOID_VARIANT(T, 1, 0, 1, 1) DEFINE_SIGMOID_VARIANT(T, 1, 0, 2, 1) \
+    DEFINE_SIGMOID_VARIANT(T, 0, 1, 0, 1) DEFINE_SIGMOID_VARIANT(T, 0, 1, 1, 1) DEFINE_SIGMOID_VARIANT(T, 0, 1, 2, 1) \
+    DEFINE_SIGMOID_VARIANT(T, 0, 0, 0, 1) DEFINE_SIGMOID_VARIANT(T, 0, 0, 1, 1) DEFINE_SIGMOID_VARIANT(T, 0, 0, 2, 1) \
+                                                                                                                    \
+    typedef double (*sigmoid_variant_fn_##T)(const T *restrict, const T *restrict, int64_t, double, double, double, \
+                                              T *restrict, T *restrict);                                            \
+    /* indexed [weighted][want_loss][want_grad][gamma kind] */                                                      \
+    static const sigmoid_variant_fn_##T sigmoid_variants_##T[2][2][2][3] = {                                        \
+        {{{sigmoid_variant_##T##_00_k0_w0, sigmoid_variant_##T##_00_k1_w0, sigmoid_variant_##T##_00_k2_w0},         \
+          {sigmoid_variant_##T##_01_k0_w0, sigmoid_variant_##T##_01_k1_w0, sigmoid_variant_##T##_01_k2_w0}},        \
+         {{sigmoid_variant_##T##_10_k0_w0, sigmoid_variant_##T##_10_k1_w0, sigmoid_variant_##T##_10_k2_w0},         \
+          {sigmoid_variant_##T##_11_k0_w0, sigmoid_variant_##T##_11_k1_w0, sigmoid_variant_##T##_11_k2_w0}}},       \
+        {{{sigmoid_variant_##T##_00_k0_w1, sigmoid_variant_##T##_00_k1_w1, sigmoid_variant_##T##_00_k2_w1},         \
+          {sigmoid_variant_##T##_01_k0_w1, sigmoid_variant_##T##_01_k1_w1, sigmoid_variant_##T##_01_k2_w1}},        \
+         {{sigmoid_variant_##T##_10_k0_w1, sigmoid_variant_##T##_10_k1_w1, sigmoid_variant_##T##_10_k2_w1},         \
+          {sigmoid_variant_##T##_11_k0_w1, sigmoid_variant_##T##_11_k1_w1, sigmoid_variant_##T##_11_k2_w1}}}};      \
                                                                                                                     \
     static double sigmoid_chunk_##T(const T *x, const T *t, int64_t n, double alpha, double gamma, double scale,    \
                                     T *loss, T *grad) {                                                             \
         const int kind = gamma == 0.0 ? 0 : gamma == 2.0 ? 2 : 1;                                                   \
-        if (loss && grad) {                                                                                         \
-            if (kind == 2) return sigmoid_run_##T(x, t, n, alpha, 2.0, scale, loss, grad, 1, 1, 2);                 \
-            if (kind == 0) return sigmoid_run_##T(x, t, n, alpha, 0.0, scale, loss, grad, 1, 1, 0);                 \
-            return sigmoid_run_##T(x, t, n, alpha, gamma, scale, loss, grad, 1, 1, 1);                              \
-        }                                                                                                           \
-        if (loss) {                                                                                                 \
-            if (kind == 2) return sigmoid_run_##T(x, t, n, alpha, 2.0, scale, loss, grad, 1, 0, 2);                 \
-            if (kind == 0) return sigmoid_run_##T(x, t, n, alpha, 0.0, scale, loss, grad, 1, 0, 0);                 \
-            return sigmoid_run_##T(x, t, n, alpha, gamma, scale, loss, grad, 1, 0, 1);                              \
-        }                                                                                                           \
-        if (grad) {                                                                                                 \
-            if (kind == 2) return sigmoid_run_##T(x, t, n, alpha, 2.0, scale, loss, grad, 0, 1, 2);                 \
-            if (kind == 0) return sigmoid_run_##T(x, t, n, alpha, 0.0, scale, loss, grad, 0, 1, 0);                 \
-            return sigmoid_run_##T(x, t, n, alpha, gamma, scale, loss, grad, 0, 1, 1);                              \
-        }                                                                                                           \
-        if (kind == 2) return sigmoid_run_##T(x, t, n, alpha, 2.0, scale, loss, grad, 0, 0, 2);                     \
-        if (kind == 0) return sigmoid_run_##T(x, t, n, alpha, 0.0, scale, loss, grad, 0, 0, 0);                     \
-        return sigmoid_run_##T(x, t, n, alpha, gamma, scale, loss, grad, 0, 0, 1);                                  \
+        return sigmoid_variants_##T[alpha >= 0.0][loss != NULL][grad != NULL][kind](x, t, n, alpha, gamma, scale,   \
+                                                                                   loss, grad);                     \
     }                                                                                                               \
                                                                                                                     \
     static void sigmoid_chunks_##T(const T *x, const T *t, int64_t n, double alpha, double gamma, double scale,     \

@@ -8,6 +8,7 @@ the labels of its figures.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 
@@ -83,7 +84,8 @@ FAMILY = register_family(
         # RetinaNet sums its loss (then divides by the number of positive anchors): reduction "sum" on both sides
         workload=Workload(
             baseline="bce_with_logits",
-            baseline_loss=lambda x, target: F.binary_cross_entropy_with_logits(x, target, reduction="sum"),
+            # picklable (a partial, not a lambda): focalbench bisect sends it to the probes that time old commits
+            baseline_loss=functools.partial(F.binary_cross_entropy_with_logits, reduction="sum"),
             inputs=_inputs,
             call=lambda impl, x, target, gamma: impl(x, target, gamma=gamma, reduction="sum"),
             needs=lambda shape: set(),

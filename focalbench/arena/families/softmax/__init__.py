@@ -98,7 +98,7 @@ FAMILY = register_family(
         checks=lambda: CHECKS,
         workload=Workload(
             baseline="cross_entropy",
-            baseline_loss=lambda x, target: F.cross_entropy(x, target),
+            baseline_loss=F.cross_entropy,  # picklable: focalbench bisect sends it to its probes
             inputs=_inputs,
             call=lambda impl, x, target, gamma: impl(x, target, gamma=gamma),
             needs=lambda shape: {"dense"} if len(shape.shape) > 2 else set(),

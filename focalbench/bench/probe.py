@@ -1,0 +1,88 @@
+"""One timed row of one commit: run as a program in a process whose ``focalbench`` is that commit's installed copy.
+
+:mod:`focalbench.bench.bisect` (and anything else that times old commits) cannot call a commit's ``focalbench run``:
+its options, families and shapes change from commit to commit (the sigmoid family once had no ``--family``). This
+program needs of the commit only what every commit since the implementation existed offers: an importable callable,
+``focalbench.get_implementation(name)`` or a ``module:attr``. Everything else comes from the caller's (current)
+checkout, pickled into the job file: the inputs, the baseline loss (a picklable callable such as a
+``functools.partial`` of ``F.cross_entropy``), and the keywords of the implementation's call.
+
+So that no module of the caller's checkout can shadow the commit's, this file imports nothing but the standard library
+and torch, and is run as ``python -c <this file's text> JOB``: :func:`command` builds that command line.
+
+Timing: forward+backward of the implementation and of the baseline in alternating calls (one pair a round, the order
+alternating too), after warm-up calls that build and load the commit's kernel (its cache is keyed by the source, so a
+commit's kernel is built once). The output (stdout, one JSON line) holds both series of per-call seconds.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import pickle
+import sys
+import time
+
+__all__ = ["command", "main"]
+
+
+def command(job: str) -> list[str]:
+    """The command line that runs this program on the pickled job file ``job``."""
+    with open(__file__, encoding="utf-8") as source:
+        return [sys.executable, "-c", source.read(), job]
+
+
+def _resolve(spec: str):
+    """``module:attr`` or a registered name, resolved in this process's ``focalbench`` (the commit under test)."""
+    if ":" in spec:
+        module, _, attr = spec.partition(":")
+        obj = importlib.import_module(module)
+        for part in attr.split("."):
+            obj = getattr(obj, part)
+        return obj
+    import focalbench
+
+    return focalbench.get_implementation(spec)
+
+
+def _seconds(fn, logits) -> float:
+    logits.grad = None
+    start = time.perf_counter()
+    fn(logits).backward()
+    return time.perf_counter() - start
+
+
+def main(job_path: str) -> dict:
+    """Time the job's row; returns ``{"samples_s": [...], "baseline_samples_s": [...], "focalbench": path}``."""
+    import torch
+
+    with open(job_path, "rb") as handle:
+        job = pickle.load(handle)
+    torch.set_num_threads(job["threads"])
+    impl = _resolve(job["impl"])
+    baseline = job["baseline"]
+    target = job["target"]
+    logits = job["logits"].detach().clone().requires_grad_(True)
+    keywords = job["keywords"]
+    sides = {
+        "impl": lambda x: impl(x, target, **keywords),
+        "baseline": lambda x: baseline(x, target),
+    }
+    for _ in range(job["warmup"]):
+        for fn in sides.values():
+            _seconds(fn, logits)
+    samples: dict[str, list[float]] = {"impl": [], "baseline": []}
+    for r in range(job["rounds"]):
+        for side in ("impl", "baseline") if r % 2 == 0 else ("baseline", "impl"):
+            samples[side].append(_seconds(sides[side], logits))
+    import focalbench
+
+    return {
+        "samples_s": samples["impl"],
+        "baseline_samples_s": samples["baseline"],
+        "focalbench": str(getattr(focalbench, "__file__", "")),
+    }
+
+
+if __name__ == "__main__":
+    print(json.dumps(main(sys.argv[1])))
