@@ -21,10 +21,10 @@ from dataclasses import dataclass
 from scipy.stats import mannwhitneyu
 from tabulate import tabulate
 
-from focalbench.bench.stats import paired_ratios, reliability, shift
+from focalbench.bench.stats import holm, paired_ratios, reliability, shift
 
-__all__ = ["ALPHA", "MEAN_SLOWDOWN", "Comparison", "GateError", "comparable", "compare_reports", "machine_kind",
-           "merge_reports"]  # fmt: skip
+__all__ = ["ALPHA", "MEAN_SLOWDOWN", "Change", "Comparison", "GateError", "comparable", "compare_reports", "judge",
+           "machine_kind", "merge_reports"]  # fmt: skip
 
 
 class GateError(ValueError):
@@ -41,6 +41,8 @@ class Change:
     new_ratio: float
     p_value: float | None = None
     unreliable: str | None = None
+    low: float = -math.inf  # the change at its interval's favourable end (Shift.low); -inf where unknown
+    adjusted_p: float | None = None  # p_value adjusted (Holm) over every tested row and mean judged together
 
     @property
     def change(self) -> float:
@@ -58,8 +60,9 @@ class Comparison:
 
     @property
     def unreliable(self) -> list[Change]:
-        """Rows whose ratios cannot be trusted: neither a pass nor a regression, to be measured again."""
-        return [c for c in self.changes if c.unreliable]
+        """Rows whose ratios cannot be trusted and that are not certain regressions: neither a pass nor a regression,
+        to be measured again."""
+        return [c for c in self.changes if c.unreliable and c not in self.regressions]
 
     @property
     def exit_code(self) -> int:
@@ -71,11 +74,12 @@ class Comparison:
 
         rows = [
             [*c.key, f"{c.old_ratio:.2f}", f"{c.new_ratio:.2f}", f"{100 * c.change:+.1f}%",
-             "" if c.p_value is None else f"{c.p_value:.2g}", verdict(c)]
+             "" if c.p_value is None else f"{c.p_value:.2g}",
+             "" if c.adjusted_p is None else f"{c.adjusted_p:.2g}", verdict(c)]
             for c in self.changes + self.summaries
         ]  # fmt: skip
         headers = ["implementation", "shape", "dtype", "mode", f"old x {self.baseline}", f"new x {self.baseline}",
-                   "change", "p (grew)", ""]  # fmt: skip
+                   "change", "p (grew)", "Holm p", ""]  # fmt: skip
         return tabulate(rows, headers=headers)
 
 
@@ -191,17 +195,9 @@ def compare_reports(
             mine[0].extend(math.log(r) - centre for r in old_r)
             mine[1].extend(math.log(r) - centre for r in new_r)
             changes.append(Change(key, float(statistics.median(old_r)), float(statistics.median(new_r)), tested.p_value,
-                                  unreliable))  # fmt: skip
+                                  unreliable, tested.low))  # fmt: skip
         else:
             changes.append(Change(key, old["ratio_to_baseline"], fresh["ratio_to_baseline"], None, unreliable))
-    if all(c.unreliable for c in changes):
-        raise GateError(f"every compared row is unreliable ({len(changes)}): re-measure. First: "
-                        f"{' / '.join(map(str, changes[0].key))}: {changes[0].unreliable}")  # fmt: skip
-    regressions = [
-        c for c in changes if not c.unreliable and c.change > (max_slowdown if c.p_value is not None else
-                                                                 ROW_FACTOR * max_slowdown)
-        and (c.p_value is None or c.p_value < alpha)
-    ]  # fmt: skip
     summaries = []
     for impl in dict.fromkeys(c.key[0] for c in changes):
         mine = [c for c in changes if c.key[0] == impl and not c.unreliable]
@@ -210,13 +206,13 @@ def compare_reports(
         p_value = None
         if impl in pooled and all(c.p_value is not None for c in mine):
             p_value = float(mannwhitneyu(pooled[impl][1], pooled[impl][0], alternative="greater").pvalue)
-        summary = Change((impl, f"geometric mean of {len(mine)} rows", "", ""),
-                         _geometric_mean([c.old_ratio for c in mine]), _geometric_mean([c.new_ratio for c in mine]),
-                         p_value)  # fmt: skip
-        summaries.append(summary)
-        allowance = max_mean_slowdown if p_value is not None else max_slowdown
-        if summary.change > allowance and (p_value is None or p_value < alpha):
-            regressions.append(summary)
+        summaries.append(Change((impl, f"geometric mean of {len(mine)} rows", "", ""),
+                                _geometric_mean([c.old_ratio for c in mine]),
+                                _geometric_mean([c.new_ratio for c in mine]), p_value))  # fmt: skip
+    changes, summaries, regressions = judge(changes, summaries, max_slowdown, max_mean_slowdown, alpha)
+    if all(c.unreliable for c in changes) and not regressions:
+        raise GateError(f"every compared row is unreliable ({len(changes)}): re-measure. First: "
+                        f"{' / '.join(map(str, changes[0].key))}: {changes[0].unreliable}")  # fmt: skip
     broken = []
     for impl, verdicts in new.get("checks", {}).items():
         for check, verdict in verdicts.items():
@@ -227,6 +223,42 @@ def compare_reports(
     unmatched = len(set(old_rows) ^ set(new_rows))
     base_name = next(iter({r.get("baseline") for r in new["results"]} - {None}), "cross_entropy")
     return Comparison(changes, regressions, broken, unmatched, summaries, base_name)
+
+
+def judge(
+    changes: list[Change],
+    summaries: list[Change],
+    max_slowdown: float,
+    max_mean_slowdown: float = MEAN_SLOWDOWN,
+    alpha: float = ALPHA,
+) -> tuple[list[Change], list[Change], list[Change]]:
+    """The regressions among ``changes`` (rows) and ``summaries`` (implementations' geometric means), judged together:
+    returns (changes, summaries) with their Holm-adjusted p-values, and the regressions.
+
+    A row regressed when its ratio grew beyond ``max_slowdown`` (a mean: ``max_mean_slowdown``) and the growth is
+    certain: its one-sided Mann-Whitney p-value, Holm-adjusted over every tested row and mean judged together, is
+    below ``alpha`` — so a gate over more rows raises no more false alarms — or even the favourable end of its
+    interval is beyond the allowance (however noisy its samples: such a row is a regression even when a report calls
+    it unreliable). An unreliable row is otherwise neither a pass nor a regression. Rows without samples are judged by
+    the ratio alone, against ``ROW_FACTOR`` times the allowance (a mean: the row allowance).
+    """
+    tested = [c for c in changes + summaries if c.p_value is not None and not c.unreliable]
+    adjusted = dict(zip(map(id, tested), holm([c.p_value for c in tested]), strict=True))
+
+    def with_adjusted(c: Change) -> Change:
+        return dataclasses.replace(c, adjusted_p=adjusted.get(id(c)))
+
+    changes, summaries = [with_adjusted(c) for c in changes], [with_adjusted(c) for c in summaries]
+    regressions = []
+    judged = [(c, max_slowdown, ROW_FACTOR * max_slowdown) for c in changes]
+    judged += [(c, max_mean_slowdown, max_slowdown) for c in summaries]
+    for c, allowance, untested_allowance in judged:
+        if c.p_value is None:
+            if not c.unreliable and c.change > untested_allowance:
+                regressions.append(c)
+        elif c.change > allowance and (c.low > allowance or (not c.unreliable and c.adjusted_p < alpha)):
+            regressions.append(c)
+    return changes, summaries, regressions
 
 
 def merge_reports(reports: list[dict], same_machine: bool = False) -> dict:

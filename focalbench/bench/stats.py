@@ -8,8 +8,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 __all__ = [
-    "RELIABLE_DISPERSION", "RELIABLE_FACTOR", "Interval", "Shift", "Summary", "median_interval", "paired_ratios",
-    "quantile", "reliability", "shift", "summarize",
+    "RELIABLE_DISPERSION", "RELIABLE_FACTOR", "Interval", "Shift", "Summary", "holm", "median_interval",
+    "paired_ratios", "quantile", "reliability", "shift", "summarize",
 ]  # fmt: skip
 
 
@@ -136,6 +136,23 @@ def shift(old: Sequence[float], new: Sequence[float]) -> Shift:
     p_value = float(mannwhitneyu(new, old, alternative="greater").pvalue)
     low = median_interval(new).low / median_interval(old).high - 1
     return Shift(change, p_value, low)
+
+
+def holm(p_values: Sequence[float]) -> list[float]:
+    """Holm's step-down adjusted p-values (family-wise error rate), in the order given: judging each adjusted value
+    against alpha keeps the chance of any false rejection among all of them below alpha, however many there are.
+
+    Example:
+        >>> [round(p, 3) for p in holm([0.01, 0.04, 0.03, 0.5])]
+        [0.04, 0.09, 0.09, 0.5]
+    """
+    order = sorted(range(len(p_values)), key=lambda i: p_values[i])
+    adjusted = [0.0] * len(p_values)
+    running = 0.0
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (len(p_values) - rank) * p_values[i]))
+        adjusted[i] = running
+    return adjusted
 
 
 def reliability(ratios: list[float]) -> tuple[Interval, str | None]:

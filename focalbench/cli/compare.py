@@ -57,6 +57,10 @@ def print_comparison(comparison, max_slowdown: float) -> None:
     for change in comparison.regressions:
         where = " / ".join(str(k) for k in change.key if k)
         tested = "" if change.p_value is None else f", p = {change.p_value:.2g}"
+        if change.adjusted_p is not None:
+            tested += f", Holm-adjusted {change.adjusted_p:.2g}"
+        if change.unreliable:
+            tested += f"; noisy ({change.unreliable}), yet its interval's favourable end is {100 * change.low:+.0f}%"
         print(f"REGRESSION {where}: ratio to {comparison.baseline} {change.old_ratio:.2f} -> {change.new_ratio:.2f} "
               f"({100 * change.change:+.0f}%{tested})")  # fmt: skip
     for impl, check, old, verdict in comparison.broken_checks:
