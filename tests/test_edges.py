@@ -66,6 +66,26 @@ def test_list_prints_a_table_per_family_that_fits_a_terminal(capsys) -> None:
     assert "sigmoid family:" not in only and "sigmoid_fused" not in only and "fused_eager" in only
 
 
+def test_list_wraps_a_long_unavailable_reason_to_the_terminal_and_keeps_all_of_it(capsys, monkeypatch) -> None:
+    from focalbench.arena import registry
+
+    reason = ("ImportError: segmentation_models_pytorch is not installed (pip install --no-deps "
+              "'segmentation_models_pytorch>=0.6'): No module named 'segmentation_models_pytorch'")  # fmt: skip
+    monkeypatch.setitem(registry._UNAVAILABLE, "sigmoid_long_reason_example", reason)
+    monkeypatch.setitem(registry._UNAVAILABLE_FAMILY, "sigmoid_long_reason_example", "sigmoid")
+    assert main(["list", "--family", "sigmoid"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert max(len(line) for line in lines) <= 120
+    first = next(i for i, line in enumerate(lines) if line.startswith("sigmoid_long_reason_example: unavailable here"))
+    entry = [lines[first]]
+    for line in lines[first + 1 :]:
+        if not line.startswith("    "):
+            break
+        entry.append(line)
+    assert len(entry) == 2  # wrapped once, each word whole
+    assert " ".join(line.strip() for line in entry) == f"sigmoid_long_reason_example: unavailable here: {reason}"
+
+
 def test_compare_help_states_its_defaults(capsys) -> None:
     with pytest.raises(SystemExit):
         main(["compare", "--help"])

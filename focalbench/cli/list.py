@@ -4,12 +4,16 @@ one table per family (``-v``: each known defect's reason)."""
 from __future__ import annotations
 
 import argparse
+import textwrap
 
 from focalbench.cli.options import add_family, family_of
 
 __all__ = ["add_arguments", "run"]
 
 HELP = "registered implementations: devices, dtypes, capabilities, known defects"
+
+#: The widest line the listing prints: a terminal's, with room for its prompt.
+WIDTH = 120
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -39,8 +43,12 @@ def run(args: argparse.Namespace) -> int:
             for impl in impls:
                 for defect in impl.known_defects:
                     print(f"  {impl.name} / {defect.check}: {defect.reason}")
-    for name, reason in unavailable_implementations(chosen).items():
-        print(f"\n{name}: unavailable here: {reason}")
+    unavailable = unavailable_implementations(chosen)
+    if unavailable:
+        print()
+    for name, reason in unavailable.items():  # a reason names a package and its install command: wrapped, never cut
+        print(textwrap.fill(f"{name}: unavailable here: {reason}", WIDTH, subsequent_indent="    ",
+                            break_on_hyphens=False))  # fmt: skip
     if not args.verbose:
         print("\n-v: the reason of every known defect")
     return 0
