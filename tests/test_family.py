@@ -217,3 +217,27 @@ def test_list_check_run_and_accuracy_take_the_new_family(squared_family, tmp_pat
 def test_an_unknown_family_is_a_one_line_usage_error(capsys):
     assert main(["list", "--family", "nonesuch"]) == 2
     assert "focalbench list: --family must be one of softmax, sigmoid" in capsys.readouterr().err
+
+
+def test_the_gate_times_a_new_family_without_being_edited(squared_family):
+    """The gated rows come from the family records: the recommended implementation at every representative shape in
+    float32, its bfloat16 path at the first one; a registered family is gated by being registered."""
+    from focalbench.bench.gated import plan
+
+    gated, skipped = plan()
+    by_family = {g.family: g for g in gated}
+    assert list(by_family) == ["softmax", "sigmoid", FAMILY] and not skipped
+    squared = by_family[FAMILY]
+    assert (squared.impl, squared.shapes, squared.half_shape) == ("squared_torch", ("squared_rows",), "squared_rows")
+    assert squared.run_args() == [
+        ["--family", FAMILY, "--impl", "squared_torch", "--quick", "--skip-checks", "--dtype", "float32",
+         "--shape", "squared_rows"],
+        ["--family", FAMILY, "--impl", "squared_torch", "--quick", "--skip-checks", "--dtype", "bfloat16",
+         "--shape", "squared_rows"],
+    ]  # fmt: skip
+    assert by_family["softmax"].shapes == ("yolov2_voc", "coco_rows", "imagenet", "segmentation")
+    assert by_family["sigmoid"].shapes == ("retinanet_rows", "retinanet_dense")
+    assert (by_family["softmax"].impl, by_family["sigmoid"].impl) == ("fused", "sigmoid_fused")
+    # a user's implementation instead of the products, in its family
+    (mine,), _ = plan("squared_reference", [FAMILY])
+    assert (mine.family, mine.impl) == (FAMILY, "squared_reference")

@@ -381,3 +381,34 @@ def test_reports_without_samples_are_judged_by_the_ratio_alone(report):
     assert compare_reports(report, scaled(dict.fromkeys(shapes, 2.0)), 0.5, ["fused"]).exit_code == 1
     one_shape = compare_reports(report, scaled({shapes[0]: 3.0}), 0.5, ["fused"])
     assert one_shape.exit_code == 1 and any(r.key[1] == shapes[0] for r in one_shape.regressions)
+
+
+def test_the_gate_judges_every_family_in_one_verdict_naming_each_regressed_row(report):
+    """Two families' rows judged together: one slowed row of each is named, unchanged rows pass, and a family whose
+    rows all went unreliable is judged with the others rather than refusing the run."""
+    from focalbench.bench.gated import compare_all
+
+    def as_family(document: dict, family: str) -> dict:
+        other = copy.deepcopy(document)
+        other["settings"]["family"] = family
+        return other
+
+    fused = [(r["shape_name"], r["mode"]) for r in report["results"] if r["implementation"] == "fused"]
+    slowed = {("fused", *fused[0]): 2.0}
+    pairs = {
+        "softmax": (_measured(report, seed=1), _measured(report, slowed, seed=2)),
+        "sigmoid": (as_family(_measured(report, seed=3), "sigmoid"),
+                    as_family(_measured(report, {("fused", *fused[-1]): 2.0}, seed=4), "sigmoid")),
+    }  # fmt: skip
+    verdict = compare_all(pairs, 0.5, 0.2, {"softmax": "fused", "sigmoid": "fused"})
+    named = {(c.key[0], c.key[2]) for c in verdict.regressions if "geometric mean" not in c.key[2]}
+    assert named == {("softmax", fused[0][0]), ("sigmoid", fused[-1][0])}
+    assert verdict.exit_code == 1 and {c.key[0] for c in verdict.changes} == {"softmax", "sigmoid"}
+    assert all(c.adjusted_p is not None and c.adjusted_p >= c.p_value for c in verdict.changes)
+    unchanged = {f: (old, _measured(report, seed=9) if f == "softmax" else as_family(_measured(report, seed=9), f))
+                 for f, (old, _) in pairs.items()}  # fmt: skip
+    assert compare_all(unchanged, 0.5, 0.2).exit_code == 0
+    for row in unchanged["sigmoid"][1]["results"]:
+        row["unreliable"] = "IQR/median 0.80"
+    verdict = compare_all(unchanged, 0.5, 0.2)
+    assert verdict.exit_code == 0 and {c.key[0] for c in verdict.unreliable} == {"sigmoid"}

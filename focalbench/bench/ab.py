@@ -20,7 +20,7 @@ from pathlib import Path
 from focalbench.bench.gate import merge_reports
 from focalbench.bench.report import read_report
 
-__all__ = ["ABError", "install_commit", "run_alternating"]
+__all__ = ["ABError", "install_commit", "run_alternating", "run_once"]
 
 
 class ABError(RuntimeError):
@@ -55,7 +55,9 @@ def install_commit(ref: str, workdir: Path) -> Path:
     return site
 
 
-def _run_once(site: Path | None, output: Path, run_args: Sequence[str]) -> Path:
+def run_once(site: Path | None, output: Path, run_args: Sequence[str]) -> Path:
+    """One ``focalbench run`` with ``run_args`` in a subprocess, of the focalbench installed at ``site`` (None: this
+    environment's); the path of the JSON report it wrote into ``output``."""
     env = dict(os.environ)
     if site is not None:
         env["PYTHONPATH"] = os.pathsep.join([str(site), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
@@ -95,7 +97,7 @@ def run_alternating(
         order = ("base", "new") if r % 2 == 0 else ("new", "base")
         for side in order:
             site, output = sides[side]
-            reports[side].append(read_report(_run_once(site, output, run_args)))
+            reports[side].append(read_report(run_once(site, output, run_args)))
             if progress is not None:
                 progress(f"round {r + 1}/{rounds}: {side} done")
     # one machine, one job: the base commit's reports may predate machine fingerprints

@@ -149,6 +149,7 @@ def compare_reports(
     impls: Iterable[str] | None = None,
     max_mean_slowdown: float = MEAN_SLOWDOWN,
     alpha: float = ALPHA,
+    allow_unreliable: bool = False,
 ) -> Comparison:
     """Timing rows of ``impls`` (default: every implementation) and every check, ``baseline`` against ``new``.
 
@@ -162,7 +163,7 @@ def compare_reports(
 
     Raises:
         GateError: the reports time different families or baselines, no timing row is in both, or every compared
-            row is unreliable.
+            row is unreliable (unless ``allow_unreliable``: a caller that judges them with other rows).
     """
     reason = _refusal(baseline, new)
     if reason is not None:
@@ -210,7 +211,7 @@ def compare_reports(
                                 _geometric_mean([c.old_ratio for c in mine]),
                                 _geometric_mean([c.new_ratio for c in mine]), p_value))  # fmt: skip
     changes, summaries, regressions = judge(changes, summaries, max_slowdown, max_mean_slowdown, alpha)
-    if all(c.unreliable for c in changes) and not regressions:
+    if all(c.unreliable for c in changes) and not regressions and not allow_unreliable:
         raise GateError(f"every compared row is unreliable ({len(changes)}): re-measure. First: "
                         f"{' / '.join(map(str, changes[0].key))}: {changes[0].unreliable}")  # fmt: skip
     broken = []

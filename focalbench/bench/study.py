@@ -1,12 +1,13 @@
 """The gate's own study: how often ``.ci/gate`` raises a false alarm on unchanged code, and how often it catches the
-slowdowns people make — every call slower, or one code path (one class count) slower.
+slowdowns people make — every call slower, or one code path (one shape) slower — of each family's product.
 
-Each slowdown is a commit on top of the studied one, in a clone (never in the studied repository): the recommended
-implementation is wrapped so that a call busy-waits ``factor - 1`` times as long as it took, always or only where the
-logits have at least 1000 classes (the ``imagenet`` shape). In baseline mode each side is installed into a directory of
-its own and the gate compares a quick run with the committed baseline of this machine kind; in A/B mode the gate
-measures the studied commit against the slowed one in alternating rounds. Asv's A/A practice, with the slowdowns
-users actually ship (a change to one code path) as well as the uniform one.
+Each slowdown is a commit on top of the studied one, in a clone (never in the studied repository): the family's
+recommended implementation is wrapped so that a call busy-waits ``factor - 1`` times as long as it took, always or
+only at one of the family's shapes. The gate run is the whole gate (every family's rows judged in one verdict), so the
+false alarms counted are those of the gate CI runs. In baseline mode each side is installed into a directory of its
+own and the gate compares a quick run with the committed baselines of this machine kind; in A/B mode the gate measures
+the studied commit against the slowed one in alternating rounds. Asv's A/A practice, with the slowdowns users actually
+ship (a change to one code path) as well as the uniform one.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-__all__ = ["INJECTION", "SLOWDOWNS", "GateRun", "Slowdown", "dumps", "study", "summary_lines"]
+__all__ = ["INJECTION", "SLOWDOWN_NAMES", "GateRun", "Slowdown", "dumps", "slowdowns", "study", "summary_lines"]
 
 
 @dataclass(frozen=True)
@@ -31,16 +32,28 @@ class Slowdown:
     description: str
 
 
-#: The injected regressions: none (unchanged code), every call 1.3x, one shape 2x.
-SLOWDOWNS: dict[str, Slowdown] = {
-    slowdown.name: slowdown
-    for slowdown in (
-        Slowdown("unchanged", 1.0, "False", "unchanged code (A/A): every flag is a false alarm"),
-        Slowdown("uniform-1.3x", 1.3, "True", "every call 1.3x as long"),
-        Slowdown("one-shape-2x", 2.0, "logits.dim() >= 2 and logits.shape[1] >= 1000",
-                 "2x only where the logits have >= 1000 classes (imagenet)"),  # fmt: skip
-    )
-}
+def slowdowns(family: str = "softmax") -> dict[str, Slowdown]:
+    """The injected regressions of ``family``'s recommended implementation: none (unchanged code), every call 1.3x,
+    2x at one shape only: the family's last representative shape (its float32 row alone: the bfloat16 row is timed at
+    the first shape)."""
+    from focalbench.arena.family import get_family
+
+    shapes = [s for s in get_family(family).workload.shapes if not s.sweep]
+    one = shapes[-1]
+    return {
+        slowdown.name: slowdown
+        for slowdown in (
+            Slowdown("unchanged", 1.0, "False", "unchanged code (A/A): every flag is a false alarm"),
+            Slowdown("uniform-1.3x", 1.3, "True", "every call 1.3x as long"),
+            Slowdown("one-shape-2x", 2.0, f"tuple(logits.shape) == {tuple(one.shape)!r}",
+                     f"2x only at one shape, {one.name} {tuple(one.shape)}"),  # fmt: skip
+        )
+    }
+
+
+#: The names of the slowdowns, each family's (in the order a study runs them).
+SLOWDOWN_NAMES = ("unchanged", "uniform-1.3x", "one-shape-2x")
+
 
 #: What a slowdown commit appends to the implementation's file (formatted with impl, factor, condition).
 INJECTION = """
@@ -77,6 +90,7 @@ class GateRun:
     exit_code: int
     seconds: float
     summary: str  # the gate's verdict lines
+    named: bool = False  # a REGRESSION line named the studied family's implementation
 
 
 def _git(repo: Path, *args: str) -> str:
@@ -119,41 +133,48 @@ def study(
     source: Path,
     mode: str,
     runs: dict[str, int],
-    impl: str = "fused",
+    family: str = "softmax",
     progress: Callable[[str], None] = print,
 ) -> dict:
-    """Run ``.ci/gate`` ``runs[name]`` times per slowdown of :data:`SLOWDOWNS`; returns the study as a document
-    (every run's verdict, and per slowdown how many runs the gate flagged)."""
+    """Run ``.ci/gate`` (every family's gated rows, one verdict) ``runs[name]`` times per slowdown of ``family``'s
+    recommended implementation (:func:`slowdowns`); returns the study as a document (every run's verdict, and per
+    slowdown how many runs the gate flagged)."""
     import time
 
-    slowdowns = [SLOWDOWNS[name] for name in runs]
+    from focalbench.arena.family import get_family
+
+    impl = get_family(family).recommended
+    catalogue = slowdowns(family)
+    chosen = [catalogue[name] for name in runs]
     results: list[GateRun] = []
     with tempfile.TemporaryDirectory(prefix="focalbench-study-") as directory:
         work = Path(directory)
-        sides = _prepare(source, work, impl, slowdowns, mode)
+        sides = _prepare(source, work, impl, chosen, mode)
         gate = work / "repo" / ".ci" / "gate"
-        for slowdown in slowdowns:
+        for slowdown in chosen:
             for run in range(1, runs[slowdown.name] + 1):
-                env = {**os.environ, **sides[slowdown.name], "FOCALBENCH_GATE_IMPL": impl}
+                env = {**os.environ, **sides[slowdown.name]}
                 started = time.perf_counter()
                 done = subprocess.run(["bash", str(gate)], cwd=work / "repo", env=env, capture_output=True,
                                       text=True)  # fmt: skip
                 lines = [line for line in (done.stdout + done.stderr).splitlines()
-                         if line.startswith(("REGRESSION", "UNRELIABLE", "no regression", "gate:"))
-                         or "geometric mean" in line]  # fmt: skip
-                not_judged = "NOT JUDGED" in done.stderr
+                         if line.startswith(("REGRESSION", "NOT JUDGED", "gate:"))]  # fmt: skip
+                not_judged = "gate: NOT JUDGED" in done.stdout
+                named = any(line.startswith(f"REGRESSION {family} / {impl} /") for line in lines)
                 outcome = GateRun(slowdown.name, run, done.returncode != 0, not_judged, done.returncode,
-                                  round(time.perf_counter() - started, 1), " | ".join(lines))  # fmt: skip
+                                  round(time.perf_counter() - started, 1), " | ".join(lines), named)  # fmt: skip
                 results.append(outcome)
                 verdict = "FLAGGED" if outcome.flagged else "NOT JUDGED" if not_judged else "pass"
                 progress(f"{slowdown.name} run {run}: {verdict} ({outcome.seconds:.0f} s) {outcome.summary[-240:]}")
     totals = {
         name: {"runs": runs[name], "flagged": sum(r.flagged for r in results if r.slowdown == name),
                "not_judged": sum(r.not_judged for r in results if r.slowdown == name),
-               "description": SLOWDOWNS[name].description}
+               "named": sum(r.named for r in results if r.slowdown == name),
+               "factor": catalogue[name].factor, "condition": catalogue[name].condition,
+               "description": catalogue[name].description}
         for name in runs
     }  # fmt: skip
-    return {"kind": "gate-study", "mode": mode, "implementation": impl, "totals": totals,
+    return {"kind": "gate-study", "mode": mode, "family": family, "implementation": impl, "totals": totals,
             "runs": [asdict(r) for r in results]}  # fmt: skip
 
 
@@ -161,9 +182,12 @@ def summary_lines(document: dict) -> list[str]:
     """The study's verdict in words: false alarms of unchanged code, catches of each slowdown, with their counts."""
     lines = []
     for name, total in document["totals"].items():
-        what = "false alarms" if SLOWDOWNS[name].factor == 1.0 else "caught"
+        what = "false alarms" if total.get("factor", 1.0 if name == "unchanged" else 2.0) == 1.0 else "caught"
         unjudged = f", not judged {total['not_judged']}" if total.get("not_judged") else ""
-        lines.append(f"{name}: {what} {total['flagged']}/{total['runs']}{unjudged} ({total['description']})")
+        named = ""
+        if what == "caught" and "named" in total:
+            named = f", naming the slowed family's rows {total['named']}/{total['runs']}"
+        lines.append(f"{name}: {what} {total['flagged']}/{total['runs']}{unjudged}{named} ({total['description']})")
     return lines
 
 

@@ -16,7 +16,7 @@ __all__ = ["COMMANDS", "main", "parser"]
 
 #: The subcommands, in the order ``--help`` lists them: each the name of a module of this package.
 COMMANDS = (
-    "list", "check", "mutants", "run", "compare", "merge", "accuracy", "plot", "fingerprint", "ab", "bisect",
+    "list", "check", "mutants", "run", "compare", "merge", "accuracy", "plot", "fingerprint", "gate", "ab", "bisect",
     "gate-study", "experiment", "docs",
 )  # fmt: skip
 

@@ -22,8 +22,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--unchanged", type=int, default=20, metavar="N", help="runs of unchanged code (default 20)")
     parser.add_argument("--uniform", type=int, default=5, metavar="N", help="runs of every call 1.3x (default 5)")
     parser.add_argument("--one-shape", type=int, default=5, metavar="N",
-                        help="runs of 2x where C >= 1000 only (default 5)")  # fmt: skip
-    parser.add_argument("--impl", default="fused", metavar="NAME", help="the implementation to slow (default fused)")
+                        help="runs of 2x at the family's last shape only (default 5)")  # fmt: skip
+    parser.add_argument("--family", action="append", dest="families", metavar="NAME",
+                        help="repeatable: the families whose recommended implementation is slowed, one study each "
+                             "(default: every registered family)")  # fmt: skip
     parser.add_argument("--repo", default=".", help="the repository whose HEAD is studied (default: here)")
     parser.add_argument("--output", default="results", help="directory for the study's JSON")
 
@@ -42,15 +44,21 @@ def run(args: argparse.Namespace) -> int:
     if not (repo / ".git").exists() or not (repo / ".ci" / "gate").exists():
         raise UsageError(f"--repo must be a clone of focalbench (with .git and .ci/gate). Got: {repo}")
     output = writable_directory(args.output, "--output")
+    from focalbench.arena.family import families as registered
+    from focalbench.cli.options import family_of
+
+    chosen = [family_of(name) for name in args.families] if args.families else list(registered())
     runs = {name: count for name, count in counts.items() if count}
-    document = study.study(repo.resolve(), args.mode, runs, args.impl, progress=eprint)
-    env = environment("cpu")
-    document["environment"] = env
-    document["created"] = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
-    for line in study.summary_lines(document):
-        print(line)
-    stamp = document["created"].replace(":", "").replace("-", "")[:15]
-    name = f"gate-study-{args.mode}-{env['machine_fingerprint']}-{stamp}.json"
-    path = write_new(output / name, study.dumps(document))
-    print(f"\nstudy: {path}")
+    for family in chosen:
+        document = study.study(repo.resolve(), args.mode, runs, family, progress=eprint)
+        env = environment("cpu")
+        document["environment"] = env
+        document["created"] = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+        print(f"{family} ({document['implementation']}), {args.mode} mode:")
+        for line in study.summary_lines(document):
+            print("  " + line)
+        stamp = document["created"].replace(":", "").replace("-", "")[:15]
+        name = f"gate-study-{family}-{args.mode}-{env['machine_fingerprint']}-{stamp}.json"
+        path = write_new(output / name, study.dumps(document))
+        print(f"  study: {path}")
     return 0
