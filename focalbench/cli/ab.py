@@ -21,7 +21,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="commit to compare against (e.g. HEAD~1) in this directory's repository")  # fmt: skip
     parser.add_argument("--new", metavar="REF", help="default: this checkout as installed")
     parser.add_argument("--rounds", type=int, default=3, help="quick runs per side (default 3)")
-    parser.add_argument("--impl", action="append", dest="impls", metavar="NAME", help="repeatable; default fused")
+    parser.add_argument("--impl", action="append", dest="impls", metavar="NAME",
+                        help="repeatable (softmax family); default: every family's gated rows, as focalbench gate "
+                             "--mode ab times them")  # fmt: skip
     add_allowances(parser)
     parser.add_argument("--output", help="directory for the two merged reports (default: a temporary one)")
 
@@ -33,7 +35,14 @@ def run(args: argparse.Namespace) -> int:
     check_slowdown(args)
     if args.rounds < 1:
         raise UsageError(f"--rounds must be >= 1. Got: {args.rounds}")
-    impls = args.impls or ["fused"]
+    if not args.impls:  # what ships: every family's product, one verdict (focalbench gate in A/B mode)
+        from focalbench.cli import gate
+
+        return gate.run(argparse.Namespace(mode="ab", base=args.base, new=args.new, rounds=args.rounds, families=None,
+                                           impl=None, max_slowdown=args.max_slowdown,
+                                           max_mean_slowdown=args.max_mean_slowdown, attempts=1, record=None,
+                                           root="."))  # fmt: skip
+    impls = args.impls
     output = writable_directory(args.output or tempfile.mkdtemp(prefix="focalbench-ab-"), "--output")
     run_args = ["--quick", "--skip-checks", *[a for name in impls for a in ("--impl", name)]]
     try:
