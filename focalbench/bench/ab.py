@@ -1,7 +1,7 @@
 """A/B speed runs: two commits measured on one machine in one job, in alternating rounds (as asv's ``continuous``).
 
-Where no committed baseline matches the machine kind (``results/baselines/<machine fingerprint>.json``), the gate
-cannot compare against stored numbers: ratios to cross-entropy move by up to 2x between machine kinds on unchanged
+Where no committed baseline matches the machine kind (``results/baselines/<family>/<machine fingerprint>.json``), the
+gate cannot compare against stored numbers: ratios to cross-entropy move by up to 2x between machine kinds on unchanged
 code. It measures instead the base commit and the new one here, alternately (base, new, new, base, base, new, ...),
 so a slow spell of a shared machine lands on both, merges each side's runs into per-row medians, and compares the
 two (:mod:`focalbench.bench.gate`). Each side is installed from its commit into a directory of its own and run in a
