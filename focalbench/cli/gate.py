@@ -145,7 +145,8 @@ def run(args: argparse.Namespace) -> int:
             new_site = install_commit(args.new, work) if args.new else None
         except ABError as error:
             raise UsageError(str(error)) from error
-        eprint(f"gate: {described}; no baseline for machine {fingerprint}: A/B against {base} on this machine")
+        why = "--mode ab" if args.mode == "ab" else f"no baseline for machine {fingerprint} of {', '.join(missing)}"
+        eprint(f"gate: {described}; {why}: A/B against {base} on this machine")
 
         def measured() -> dict:
             try:
