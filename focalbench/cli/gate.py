@@ -178,8 +178,8 @@ def run(args: argparse.Namespace) -> int:
                     print(f"\ngate: FAILED: {len(confirmed)} row(s) regressed, measured twice: "
                           + "; ".join(" / ".join(str(k) for k in c.key if k) for c in confirmed))  # fmt: skip
                     return 1
-                verdict = again
             eprint("gate: the flagged regression did not show again")
+            verdict = again  # what the second measurement says stands (None: every row unreliable)
         if verdict is not None and not verdict.unreliable:
             break
         if attempt < args.attempts:
@@ -189,6 +189,8 @@ def run(args: argparse.Namespace) -> int:
               "no verdict")  # fmt: skip
         return 0
     print(_table(verdict))
+    for change in verdict.regressions:  # flagged by the last measurement only: a regression must show twice
+        print("NOT CONFIRMED " + _line(change, verdict.baselines, regressed=True) + ": flagged once, not again")
     for change in verdict.unreliable:
         print("NOT JUDGED " + _line(change, verdict.baselines) + f": {change.unreliable}")
     judged_rows = len(verdict.changes) - len(verdict.unreliable)
