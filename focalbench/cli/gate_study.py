@@ -49,6 +49,12 @@ def run(args: argparse.Namespace) -> int:
 
     chosen = [family_of(name) for name in args.families] if args.families else list(registered())
     runs = {name: count for name, count in counts.items() if count}
+    import os
+
+    import torch
+
+    # the study is of the gate, which measures at .ci/gate's thread count: its fingerprint names the study
+    torch.set_num_threads(int(os.environ.get("FOCALBENCH_GATE_THREADS", "1")))
     for family in chosen:
         document = study.study(repo.resolve(), args.mode, runs, family, progress=eprint)
         env = environment("cpu")
