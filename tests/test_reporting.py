@@ -98,7 +98,7 @@ def test_a_uniform_small_slowdown_is_caught_by_the_mean_and_not_by_one_row(repor
     rows = [(r["implementation"], r["shape_name"], r["mode"]) for r in report["results"]
             if r["implementation"] == "fused"]  # fmt: skip
     slower = compare_reports(_measured(report, seed=1), _measured(report, dict.fromkeys(rows, 1.3), seed=2), 0.5)
-    assert [c.key[1] for c in slower.regressions] == [f"geometric mean of {len(rows)} rows"]
+    assert [c.key[1] for c in slower.regressions] == ["geometric mean"]
     assert slower.regressions[0].p_value < 1e-3
 
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from focalbench.bench.ab import run_alternating, run_once
-from focalbench.bench.gate import Change, GateError, compare_reports, judge, merge_reports
+from focalbench.bench.gate import AllUnreliable, Change, GateError, compare_reports, judge, merge_reports
 
 __all__ = ["HALF", "Gated", "Verdict", "baseline_path", "compare_all", "measure", "measure_ab", "plan", "record"]
 
@@ -156,6 +156,7 @@ class Verdict:
     regressions: list[Change]
     broken_checks: list[tuple[str, str, str, str]]
     baselines: dict[str, str]  # family -> its baseline loss's name
+    unmatched: int = 0  # rows in only one of a family's two reports (a gated row the baseline lacks: re-record it)
 
     @property
     def unreliable(self) -> list[Change]:
@@ -175,12 +176,14 @@ def compare_all(
     """(baseline, new) reports per family, judged in one verdict.
 
     Raises:
-        GateError: a family's reports cannot be judged against each other, or every row of the run is unreliable.
+        AllUnreliable: every row of the run is unreliable (measure again).
+        GateError: a family's reports cannot be judged against each other (a refusal).
     """
     changes: list[Change] = []
     summaries: list[Change] = []
     broken = []
     baselines = {}
+    unmatched = 0
     for family, (old, new) in pairs.items():
         wanted = [impls[family]] if impls and family in impls else None
         try:  # unreliable rows of one family are judged below with the others': not a refusal
@@ -192,10 +195,11 @@ def compare_all(
         summaries += [_in_family(c, family) for c in comparison.summaries]
         broken += comparison.broken_checks
         baselines[family] = comparison.baseline
+        unmatched += comparison.unmatched
     changes, summaries, regressions = judge(changes, summaries, max_slowdown, max_mean_slowdown)
     if all(c.unreliable for c in changes) and not regressions:
-        raise GateError(f"every compared row is unreliable ({len(changes)}): re-measure")
-    return Verdict(changes, summaries, regressions, broken, baselines)
+        raise AllUnreliable(f"every compared row is unreliable ({len(changes)}): re-measure")
+    return Verdict(changes, summaries, regressions, broken, baselines, unmatched)
 
 
 def _in_family(change: Change, family: str) -> Change:

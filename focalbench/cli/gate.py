@@ -87,15 +87,18 @@ def _record(gated, runs: int, root: Path) -> int:
 def run(args: argparse.Namespace) -> int:
     from focalbench.bench.ab import ABError, install_commit
     from focalbench.bench.environment import environment
-    from focalbench.bench.gate import GateError, comparable
+    from focalbench.bench.gate import AllUnreliable, GateError, comparable
     from focalbench.bench.gated import baseline_path, compare_all, measure, measure_ab, plan
     from focalbench.bench.report import ReportError, read_report
     from focalbench.cli.options import family_of
 
     check_slowdown(args)
-    for option, value in (("--rounds", args.rounds), ("--attempts", args.attempts), ("--record", args.record or 1)):
-        if value < 1:
+    for option, value in (("--rounds", args.rounds), ("--attempts", args.attempts), ("--record", args.record)):
+        if value is not None and value < 1:
             raise UsageError(f"{option} must be >= 1. Got: {value}")
+    if args.record and args.impl:
+        raise UsageError("--record writes the products' baselines: it takes no --impl (time yours with focalbench run "
+                         "and compare)")  # fmt: skip
     families = [family_of(name) for name in args.families or []]
     if args.impl and len(families) > 1:
         raise UsageError(f"--impl gates one implementation in one --family. Got: {', '.join(families)}")
@@ -114,7 +117,8 @@ def run(args: argparse.Namespace) -> int:
     fingerprint = environment("cpu")["machine_fingerprint"]
     baselines = {g.family: baseline_path(root, g.family, fingerprint) for g in gated}
     missing = [family for family, path in baselines.items() if not path.is_file()]
-    mode = args.mode if args.mode != "auto" else ("ab" if missing else "baseline")
+    # the committed baselines time the products: a user's implementation is judged against a base commit
+    mode = args.mode if args.mode != "auto" else ("ab" if missing or args.impl else "baseline")
     if mode == "baseline" and missing:
         raise UsageError(f"no baseline for machine {fingerprint} of {', '.join(missing)} (record one with "
                          f"`focalbench gate --record 5`, or use --mode ab)")  # fmt: skip
@@ -129,7 +133,10 @@ def run(args: argparse.Namespace) -> int:
         eprint(f"gate: {described} against results/baselines/<family>/{fingerprint}.json (this machine kind)")
 
         def measured() -> dict:
-            new = measure(gated)
+            try:
+                new = measure(gated)
+            except (ABError, ReportError) as error:
+                raise UsageError(str(error)) from error
             for family, report in new.items():
                 reason = comparable(stored[family], report)
                 if reason is not None:
@@ -155,44 +162,63 @@ def run(args: argparse.Namespace) -> int:
                 raise UsageError(str(error)) from error
 
     def judged():
+        """One measurement judged; None where every row was unreliable. A refusal is a usage error (exit 2)."""
         try:
             return compare_all(measured(), args.max_slowdown, args.max_mean_slowdown, impls)
-        except GateError as error:
+        except AllUnreliable as error:
             eprint(f"gate: {error}")
             return None
+        except GateError as error:
+            raise UsageError(str(error)) from error
 
+    # Up to --attempts measurements while rows stay unreliable; a flagged regression is measured once more (one beyond
+    # the attempts if need be) and fails the gate when that measurement flags it again. A flag that a judged
+    # measurement does not repeat is dropped; one that no later measurement could judge (every row unreliable) fails,
+    # as it was never disproved; one raised by the last measurement allowed is listed NOT CONFIRMED.
     verdict = None
-    for attempt in range(1, args.attempts + 1):
+    flagged: list = []  # the regressions of the last judged measurement, not yet measured again
+    flag_baselines: dict[str, str] = {}
+    measurements = 0
+    while measurements < args.attempts or (flagged and measurements < args.attempts + 1):
+        measurements += 1
         verdict = judged()
-        if verdict is not None and verdict.regressions:
-            print(_table(verdict))
-            eprint("gate: regression flagged, measuring again to confirm")
-            again = judged()
-            if again is not None:
-                print(_table(again))
-                flagged = {c.key for c in verdict.regressions}
-                confirmed = [c for c in again.regressions if c.key in flagged]
-                if confirmed:
-                    for change in confirmed:
-                        print("REGRESSION " + _line(change, again.baselines, regressed=True))
-                    print(f"\ngate: FAILED: {len(confirmed)} row(s) regressed, measured twice: "
-                          + "; ".join(" / ".join(str(k) for k in c.key if k) for c in confirmed))  # fmt: skip
-                    return 1
+        if verdict is None:
+            continue
+        print(_table(verdict))
+        confirmed = [c for c in verdict.regressions if c.key in {f.key for f in flagged}]
+        if confirmed:
+            for change in confirmed:
+                print("REGRESSION " + _line(change, verdict.baselines, regressed=True))
+            print(f"\ngate: FAILED: {len(confirmed)} row(s) regressed, measured twice: "
+                  + "; ".join(" / ".join(str(k) for k in c.key if k) for c in confirmed))  # fmt: skip
+            return 1
+        if flagged:
             eprint("gate: the flagged regression did not show again")
-            verdict = again  # what the second measurement says stands (None: every row unreliable)
-        if verdict is not None and not verdict.unreliable:
+        flagged, flag_baselines = list(verdict.regressions), verdict.baselines
+        if flagged:
+            eprint("gate: regression flagged, measuring again to confirm")
+            continue
+        if not verdict.unreliable:
             break
-        if attempt < args.attempts:
-            eprint(f"gate: unreliable row(s) (attempt {attempt} of {args.attempts}): measuring again")
+        if measurements < args.attempts:
+            eprint(f"gate: unreliable row(s) (attempt {measurements} of {args.attempts}): measuring again")
+    if verdict is None and flagged:
+        for change in flagged:
+            print("REGRESSION " + _line(change, flag_baselines, regressed=True))
+        print(f"\ngate: FAILED: {len(flagged)} row(s) flagged and never disproved: the measurements after the flag "
+              "could not judge any row")  # fmt: skip
+        return 1
     if verdict is None:
-        print(f"gate: NOT JUDGED: every row was unreliable {args.attempts} times (a machine too busy to time); "
+        print(f"gate: NOT JUDGED: every row was unreliable {measurements} times (a machine too busy to time); "
               "no verdict")  # fmt: skip
         return 0
-    print(_table(verdict))
-    for change in verdict.regressions:  # flagged by the last measurement only: a regression must show twice
+    for change in flagged:  # raised by the last measurement allowed: a regression must show twice
         print("NOT CONFIRMED " + _line(change, verdict.baselines, regressed=True) + ": flagged once, not again")
     for change in verdict.unreliable:
         print("NOT JUDGED " + _line(change, verdict.baselines) + f": {change.unreliable}")
+    if verdict.unmatched:
+        print(f"gate: {verdict.unmatched} row(s) in only one of the compared reports, not judged (a gated row the "
+              "baseline lacks: record the baselines again, focalbench gate --record 5)")  # fmt: skip
     judged_rows = len(verdict.changes) - len(verdict.unreliable)
     print(f"\ngate: passed: no regression beyond {100 * args.max_slowdown:.0f}% (means "
           f"{100 * args.max_mean_slowdown:.0f}%) in {judged_rows} row(s) of {len(gated)} famil(ies)"
