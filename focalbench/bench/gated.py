@@ -16,6 +16,7 @@ Holm-adjusted over all of them, so more families do not mean more false alarms),
 from __future__ import annotations
 
 import copy
+import dataclasses
 import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -63,6 +64,7 @@ def plan(impl: str | None = None, families: Sequence[str] | None = None) -> tupl
     from focalbench.arena.family import get_family
     from focalbench.arena.registry import get_implementation, load_implementation, unavailable_implementations
 
+    skipped = []
     if impl is not None:
         loaded = load_implementation(impl, families[0] if families else "softmax")
         chosen = [(get_family(loaded.family), impl, loaded)]
@@ -75,12 +77,9 @@ def plan(impl: str | None = None, families: Sequence[str] | None = None) -> tupl
                 chosen.append((family, family.recommended, get_implementation(family.recommended)))
             except ValueError:
                 reason = unavailable_implementations().get(family.recommended, "not registered")
-                chosen.append((family, family.recommended, reason))
-    gated, skipped = [], []
+                skipped.append(f"{family.name}: {family.recommended} is unavailable here ({reason})")
+    gated = []
     for family, name, implementation in chosen:
-        if isinstance(implementation, str):
-            skipped.append(f"{family.name}: {name} is unavailable here ({implementation})")
-            continue
         shapes = tuple(s.name for s in family.workload.shapes if not s.sweep)
         half = shapes[0] if implementation.supports(device="cpu", dtype=getattr(torch, HALF)) is None else None
         gated.append(Gated(family.name, name, shapes, half))
@@ -105,7 +104,9 @@ def measure(gated: Sequence[Gated], site: Path | None = None, workdir: Path | No
     a report per family."""
     from focalbench.bench.report import read_report
 
-    workdir = Path(workdir or tempfile.mkdtemp(prefix="focalbench-gate-"))
+    if workdir is None:  # the reports are read before returning: a directory of their own, removed after
+        with tempfile.TemporaryDirectory(prefix="focalbench-gate-") as directory:
+            return measure(gated, site, Path(directory))
     reports = {}
     for rows in gated:
         runs = []
@@ -204,6 +205,4 @@ def compare_all(
 
 def _in_family(change: Change, family: str) -> Change:
     """The change with its family first in its key (rows of several families in one table)."""
-    import dataclasses
-
     return dataclasses.replace(change, key=(family, *change.key))

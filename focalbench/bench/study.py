@@ -97,14 +97,14 @@ def _git(repo: Path, *args: str) -> str:
     return subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True, check=True).stdout.strip()
 
 
-def _prepare(source: Path, work: Path, impl: str, slowdowns: Sequence[Slowdown], mode: str) -> dict[str, dict]:
+def _prepare(source: Path, work: Path, impl: str, chosen: Sequence[Slowdown], mode: str) -> dict[str, dict]:
     """A clone of ``source``'s HEAD with one commit (on its own branch) per slowdown; returns, per slowdown, the
     environment its gate runs need."""
     repo = work / "repo"
     subprocess.run(["git", "clone", "-q", str(source), str(repo)], check=True)
     base = _git(repo, "rev-parse", "HEAD")
     sides: dict[str, dict] = {}
-    for slowdown in slowdowns:
+    for slowdown in chosen:
         commit = base
         if slowdown.factor != 1.0:
             _git(repo, "checkout", "-q", "-B", f"study-{slowdown.name}", base)

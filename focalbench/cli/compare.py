@@ -7,7 +7,7 @@ import math
 
 from focalbench.cli.console import UsageError
 
-__all__ = ["add_allowances", "add_arguments", "check_slowdown", "compared", "print_comparison", "run"]
+__all__ = ["add_allowances", "add_arguments", "change_line", "check_slowdown", "compared", "print_comparison", "run"]
 
 HELP = "gate: compare a new report with a baseline report"
 
@@ -47,6 +47,19 @@ def compared(baseline: dict, new: dict, args: argparse.Namespace, impls):
         raise UsageError(str(error)) from error
 
 
+def change_line(change, baseline: str, regressed: bool = False) -> str:
+    """One compared row in words: where, its ratios to ``baseline``, the change and its tests (and, for a regressed
+    row whose samples are noisy, the interval end that makes it certain)."""
+    where = " / ".join(str(k) for k in change.key if k)
+    tested = "" if change.p_value is None else f", p = {change.p_value:.2g}"
+    if change.adjusted_p is not None:
+        tested += f", Holm-adjusted {change.adjusted_p:.2g}"
+    if change.unreliable and regressed:
+        tested += f"; noisy ({change.unreliable}), yet its interval's favourable end is {100 * change.low:+.0f}%"
+    return (f"{where}: ratio to {baseline} {change.old_ratio:.2f} -> {change.new_ratio:.2f} "
+            f"({100 * change.change:+.0f}%{tested})")  # fmt: skip
+
+
 def print_comparison(comparison, max_slowdown: float) -> None:
     print(comparison.table())
     if comparison.unmatched:
@@ -55,14 +68,7 @@ def print_comparison(comparison, max_slowdown: float) -> None:
         where = " / ".join(str(k) for k in change.key if k)
         print(f"UNRELIABLE {where}: {change.unreliable}: neither a pass nor a regression, re-measure")
     for change in comparison.regressions:
-        where = " / ".join(str(k) for k in change.key if k)
-        tested = "" if change.p_value is None else f", p = {change.p_value:.2g}"
-        if change.adjusted_p is not None:
-            tested += f", Holm-adjusted {change.adjusted_p:.2g}"
-        if change.unreliable:
-            tested += f"; noisy ({change.unreliable}), yet its interval's favourable end is {100 * change.low:+.0f}%"
-        print(f"REGRESSION {where}: ratio to {comparison.baseline} {change.old_ratio:.2f} -> {change.new_ratio:.2f} "
-              f"({100 * change.change:+.0f}%{tested})")  # fmt: skip
+        print("REGRESSION " + change_line(change, comparison.baseline, regressed=True))
     for impl, check, old, verdict in comparison.broken_checks:
         print(f"CHECK BROKEN {impl} / {check}: {old} -> {verdict}")
     if comparison.exit_code == 0:

@@ -7,7 +7,7 @@ import json
 import subprocess
 from pathlib import Path
 
-from focalbench.cli.compare import add_allowances, check_slowdown
+from focalbench.cli.compare import add_allowances, change_line, check_slowdown
 from focalbench.cli.console import UsageError, eprint
 
 __all__ = ["add_arguments", "run"]
@@ -44,14 +44,7 @@ def _default_base(root: Path) -> str:
 
 
 def _line(change, baselines: dict[str, str], regressed: bool = False) -> str:
-    where = " / ".join(str(k) for k in change.key if k)
-    tested = "" if change.p_value is None else f", p = {change.p_value:.2g}"
-    if change.adjusted_p is not None:
-        tested += f", Holm-adjusted {change.adjusted_p:.2g}"
-    if change.unreliable and regressed:
-        tested += f"; noisy, yet its interval's favourable end is {100 * change.low:+.0f}%"
-    return (f"{where}: ratio to {baselines.get(change.key[0], 'the baseline')} {change.old_ratio:.2f} -> "
-            f"{change.new_ratio:.2f} ({100 * change.change:+.0f}%{tested})")  # fmt: skip
+    return change_line(change, baselines.get(change.key[0], "the baseline"), regressed)
 
 
 def _table(verdict) -> str:
