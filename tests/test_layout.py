@@ -169,7 +169,7 @@ def test_the_generated_tables_are_current():
         pytest.skip(f"implementations unavailable here, so the generated list differs: {sorted(unavailable)}")
     names = set(tables.blocks(ROOT))
     assert {"which-loss", "implementations", "checks-softmax", "checks-sigmoid", "conformance-softmax",
-            "conformance-sigmoid"} <= names  # fmt: skip
+            "conformance-sigmoid", "speed-softmax", "speed-sigmoid"} <= names  # fmt: skip
     from focalbench.bench.named_reports import refusals
     from focalbench.cli.docs import GENERATORS
 
@@ -178,6 +178,27 @@ def test_the_generated_tables_are_current():
     assert not refused, "re-record these reports and name them (docs/results.md#the-reports-the-tables-read):\n" + (
         "\n".join(refused))  # fmt: skip
     assert tables.stale(ROOT, GENERATORS) == [], "run `focalbench docs` and commit README.md and docs/"
+
+
+@pytest.mark.parametrize("family", ["softmax", "sigmoid"])
+def test_the_speed_table_restates_the_products_rows_of_the_named_report(family):
+    """Each forward+backward float32 row of the family's product in its named speed report, and no other, is a line of
+    the generated speed table, with its ratio to the baseline, its time per logit and its multiple of the exp floor."""
+    from focalbench.arena.family import get_family
+    from focalbench.bench import tables
+    from focalbench.bench.named_reports import named
+
+    path, data = named(ROOT, family, "speed")
+    product = get_family(family).recommended
+    rows = [r for r in data["results"] if r["implementation"] == product and r["mode"] == "forward+backward"
+            and r["dtype"] == "float32"]  # fmt: skip
+    lines = [line for line in tables.generators()[f"speed-{family}"](ROOT).splitlines() if line.startswith("| `")]
+    assert rows and len(lines) == len(rows), (len(rows), lines)
+    for row, line in zip(rows, lines, strict=True):
+        cells = [cell.strip() for cell in line.strip("|").split("|")]
+        assert cells[0] == f"`{row['shape_name']}`" and cells[2] == f"{row['ratio_to_baseline']:.2f}", (cells, row)
+        assert cells[4] == f"{row['ns_per_logit']:.2f}" and cells[7] == f"{row['ratio_to_floor']:.2f}", (cells, row)
+    assert path.name in tables.generators()[f"speed-{family}"](ROOT)
 
 
 def test_a_stale_table_is_reported_and_refreshed(tmp_path):

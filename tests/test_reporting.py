@@ -9,7 +9,14 @@ import numpy as np
 import pytest
 
 from focalbench.bench.gate import compare_reports, merge_reports
-from focalbench.bench.report import REQUIRED_ROW_KEYS, SCHEMA_VERSION, ReportError, read_report, write_report
+from focalbench.bench.report import (
+    REQUIRED_ROW_KEYS,
+    SCHEMA_VERSION,
+    ReportError,
+    read_report,
+    results_table,
+    write_report,
+)
 from focalbench.bench.stats import quantile, summarize
 from focalbench.cli import main
 
@@ -348,14 +355,18 @@ def test_run_refuses_bad_arguments_before_measuring(monkeypatch, capsys, argv, m
     assert message in err and len(err.splitlines()) == 1
 
 
-def test_rows_report_time_per_logit_and_the_exp_floor(report):
+def test_rows_report_time_per_logit_the_exp_floor_and_a_copy(report):
     for row in report["results"]:
         numel = 1
         for d in row["shape"]:
             numel *= d
-        assert row["floor"] == "exp_floor" and row["floor_median_s"] > 0
+        assert row["floor"] == "exp_floor" and row["floor_median_s"] > 0 and row["copy_median_s"] > 0
         assert row["ns_per_logit"] == pytest.approx(row["median_s"] / numel * 1e9)
         assert row["ratio_to_floor"] == pytest.approx(row["median_s"] / row["floor_median_s"])
+        assert row["floor_ns_per_logit"] == pytest.approx(row["floor_median_s"] / numel * 1e9)
+        assert row["copy_ns_per_logit"] == pytest.approx(row["copy_median_s"] / numel * 1e9)
+    table = results_table(report["results"])
+    assert "exp ns/logit" in table and "copy ns/logit" in table
 
 
 def test_reports_without_samples_are_judged_by_the_ratio_alone(report):

@@ -284,7 +284,8 @@ def merge_reports(reports: list[dict], same_machine: bool = False) -> dict:
     keyed = [{_key(r): r for r in report["results"]} for report in reports]
     numeric = ("median_s", "iqr_s", "min_s", "baseline_median_s", "ratio_to_baseline", "gbytes_per_s",
                "fraction_of_bandwidth", "peak_memory_bytes", "baseline_peak_memory_bytes", "compile_s",
-               "floor_median_s", "ns_per_logit", "ratio_to_floor")  # fmt: skip
+               "floor_median_s", "ns_per_logit", "ratio_to_floor", "floor_ns_per_logit", "copy_median_s",
+               "copy_ns_per_logit")  # fmt: skip
     rows = []
     for row in merged["results"]:
         key = _key(row)

@@ -143,8 +143,8 @@ def baseline_of(rows: list[dict]) -> str:
 
 def results_table(rows: list[dict], fmt: str = "simple") -> str:
     headers = ["shape", "mode", "dtype", "implementation", "median ms", "IQR ms", "runs", f"x {baseline_of(rows)}",
-               "95% interval", "", "ns/logit", "x exp floor", "GB/s", "% BW", "peak MB", "peak / base",
-               "compile s"]  # fmt: skip
+               "95% interval", "", "ns/logit", "exp ns/logit", "copy ns/logit", "x exp floor", "GB/s", "% BW",
+               "peak MB", "peak / base", "compile s"]  # fmt: skip
     body = []
     for r in rows:
         base_peak = r.get("baseline_peak_memory_bytes")
@@ -161,6 +161,8 @@ def results_table(rows: list[dict], fmt: str = "simple") -> str:
                 _interval(r),
                 "UNRELIABLE" if r.get("unreliable") else "",
                 "" if r.get("ns_per_logit") is None else f"{r['ns_per_logit']:.2f}",
+                "" if r.get("floor_ns_per_logit") is None else f"{r['floor_ns_per_logit']:.2f}",
+                "" if r.get("copy_ns_per_logit") is None else f"{r['copy_ns_per_logit']:.2f}",
                 "" if r.get("ratio_to_floor") is None else f"{r['ratio_to_floor']:.2f}",
                 f"{r['gbytes_per_s']:.1f}",
                 "" if r["fraction_of_bandwidth"] is None else f"{100 * r['fraction_of_bandwidth']:.0f}",

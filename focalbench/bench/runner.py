@@ -22,11 +22,13 @@ from focalbench.arena.registry import Implementation
 from focalbench.bench.stats import paired_ratios, reliability, summarize
 from focalbench.bench.timing import peak_memory, timer_for
 
-__all__ = ["FLOOR", "MODES", "run_case", "select_shapes"]
+__all__ = ["COPY", "FLOOR", "MODES", "run_case", "select_shapes"]
 
 #: The compute floor on the CPU: one vectorized exponential per logit (``torch.exp`` into a preallocated output, same
-#: threads), timed in the same rounds; every row reports its time per logit and its ratio to this floor.
+#: threads), timed in the same rounds; every row reports its time per logit and its ratio to this floor, and beside
+#: them the time per logit of that exp pass and of one copy of the logits (``Tensor.copy_``: the memory traffic alone).
 FLOOR = "exp_floor"
+COPY = "copy_floor"
 MODES = ("forward", "backward", "forward+backward")
 #: Rounds a case may add while a ratio is unreliable: this many times the rounds asked for, within this many seconds.
 EXTRA_ROUNDS, EXTRA_BUDGET_S = 2, 20.0
@@ -125,6 +127,8 @@ def run_case(
     exp_out = torch.empty_like(logits)
     floor = timer_for(lambda: torch.exp(logits, out=exp_out), device, None)
     floor.calibrate(sample_s)
+    copy = timer_for(lambda: exp_out.copy_(logits), device, None)
+    copy.calibrate(sample_s)
     for name, loss in losses.items():
         fn, prepare, reset = _callables(loss, logits, mode)
         start = time.perf_counter()
@@ -141,11 +145,11 @@ def run_case(
         timer = timer_for(fn, device, prepare)
         timer.calibrate(sample_s)
         timers[name] = timer
-    timers[FLOOR] = floor
+    timers[FLOOR], timers[COPY] = floor, copy
     names = list(timers)
     samples: dict[str, list[float]] = {name: [] for name in names}
     started = time.perf_counter()
-    timed = [n for n in names if n not in (baseline, FLOOR)]
+    timed = [n for n in names if n not in (baseline, FLOOR, COPY)]
 
     def more_rounds(r: int) -> bool:
         """The rounds asked for, then more of this case only while a ratio is unreliable (stats.reliability), up to
@@ -166,7 +170,9 @@ def run_case(
                 progress(f"{shape.name} {str(dtype).replace('torch.', '')} {mode}: round {r}/{rounds}")
     base = summarize(samples[baseline])
     floor_median = summarize(samples.pop(FLOOR)).median
+    copy_median = summarize(samples.pop(COPY)).median
     names.remove(FLOOR)
+    names.remove(COPY)
     moved = _bytes_moved(shape, dtype, mode, family)
     rows = []
     for name in names:
@@ -205,6 +211,9 @@ def run_case(
                 "floor_median_s": floor_median,
                 "ns_per_logit": stats.median / shape.numel * 1e9,
                 "ratio_to_floor": stats.median / floor_median,
+                "floor_ns_per_logit": floor_median / shape.numel * 1e9,
+                "copy_median_s": copy_median,
+                "copy_ns_per_logit": copy_median / shape.numel * 1e9,
             }
         )
     return rows

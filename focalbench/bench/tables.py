@@ -26,6 +26,7 @@ from tabulate import tabulate
 from focalbench.arena.family import families, get_family
 from focalbench.arena.tolerances import ACCURACY_BOUND
 from focalbench.bench.named_reports import INDEX, RefusedReport, named
+from focalbench.bench.report import baseline_of
 
 __all__ = ["blocks", "generators", "refresh", "stale"]
 
@@ -160,6 +161,48 @@ def _which_loss(root: Path) -> str:
     return note + "\n".join("| " + " | ".join(row) + " |" for row in [headers, ["---"] * len(headers), *rows]) + "\n"
 
 
+def _speed(family: str) -> Callable[[Path], str]:
+    """The family's product against its baseline and the hardware, shape by shape, from the named speed report:
+    forward+backward float32, the ratio to the baseline with its interval, and per logit the product's time, one
+    exp pass's and one copy's, and the product's multiple of the exp pass."""
+
+    def generate(root: Path) -> str:
+        speed = named(root, family, "speed")
+        if speed is None:
+            return "No speed report is named for this family.\n"
+        path, data = speed
+        product = get_family(family).recommended
+        env = data.get("environment", {})
+        build = env.get("kernel_build") or {}
+        rows = []
+        for r in data["results"]:
+            if r["implementation"] != product or r.get("mode") != "forward+backward" or r.get("dtype") != "float32":
+                continue
+            interval = r.get("ratio_interval")
+
+            def per_logit(field: str, r: dict = r) -> str:
+                value = r.get(field)
+                if value is None and field == "floor_ns_per_logit" and r.get("floor_median_s") is not None:
+                    value = r["floor_median_s"] / math.prod(r["shape"]) * 1e9  # a report from before the column
+                return "-" if value is None else f"{value:.2f}"
+
+            rows.append([f"`{r.get('shape_name')}`", "x".join(map(str, r["shape"])), f"{r['ratio_to_baseline']:.2f}",
+                         f"{interval[0]:.2f}-{interval[1]:.2f}" if interval else "-", per_logit("ns_per_logit"),
+                         per_logit("floor_ns_per_logit"), per_logit("copy_ns_per_logit"),
+                         per_logit("ratio_to_floor")])  # fmt: skip
+        baseline = baseline_of(data["results"])
+        note = (
+            f"`{product}` forward+backward, float32, from `{path.relative_to(root).as_posix()}`: {env.get('cpu')} "
+            f"({env.get('isa')}), {env.get('threads')} threads, kernel build target "
+            f"`{build.get('target', '-') if isinstance(build, dict) else build}`, torch {env.get('torch')}.\n\n"
+        )
+        headers = ["shape", "dims", f"x {baseline}", "95% interval", "ns / logit", "exp pass ns / logit",
+                   "copy ns / logit", "x exp floor"]  # fmt: skip
+        return note + _md(rows, headers)
+
+    return generate
+
+
 Generators = dict[str, Callable[[Path], str]]
 
 
@@ -170,6 +213,7 @@ def generators(extra: Generators | None = None) -> Generators:
     for name in families():
         table[f"checks-{name}"] = _checks_table(name)
         table[f"conformance-{name}"] = _conformance(name)
+        table[f"speed-{name}"] = _speed(name)
         if families()[name].mutants is not None:
             table[f"mutants-{name}"] = _mutants(name)
     return table
