@@ -18,8 +18,8 @@ import pytest
 from focalbench.bench.environment import cpu_flags, isa, machine_fingerprint
 from focalbench.kernels import build as native
 
-#: In a fresh process: `fused` against `numpy_reference` on ordinary, dense, ignored and -inf-masked inputs, and
-#: `sigmoid_fused` against `sigmoid_reference`.
+#: In a fresh process: `fused` against `numpy_reference` on ordinary, dense, ignored and -inf-masked inputs, float32
+#: and the half types, and `sigmoid_fused` against `sigmoid_reference`.
 CORRECTNESS = textwrap.dedent(
     """
     import torch
@@ -41,6 +41,30 @@ CORRECTNESS = textwrap.dedent(
             ref.backward()
             assert abs(loss.item() - ref.item()) <= 2e-6 * abs(ref.item()), (shape, gamma, loss.item(), ref.item())
             assert torch.allclose(x.grad.double(), y.grad, rtol=2e-5, atol=1e-9), (shape, gamma)
+    # half precision, read and written by the kernel itself (register tiles, widened dense blocks and long rows; the
+    # build's conversions): the gradient is the float32 one rounded once to nearest, so it equals the reference's
+    # rounded to the dtype but where the two straddle a rounding boundary (at most 1 % of the elements here: a
+    # truncating conversion differs at about half), and there by one unit of the dtype's last place
+    for shape in ((53, 20), (40, 3), (5, 300), (2, 21, 7, 5), (3, 21, 16, 2)):
+        for dtype, ulp, tiny in ((torch.bfloat16, 2.0**-7, 1e-38), (torch.float16, 2.0**-10, 2.0**-24)):
+            for gamma in (2.0, 0.5):
+                x = (torch.randn(shape, generator=g, dtype=torch.float64) * 4).to(dtype)
+                x[(0, 1) + (0,) * (len(shape) - 2)] = float("-inf")
+                t = torch.randint(0, shape[1], (shape[0], *shape[2:]), generator=g)
+                t.view(-1)[0], t.view(-1)[1] = 0, -100
+                x.requires_grad_(True)
+                loss = fused(x, t, gamma=gamma, alpha=0.25, reduction="sum")
+                loss.backward()
+                assert loss.dtype == dtype and x.grad.dtype == dtype, (loss.dtype, x.grad.dtype)
+                y = x.detach().double().requires_grad_(True)
+                ref = reference(y, t, gamma=gamma, alpha=0.25, reduction="sum")
+                ref.backward()
+                rounded = y.grad.to(dtype).double()
+                off = (x.grad.double() - rounded).abs() - (ulp * rounded.abs()).clamp_min(tiny)
+                assert off.max().item() <= 0, (shape, dtype, gamma, off.max().item())
+                differing = (x.grad.double() != rounded).double().mean().item()
+                assert differing <= 0.01, (shape, dtype, gamma, differing)
+                assert abs(loss.double().item() - ref.item()) <= ulp * abs(ref.item()), (shape, dtype, gamma)
     # the sigmoid family's kernel, in the same library: float32 and float64, every gamma path, soft targets, +-inf
     from focalbench.arena.tolerances import compare
     assert "sigmoid_fused" in list_implementations(), unavailable_implementations()

@@ -32,11 +32,14 @@ __all__ = ["SIGNATURES", "SOURCE", "available", "forward", "forward_args", "libr
 
 SOURCE = Path(__file__).with_name("focal_cpu.c")
 
+#: focal_forward's ``element``: the logits' dtype as the C source's ELEM_* codes.
+ELEMENTS = {torch.float32: 0, torch.float64: 1, torch.bfloat16: 2, torch.float16: 3}
+
 #: The exported functions: name -> (C return type, [(C type, parameter name), ...]), in declaration order.
 SIGNATURES: dict[str, tuple[str, list[tuple[str, str]]]] = {
     "focal_forward": (
         "int",
-        [("const void *", "z"), ("int", "is_double"), ("int64_t", "B"), ("int64_t", "S"), ("int64_t", "C"),
+        [("const void *", "z"), ("int", "element"), ("int64_t", "B"), ("int64_t", "S"), ("int64_t", "C"),
          ("int64_t", "sB"), ("int64_t", "sC"), ("int64_t", "sS"), ("const int64_t *", "target"),
          ("const double *", "alpha_t"), ("double", "gamma"), ("double", "scale"), ("double *", "loss"),
          ("void *", "grad"), ("int64_t", "gB"), ("int64_t", "gC"), ("int64_t", "gS"), ("int", "need_grad"),
@@ -125,14 +128,15 @@ def forward(
     """Per-element loss (float64, the target's shape) and ``scale`` times its gradient (the logits' shape).
 
     Args:
-        logits: ``(N, C, ...)`` float32 or float64 on the CPU, any strides.
+        logits: ``(N, C, ...)`` float32, float64, bfloat16 or float16 on the CPU, any strides (half precision is
+            computed in float32 and its gradient returned in its own dtype, rounded once).
         target_rows: int64, one per row (``N * d1 * ... * dk``, contiguous), -1 at ignored rows.
         alpha_rows: float64 weight per row (contiguous), or None for all ones.
         gamma, scale: the focusing parameter and the factor folded into the gradient (1 / count for a mean).
         need_grad: write the gradient (else None is returned for it).
     """
     dtype = logits.dtype
-    is_double = int(dtype == torch.float64)
+    element = ELEMENTS[dtype]
     n, c = logits.shape[:2]
     if logits.dim() == 2:  # rows are the lanes: (1, C, N) with the row stride as the lane stride
         x = logits
@@ -147,7 +151,7 @@ def forward(
     loss = torch.empty(target_rows.numel(), dtype=torch.float64)
     threads = min(torch.get_num_threads(), max(1, x.numel() // 16384))  # threads pay off past ~16k logits
     failed = call(
-        "focal_forward", z=pointer(x), is_double=is_double, B=blocks_b, S=lanes, C=c, sB=strides[0],
+        "focal_forward", z=pointer(x), element=element, B=blocks_b, S=lanes, C=c, sB=strides[0],
         sC=strides[1], sS=strides[2], target=pointer(target_rows), alpha_t=pointer(alpha_rows), gamma=gamma,
         scale=scale, loss=pointer(loss), grad=pointer(grad), gB=grad_strides[0], gC=grad_strides[1],
         gS=grad_strides[2], need_grad=int(need_grad), threads=threads,
@@ -158,8 +162,9 @@ def forward(
 
 
 def forward_args(args: FocalArgs, need_grad: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """:func:`forward` for validated arguments: the per-element loss and the gradient of the *reduced* loss."""
-    logits = args.logits.to(args.compute_dtype)
+    """:func:`forward` for validated arguments: the per-element loss and the gradient of the *reduced* loss (in the
+    logits' dtype: the kernel reads and writes half precision itself)."""
+    logits = args.logits
     # -1 marks an ignored row: the kernel reads none of its logits, so garbage there (NaN, -inf) stays out
     target = args.target if args.all_counted else args.target.masked_fill(~args.valid, -1)
     alpha = None if args.alpha is None else args.alpha_t(torch.float64).reshape(-1).contiguous()
