@@ -291,9 +291,16 @@ static double refine_row_f32(const float *zr, int64_t sC, int64_t C, int64_t t, 
  * and back (tile_out: dst[l * rs + j] = src[j * LANES + l] for l < rows). A scalar copy costs a load and a
  * store per logit (0.27 ns per logit each way at C = 20, measured on a Zen 5 core: more than the exponentials);
  * 16 x 16 tiles transposed in registers (AVX-512; 8 x 8 with AVX2) cost about 0.4 shuffles per logit. */
+/* The cache lines of the 16 rows PREFETCH_BLOCKS blocks ahead (row stride rs_bytes, `bytes` a row), for reading
+ * (RW 0) or writing (1): without it the transposed copies wait on memory at C = 80. */
+#define PREFETCH_BLOCKS 2
+#define PREFETCH_ROWS(base, rs_bytes, bytes, RW)                                                                  \
+    do {                                                                                                            \
+        for (int64_t l_ = 0; l_ < 16; ++l_)                                                                         \
+            for (int64_t b_ = 0; b_ < (bytes); b_ += 64) __builtin_prefetch((base) + l_ * (rs_bytes) + b_, RW);    \
+    } while (0)
 #if defined(__AVX512F__)
 #include <immintrin.h>
-#define PREFETCH_BLOCKS 2
 static inline __attribute__((always_inline)) void transpose16(__m512 r[16]) {
     __m512 t[16];
     for (int i = 0; i < 16; i += 2) {
@@ -359,9 +366,7 @@ static inline __attribute__((always_inline)) void store16(char *p, __m512 v, __m
 static inline __attribute__((always_inline)) void tile_in(const char *src, int64_t rs, int64_t rows, int64_t C,
                                                            float *dst, int elem) {
     const int64_t es = elem == ELEM_F32 ? 4 : 2;
-    const char *ahead = src + PREFETCH_BLOCKS * 16 * rs * es;
-    for (int64_t l = 0; l < 16; ++l)
-        for (int64_t b = 0; b < C * es; b += 64) __builtin_prefetch(ahead + l * rs * es + b);
+    PREFETCH_ROWS(src + PREFETCH_BLOCKS * 16 * rs * es, rs * es, C * es, 0);
     for (int64_t j0 = 0; j0 < C; j0 += 16) {
         const int64_t cols = C - j0 < 16 ? C - j0 : 16;
         const __mmask16 m = (__mmask16)((1u << cols) - 1u);
@@ -374,9 +379,7 @@ static inline __attribute__((always_inline)) void tile_in(const char *src, int64
 static inline __attribute__((always_inline)) void tile_out(const float *src, int64_t rows, int64_t C, char *dst,
                                                             int64_t rs, int elem, const float *scale, uint32_t keep) {
     const int64_t es = elem == ELEM_F32 ? 4 : 2;
-    const char *ahead = dst + PREFETCH_BLOCKS * 16 * rs * es;
-    for (int64_t l = 0; l < 16; ++l)
-        for (int64_t b = 0; b < C * es; b += 64) __builtin_prefetch(ahead + l * rs * es + b, 1);
+    PREFETCH_ROWS(dst + PREFETCH_BLOCKS * 16 * rs * es, rs * es, C * es, 1);
     const __m512 sv = scale ? _mm512_loadu_ps(scale) : _mm512_set1_ps(1.0f);
     for (int64_t j0 = 0; j0 < C; j0 += 16) {
         const int64_t cols = C - j0 < 16 ? C - j0 : 16;
@@ -404,17 +407,18 @@ static inline __attribute__((always_inline)) void widen_row(const char *src, int
         _mm512_mask_storeu_ps(dst + j, m, load16(src + j * es, m, elem));
     }
 }
-static inline __attribute__((always_inline)) void narrow_row(const float *src, int64_t n, char *dst, int elem) {
+static inline __attribute__((always_inline)) void narrow_row(const float *src, int64_t n, float factor, char *dst,
+                                                              int elem) {
     const int64_t es = elem == ELEM_F32 ? 4 : 2;
+    const __m512 f = _mm512_set1_ps(factor);
     for (int64_t j = 0; j < n; j += 16) {
         const __mmask16 m = (__mmask16)(n - j >= 16 ? 0xffffu : (1u << (n - j)) - 1u);
-        store16(dst + j * es, _mm512_maskz_loadu_ps(m, src + j), m, n - j >= 16, elem);
+        store16(dst + j * es, _mm512_mul_ps(_mm512_maskz_loadu_ps(m, src + j), f), m, n - j >= 16, elem);
     }
 }
 #define HAVE_TILES 1
 #elif defined(__AVX2__)
 #include <immintrin.h>
-#define PREFETCH_BLOCKS 2
 static inline __attribute__((always_inline)) void transpose8(__m256 r[8]) {
     __m256 t[8], u[8];
     for (int i = 0; i < 8; i += 2) {
@@ -496,9 +500,7 @@ static inline __attribute__((always_inline)) void store8(char *p, __m256 v, int6
 static inline __attribute__((always_inline)) void tile_in(const char *src, int64_t rs, int64_t rows, int64_t C,
                                                            float *dst, int elem) {
     const int64_t es = elem == ELEM_F32 ? 4 : 2;
-    const char *ahead = src + PREFETCH_BLOCKS * 16 * rs * es;
-    for (int64_t l = 0; l < 16; ++l)
-        for (int64_t b = 0; b < C * es; b += 64) __builtin_prefetch(ahead + l * rs * es + b);
+    PREFETCH_ROWS(src + PREFETCH_BLOCKS * 16 * rs * es, rs * es, C * es, 0);
     for (int64_t j0 = 0; j0 < C; j0 += 8) {
         const int64_t cols = C - j0 < 8 ? C - j0 : 8;
         for (int h = 0; h < 16; h += 8) {
@@ -513,9 +515,7 @@ static inline __attribute__((always_inline)) void tile_in(const char *src, int64
 static inline __attribute__((always_inline)) void tile_out(const float *src, int64_t rows, int64_t C, char *dst,
                                                             int64_t rs, int elem, const float *scale, uint32_t keep) {
     const int64_t es = elem == ELEM_F32 ? 4 : 2;
-    const char *ahead = dst + PREFETCH_BLOCKS * 16 * rs * es;
-    for (int64_t l = 0; l < 16; ++l)
-        for (int64_t b = 0; b < C * es; b += 64) __builtin_prefetch(ahead + l * rs * es + b, 1);
+    PREFETCH_ROWS(dst + PREFETCH_BLOCKS * 16 * rs * es, rs * es, C * es, 1);
     const __m256i bit = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);
     for (int64_t j0 = 0; j0 < C; j0 += 8) {
         const int64_t cols = C - j0 < 8 ? C - j0 : 8;
@@ -547,12 +547,14 @@ static inline __attribute__((always_inline)) void widen_row(const char *src, int
         }
     }
 }
-static inline __attribute__((always_inline)) void narrow_row(const float *src, int64_t n, char *dst, int elem) {
+static inline __attribute__((always_inline)) void narrow_row(const float *src, int64_t n, float factor, char *dst,
+                                                              int elem) {
     const int64_t es = elem == ELEM_F32 ? 4 : 2;
+    const __m256 f = _mm256_set1_ps(factor);
     for (int64_t j = 0; j < n; j += 8) {
         const int64_t cols = n - j < 8 ? n - j : 8;
-        store8(dst + j * es, cols == 8 ? _mm256_loadu_ps(src + j) : _mm256_maskload_ps(src + j, tail_mask8(cols)), cols,
-               elem);
+        const __m256 v = cols == 8 ? _mm256_loadu_ps(src + j) : _mm256_maskload_ps(src + j, tail_mask8(cols));
+        store8(dst + j * es, _mm256_mul_ps(v, f), cols, elem);
     }
 }
 #define HAVE_TILES 1
@@ -562,8 +564,8 @@ static inline __attribute__((always_inline)) void narrow_row(const float *src, i
 static inline void widen_row(const char *src, int64_t n, float *dst, int elem) {
     (void)src, (void)n, (void)dst, (void)elem;
 }
-static inline void narrow_row(const float *src, int64_t n, char *dst, int elem) {
-    (void)src, (void)n, (void)dst, (void)elem;
+static inline void narrow_row(const float *src, int64_t n, float factor, char *dst, int elem) {
+    (void)src, (void)n, (void)factor, (void)dst, (void)elem;
 }
 static inline void tile_in(const char *src, int64_t rs, int64_t rows, int64_t C, float *dst, int elem) {
     (void)src, (void)rs, (void)rows, (void)C, (void)dst, (void)elem;
@@ -621,7 +623,7 @@ static inline __attribute__((always_inline)) void write_double(char *p, int64_t 
             return;                                                                                                 \
         }                                                                                                           \
         if (HAVE_TILES && TILES_HALF && sizeof(T) == 4 && elem != ELEM_F32 && gS == 1 && n == LANES) {              \
-            for (int64_t j = 0; j < C; ++j) narrow_row((const float *)buf + j * LANES, LANES, gb + j * gC * 2, elem); \
+            for (int64_t j = 0; j < C; ++j) narrow_row((const float *)buf + j * LANES, LANES, 1.0f, gb + j * gC * 2, elem); \
             return;                                                                                                 \
         }                                                                                                           \
         if (gS == 1) {                                                                                              \
@@ -814,7 +816,7 @@ DEFINE_BLOCK_KERNELS(double, exp_diff_f64)
 
 /* Long rows with contiguous classes (C >= ROW_MIN_CLASSES, measured: blocks win at C = 80, rows at C = 1000):
  * one row at a time, vectorized along the classes. A half-precision row is widened into `widened` first and its
- * gradient rounded back from `narrowing` (both C floats, in cache). */
+ * gradient scaled and rounded back in one pass (without register tiles, from `narrowing`; both C floats, in cache). */
 #define ROW_MIN_CLASSES 128
 static inline __attribute__((always_inline)) void focal_rows_of(
     const char *z, int elem, int64_t S, int64_t C, int64_t sB, int64_t sS, const int64_t *target,
@@ -870,16 +872,16 @@ static inline __attribute__((always_inline)) void focal_rows_of(
         if (!need_grad) continue;
         /* 4. gradient: G q_j off the target, -G at it */
         const float coef_f = (float)coef;
+        if (elem != ELEM_F32 && HAVE_TILES && TILES_HALF) { /* scaled and rounded in one pass */
+            exps[t] = 0.0f;
+            narrow_row(exps, C, coef_f, gout, elem);
+            write_float(gout, t, (float)(-g), elem);
+            continue;
+        }
 #pragma omp simd
         for (int64_t j = 0; j < C; ++j) gr[j] = exps[j] * coef_f;
         gr[t] = (float)(-g);
-        if (elem != ELEM_F32) {
-            if (HAVE_TILES && TILES_HALF) {
-                narrow_row(gr, C, gout, elem);
-            } else {
-                for (int64_t j = 0; j < C; ++j) write_float(gout, j, gr[j], elem);
-            }
-        }
+        for (int64_t j = 0; elem != ELEM_F32 && j < C; ++j) write_float(gout, j, gr[j], elem);
     }
 }
 
