@@ -13,7 +13,7 @@ from pathlib import Path
 from tabulate import tabulate
 
 __all__ = [
-    "baseline_of",
+    "baseline_of", "interval_text",
     "SCHEMA_VERSION", "ReportError", "read_report", "results_table", "to_markdown", "unreliable_lines",
     "write_document", "write_new",
     "write_report",
@@ -158,7 +158,7 @@ def results_table(rows: list[dict], fmt: str = "simple") -> str:
                 _ms(r["iqr_s"]),
                 r["runs"],
                 f"{r['ratio_to_baseline']:.2f}",
-                _interval(r),
+                interval_text(r),
                 "UNRELIABLE" if r.get("unreliable") else "",
                 "" if r.get("ns_per_logit") is None else f"{r['ns_per_logit']:.2f}",
                 "" if r.get("floor_ns_per_logit") is None else f"{r['floor_ns_per_logit']:.2f}",
@@ -174,7 +174,8 @@ def results_table(rows: list[dict], fmt: str = "simple") -> str:
     return tabulate(body, headers=headers, tablefmt=fmt)
 
 
-def _interval(row: dict) -> str:
+def interval_text(row: dict) -> str:
+    """A row's 95 % interval of its ratio to the baseline, as low-high ("" without one)."""
     interval = row.get("ratio_interval")
     return "" if not interval else f"{interval[0]:.2f}-{interval[1]:.2f}"
 

@@ -26,7 +26,7 @@ from tabulate import tabulate
 from focalbench.arena.family import families, get_family
 from focalbench.arena.tolerances import ACCURACY_BOUND
 from focalbench.bench.named_reports import INDEX, RefusedReport, named
-from focalbench.bench.report import baseline_of
+from focalbench.bench.report import baseline_of, interval_text
 
 __all__ = ["blocks", "generators", "refresh", "stale"]
 
@@ -178,18 +178,9 @@ def _speed(family: str) -> Callable[[Path], str]:
         for r in data["results"]:
             if r["implementation"] != product or r.get("mode") != "forward+backward" or r.get("dtype") != "float32":
                 continue
-            interval = r.get("ratio_interval")
-
-            def per_logit(field: str, r: dict = r) -> str:
-                value = r.get(field)
-                if value is None and field == "floor_ns_per_logit" and r.get("floor_median_s") is not None:
-                    value = r["floor_median_s"] / math.prod(r["shape"]) * 1e9  # a report from before the column
-                return "-" if value is None else f"{value:.2f}"
-
+            per_logit = [r[f] for f in ("ns_per_logit", "floor_ns_per_logit", "copy_ns_per_logit", "ratio_to_floor")]
             rows.append([f"`{r.get('shape_name')}`", "x".join(map(str, r["shape"])), f"{r['ratio_to_baseline']:.2f}",
-                         f"{interval[0]:.2f}-{interval[1]:.2f}" if interval else "-", per_logit("ns_per_logit"),
-                         per_logit("floor_ns_per_logit"), per_logit("copy_ns_per_logit"),
-                         per_logit("ratio_to_floor")])  # fmt: skip
+                         interval_text(r) or "-", *(f"{v:.2f}" for v in per_logit)])  # fmt: skip
         baseline = baseline_of(data["results"])
         note = (
             f"`{product}` forward+backward, float32, from `{path.relative_to(root).as_posix()}`: {env.get('cpu')} "
