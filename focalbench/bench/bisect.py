@@ -105,8 +105,9 @@ def commit_range(good: str, bad: str) -> list[str]:
     return commits
 
 
-def write_job(row: Row, path: Path, rounds: int, warmup: int = 2) -> None:
-    """The probe's job file for ``row``: this checkout's inputs, baseline and call keywords, pickled.
+def write_job(row: Row, path: Path, rounds: int, warmup: int = 2, inner: int = 5) -> None:
+    """The probe's job file for ``row``: this checkout's inputs, baseline and call keywords, pickled; each of the
+    ``rounds`` samples of a side the fastest of ``inner`` calls (:mod:`focalbench.bench.probe`).
 
     Raises:
         BisectError: the shape is neither one of the family's nor like 4096x20, or the family's baseline cannot be
@@ -133,6 +134,7 @@ def write_job(row: Row, path: Path, rounds: int, warmup: int = 2) -> None:
         "keywords": keywords,
         "rounds": rounds,
         "warmup": warmup,
+        "inner": inner,
         "threads": row.threads,
     }
     try:
