@@ -6,6 +6,9 @@ On a CPU run the Triton kernels (if triton is installed) run in Triton's interpr
 from __future__ import annotations
 
 import os
+import shutil
+import stat
+from pathlib import Path
 
 import pytest
 
@@ -46,3 +49,25 @@ def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: di
     from focalbench.bench.environment import environment
 
     machine_info["focalbench"] = environment(config.getoption("--device"))
+
+
+@pytest.fixture
+def quick_compiler(tmp_path_factory: pytest.TempPathFactory):
+    """``quick_compiler(refuse_openmp=False)``: the environment of :func:`_quick_compiler` (a fast ``CC``)."""
+    return lambda refuse_openmp=False: _quick_compiler(tmp_path_factory.mktemp("cc"), refuse_openmp)
+
+
+def _quick_compiler(folder: Path, refuse_openmp: bool) -> dict[str, str]:
+    """Environment for a child process whose C kernel builds in about a second instead of ~12: ``CC`` is a wrapper
+    around the system compiler that turns ``-O3`` into ``-O0`` (optionally refusing ``-fopenmp``, as a compiler
+    without OpenMP does). For the tests of the build machinery (cache, locking, fallbacks), which need real builds
+    of the real source, not fast code; the kernel's values are checked elsewhere on the real build."""
+    real = shutil.which(os.environ.get("CC", "cc")) or shutil.which("gcc")
+    assert real, "the build-machinery tests need a C compiler"
+    refuse = '[ "$a" = "-fopenmp" ] && exit 1; ' if refuse_openmp else ""
+    wrapper = folder / ("cc-no-openmp" if refuse_openmp else "cc-quick")
+    wrapper.write_text(
+        f'#!/bin/sh\nfor a do shift; {refuse}[ "$a" = "-O3" ] && a=-O0; set -- "$@" "$a"; done\nexec "{real}" "$@"\n'
+    )
+    wrapper.chmod(wrapper.stat().st_mode | stat.S_IXUSR)
+    return {"CC": str(wrapper)}

@@ -139,14 +139,14 @@ def test_reports_are_written_readable_by_others_as_figures_are(tmp_path) -> None
     assert stat.S_IMODE(path.stat().st_mode) == 0o644
 
 
-def test_the_c_kernel_build_says_it_once_and_removes_what_a_killed_build_left(tmp_path) -> None:
+def test_the_c_kernel_build_says_it_once_and_removes_what_a_killed_build_left(tmp_path, quick_compiler) -> None:
     import os
     import subprocess
     import sys
 
     stray = tmp_path / ".building-999999999-abc.so"  # a build whose process no longer exists
     stray.write_bytes(b"")
-    env = {**os.environ, "FOCALBENCH_CACHE": str(tmp_path), "FOCALBENCH_CPU_TARGET": "generic"}
+    env = {**os.environ, "FOCALBENCH_CACHE": str(tmp_path), "FOCALBENCH_CPU_TARGET": "generic", **quick_compiler()}
     code = "import torch, focalbench; focalbench.focal_loss(torch.randn(4, 3), torch.tensor([0, 1, 2, 1]))"
     first = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=600)
     assert first.returncode == 0, first.stderr

@@ -164,7 +164,7 @@ def test_an_unrunnable_target_leaves_focal_loss_working():
 
 
 @pytest.mark.parametrize("cache", ["a-file", "under-a-file", "read-only", "foreign-library"])
-def test_an_unusable_cache_is_bypassed(tmp_path, cache):
+def test_an_unusable_cache_is_bypassed(tmp_path, cache, quick_compiler):
     """The kernel is built privately instead; `focalbench list` exits 0 and `fused` stays registered."""
     if cache == "a-file":
         path = tmp_path / "cache"
@@ -181,14 +181,15 @@ def test_an_unusable_cache_is_bypassed(tmp_path, cache):
     else:  # a library in the shared cache that anyone may have replaced: group- and world-writable
         path = tmp_path / "cache"
         path.mkdir()
-        warm = _python("import focalbench.kernels.cpu as k; k.library()", FOCALBENCH_CACHE=str(path))
+        warm = _python("import focalbench.kernels.cpu as k; k.library()", FOCALBENCH_CACHE=str(path),
+                       **quick_compiler())  # fmt: skip
         assert warm.returncode == 0, warm.stderr
         for library in path.glob("focal_cpu-*.so"):
             library.write_bytes(b"garbage")
             library.chmod(0o666)
     result = subprocess.run(
         [sys.executable, "-m", "focalbench.cli", "list"], capture_output=True, text=True, timeout=600,
-        env={**os.environ, "FOCALBENCH_CACHE": str(path)},
+        env={**os.environ, "FOCALBENCH_CACHE": str(path), **quick_compiler()},
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
     assert "fused: unavailable here" not in result.stdout and "fused " in result.stdout  # optional peers may be
@@ -196,17 +197,15 @@ def test_an_unusable_cache_is_bypassed(tmp_path, cache):
         assert all(lib.read_bytes() == b"garbage" for lib in path.glob("focal_cpu-*.so"))
 
 
-def test_a_degraded_build_is_cached_under_its_own_key(tmp_path, monkeypatch):
+def test_a_degraded_build_is_cached_under_its_own_key(tmp_path, quick_compiler):
     """A compiler that refuses -fopenmp gives a serial library, cached apart from the OpenMP build's key."""
-    wrapper = tmp_path / "cc"
-    wrapper.write_text('#!/bin/sh\nfor a in "$@"; do [ "$a" = "-fopenmp" ] && exit 1; done\nexec gcc "$@"\n')
-    wrapper.chmod(0o755)
     cache = tmp_path / "cache"
-    result = _python("import focalbench.kernels.cpu as k; k.library()", FOCALBENCH_CACHE=str(cache), CC=str(wrapper))
+    result = _python("import focalbench.kernels.cpu as k; k.library()", FOCALBENCH_CACHE=str(cache),
+                     **quick_compiler(refuse_openmp=True))  # fmt: skip
     assert result.returncode == 0, result.stderr
     serial = list(cache.glob("focal_cpu-*.so"))
     assert len(serial) == 1
-    result = _python("import focalbench.kernels.cpu as k; k.library()", FOCALBENCH_CACHE=str(cache))
+    result = _python("import focalbench.kernels.cpu as k; k.library()", FOCALBENCH_CACHE=str(cache), **quick_compiler())
     assert result.returncode == 0, result.stderr
     assert len(list(cache.glob("focal_cpu-*.so"))) == 2  # the good build did not take the serial one
 
@@ -246,7 +245,7 @@ def test_the_ctypes_table_matches_the_c_prototypes():
         assert getattr(library, name).argtypes is not None
 
 
-def test_concurrent_first_calls_build_once_and_all_succeed(tmp_path):
+def test_concurrent_first_calls_build_once_and_all_succeed(tmp_path, quick_compiler):
     """Eight threads in each of two processes make their first focal_loss call at once, on an empty cache: every call
     succeeds with the same value, and the cache holds one library."""
     code = textwrap.dedent(
@@ -270,7 +269,7 @@ def test_concurrent_first_calls_build_once_and_all_succeed(tmp_path):
         print("ok", results[0])
         """
     )
-    env = {**os.environ, "FOCALBENCH_CACHE": str(tmp_path / "cache")}
+    env = {**os.environ, "FOCALBENCH_CACHE": str(tmp_path / "cache"), **quick_compiler()}
     pipes = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE, "text": True, "env": env}
     processes = [subprocess.Popen([sys.executable, "-c", code], **pipes) for _ in range(2)]
     outputs = [p.communicate(timeout=600) for p in processes]
