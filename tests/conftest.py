@@ -8,6 +8,8 @@ from __future__ import annotations
 import os
 import shutil
 import stat
+import subprocess
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -71,3 +73,69 @@ def _quick_compiler(folder: Path, refuse_openmp: bool) -> dict[str, str]:
     )
     wrapper.chmod(wrapper.stat().st_mode | stat.S_IXUSR)
     return {"CC": str(wrapper)}
+
+
+#: A loss as fast as cross-entropy, and one whose forward takes 6x as long (forward+backward about 3x): the two
+#: versions of the toy package the bisect and history tests commit.
+TOY_FAST = """
+import torch.nn.functional as F
+
+
+def loss(logits, target, **keywords):
+    return F.cross_entropy(logits, target)
+"""
+
+TOY_SLOW = """
+import time
+
+import torch.nn.functional as F
+
+
+def loss(logits, target, **keywords):
+    start = time.perf_counter()
+    out = F.cross_entropy(logits, target)
+    spent = time.perf_counter() - start
+    while time.perf_counter() - start < 6 * spent:
+        pass
+    return out
+"""
+
+
+def git(repo: Path, *args: str) -> str:
+    return subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True, text=True).stdout.strip()
+
+
+@pytest.fixture(scope="module")
+def toy_history(tmp_path_factory):
+    """``toy_history(slow, files=None)``: a git repository of a package ``toyloss`` (``toyloss:loss``) with one
+    commit per entry of ``slow`` (True: the slow loss), each also writing ``files(i)`` (relative path -> text);
+    returns ``(repository, commits)``."""
+
+    def make(slow: list[bool], files=None) -> tuple[Path, list[str]]:
+        repo = tmp_path_factory.mktemp("repo")
+        for args in (["init", "-q"], ["config", "user.email", "ci@example.org"], ["config", "user.name", "ci"]):
+            git(repo, *args)
+        (repo / "pyproject.toml").write_text(
+            textwrap.dedent("""
+            [build-system]
+            requires = ["setuptools>=61"]
+            build-backend = "setuptools.build_meta"
+            [project]
+            name = "toyloss"
+            version = "0"
+            [tool.setuptools]
+            py-modules = ["toyloss"]
+        """)
+        )
+        commits = []
+        for i, is_slow in enumerate(slow):
+            (repo / "toyloss.py").write_text(f"# version {i}\n{TOY_SLOW if is_slow else TOY_FAST}")
+            for relative, text in (files(i) if files else {}).items():
+                (repo / relative).parent.mkdir(parents=True, exist_ok=True)
+                (repo / relative).write_text(text)
+            git(repo, "add", ".")
+            git(repo, "commit", "-q", "-m", f"version {i}")
+            commits.append(git(repo, "rev-parse", "HEAD"))
+        return repo, commits
+
+    return make

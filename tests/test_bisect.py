@@ -5,64 +5,16 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
-import textwrap
 
 import pytest
 
 from focalbench.bench.bisect import BisectError, Row, bisect, commit_range
 
-FAST = """
-import torch.nn.functional as F
-
-
-def loss(logits, target, **keywords):
-    return F.cross_entropy(logits, target)
-"""
-
-SLOW = """
-import time
-
-import torch.nn.functional as F
-
-
-def loss(logits, target, **keywords):
-    start = time.perf_counter()
-    out = F.cross_entropy(logits, target)
-    spent = time.perf_counter() - start
-    while time.perf_counter() - start < 6 * spent:  # the forward 6x as long: forward+backward about 3x
-        pass
-    return out
-"""
-
-
-def _git(repo, *args: str) -> str:
-    return subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True, text=True).stdout.strip()
-
 
 @pytest.fixture(scope="module")
-def history(tmp_path_factory):
+def history(toy_history):
     """A package `toyloss` over five commits: fast, fast, SLOW (the third), slow, slow."""
-    repo = tmp_path_factory.mktemp("repo")
-    _git(repo, "init", "-q")
-    _git(repo, "config", "user.email", "ci@example.org")
-    _git(repo, "config", "user.name", "ci")
-    (repo / "pyproject.toml").write_text(textwrap.dedent("""
-        [build-system]
-        requires = ["setuptools>=61"]
-        build-backend = "setuptools.build_meta"
-        [project]
-        name = "toyloss"
-        version = "0"
-        [tool.setuptools]
-        py-modules = ["toyloss"]
-    """))
-    commits = []
-    for i, source in enumerate([FAST, FAST, SLOW, SLOW, SLOW]):
-        (repo / "toyloss.py").write_text(f"# version {i}\n{source}")
-        _git(repo, "add", ".")
-        _git(repo, "commit", "-q", "-m", f"version {i}")
-        commits.append(_git(repo, "rev-parse", "HEAD"))
-    return repo, commits
+    return toy_history([False, False, True, True, True])
 
 
 def test_bisect_refuses_a_range_whose_end_is_not_slower(history, tmp_path, monkeypatch):

@@ -113,7 +113,9 @@ class Family:
     implementation may declare; ``call_needs(args, capabilities)`` the capabilities a validated call needs that are
     missing. ``reference`` is the registered float64 reference the checks compare with (it is judged against the
     oracle), ``gradient_penalty_reference`` the plain-autograd implementation a double backward is compared with,
-    ``recommended`` the implementation that mirrors the product. ``checks()`` gives the family's checks;
+    ``recommended`` the implementation that mirrors the product, ``product`` the public function itself as
+    ``module:attr`` (what ``focalbench history`` times at old commits, where the registry may not know
+    ``recommended`` yet; "" for a family without one). ``checks()`` gives the family's checks;
     ``figure_1_inputs(p_t)`` the ``(logits, target, kwargs)`` at which the loss is ``-(1 - p_t)^gamma log p_t``
     (Lin et al.'s Fig. 1) minus gamma, or None; ``mutants()`` the mutant catalogue that scores the checks' power
     (:mod:`focalbench.arena.mutation`), or None.
@@ -136,6 +138,7 @@ class Family:
     figure_1_inputs: Callable[[Sequence[float]], tuple[Any, Any, dict]] | None = None
     mutants: Callable[[], Any] | None = None  # the family's mutant catalogue (focalbench.arena.mutation.Catalogue)
     order: int = 100  # where listings put the family (lower first; ties by name)
+    product: str = ""  # the public function, "module:attr" (e.g. "focalbench:focal_loss")
 
     def all_checks(self) -> dict[str, Any]:
         """The family's checks by name (each check's ``family`` is this family's name)."""

@@ -30,7 +30,7 @@ from pathlib import Path
 from focalbench.bench.ab import ABError, install_commit
 from focalbench.bench.stats import paired_ratios, shift
 
-__all__ = ["BisectError", "Judgement", "Outcome", "Row", "bisect", "commit_range", "write_job"]
+__all__ = ["BisectError", "Judgement", "Outcome", "Row", "bisect", "commit_range", "row_job", "run_probe", "write_job"]
 
 
 class BisectError(RuntimeError):
@@ -39,12 +39,14 @@ class BisectError(RuntimeError):
 
 @dataclass(frozen=True)
 class Row:
-    """What is timed: ``impl`` (a registered name or ``module:attr``) of ``family`` at the family's shape ``shape``."""
+    """What is timed: ``impl`` (a registered name or ``module:attr``) of ``family`` at the family's shape ``shape``,
+    on logits of ``dtype`` (a torch dtype's name)."""
 
     family: str
     impl: str
     shape: str
     threads: int = 1
+    dtype: str = "float32"
 
 
 @dataclass(frozen=True)
@@ -105,13 +107,12 @@ def commit_range(good: str, bad: str) -> list[str]:
     return commits
 
 
-def write_job(row: Row, path: Path, rounds: int, warmup: int = 2, inner: int = 5) -> None:
-    """The probe's job file for ``row``: this checkout's inputs, baseline and call keywords, pickled; each of the
-    ``rounds`` samples of a side the fastest of ``inner`` calls (:mod:`focalbench.bench.probe`).
+def row_job(row: Row, rounds: int, warmup: int = 2, inner: int = 5) -> dict:
+    """The probe's job for ``row``: this checkout's inputs, baseline and call keywords; each of the ``rounds`` samples
+    of a side the fastest of ``inner`` calls (:mod:`focalbench.bench.probe`).
 
     Raises:
-        BisectError: the shape is neither one of the family's nor like 4096x20, or the family's baseline cannot be
-            pickled.
+        BisectError: the shape is neither one of the family's nor like 4096x20.
     """
     import torch
 
@@ -123,10 +124,10 @@ def write_job(row: Row, path: Path, rounds: int, warmup: int = 2, inner: int = 5
         (shape,) = select_shapes([row.shape], quick=False, family=row.family)
     except ValueError as error:
         raise BisectError(str(error)) from error
-    logits, target = family.workload.inputs(shape, torch.float32, "cpu")
+    logits, target = family.workload.inputs(shape, getattr(torch, row.dtype), "cpu")
     # the keywords the family's timings pass an implementation, read off its call with a recorder
     keywords = family.workload.call(lambda x, t, **kw: kw, logits, target, 2.0)
-    job = {
+    return {
         "impl": row.impl,
         "logits": logits,
         "target": target,
@@ -137,16 +138,34 @@ def write_job(row: Row, path: Path, rounds: int, warmup: int = 2, inner: int = 5
         "inner": inner,
         "threads": row.threads,
     }
+
+
+def write_job(path: Path, job: dict) -> None:
+    """Pickle ``job`` (one :func:`row_job`, or ``{"rows": [...]}`` of several) into the probe's job file ``path``.
+
+    Raises:
+        BisectError: a family's baseline loss cannot be pickled.
+    """
     try:
         data = pickle.dumps(job)
     except (pickle.PicklingError, AttributeError, TypeError) as error:
-        raise BisectError(f"the {row.family} family's baseline loss must be picklable (a function or a "
-                          f"functools.partial) to time old commits. Got: {error}") from error  # fmt: skip
+        raise BisectError(f"a family's baseline loss must be picklable (a function or a functools.partial) to time "
+                          f"old commits. Got: {error}") from error  # fmt: skip
     path.write_bytes(data)
 
 
-def _probe(site: Path, job: Path) -> list[float]:
-    """One probe process of the commit installed at ``site``: its per-round ratios to the baseline."""
+#: glibc's malloc thresholds fixed as .ci/gate fixes them: a large tensor's buffer is reused between calls instead of
+#: being mapped afresh (and page-faulted) at each one, whose cost would depend on the allocation pattern of the code.
+MALLOC_TUNABLES = "glibc.malloc.mmap_threshold=4294967296:glibc.malloc.trim_threshold=8589934592"
+
+
+def run_probe(site: Path, job: Path, fixed_malloc: bool = False) -> dict:
+    """One probe process of the commit installed at ``site`` on the job file ``job``: the probe's output
+    (``fixed_malloc``: with :data:`MALLOC_TUNABLES`).
+
+    Raises:
+        BisectError: the probe process failed.
+    """
     import os
     import tempfile
 
@@ -154,10 +173,17 @@ def _probe(site: Path, job: Path) -> list[float]:
 
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(site), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    if fixed_malloc:
+        env["GLIBC_TUNABLES"] = ":".join(filter(None, [env.get("GLIBC_TUNABLES"), MALLOC_TUNABLES]))
     result = subprocess.run(command(str(job)), env=env, cwd=tempfile.gettempdir(), capture_output=True, text=True)
     if result.returncode != 0:
         raise BisectError(f"timing the commit at {site} failed:\n{result.stderr[-2000:]}")
-    out = json.loads(result.stdout.strip().splitlines()[-1])
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def _probe(site: Path, job: Path) -> list[float]:
+    """One probe process of the commit installed at ``site``: its per-round ratios to the baseline."""
+    out = run_probe(site, job)
     return paired_ratios(out["samples_s"], out["baseline_samples_s"])
 
 
@@ -200,7 +226,7 @@ def bisect(
     commits = commit_range(good, bad)
     good_sha = _git("rev-parse", f"{good}^{{commit}}")
     job = workdir / "job.pkl"
-    write_job(row, job, rounds)
+    write_job(job, row_job(row, rounds))
     site = _Sites(workdir)
     say = progress or (lambda message: None)
     steps: list[Judgement] = []

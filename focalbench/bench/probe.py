@@ -59,12 +59,10 @@ def _seconds(fn, logits, inner: int = 1) -> float:
     return best
 
 
-def main(job_path: str) -> dict:
-    """Time the job's row; returns ``{"samples_s": [...], "baseline_samples_s": [...], "focalbench": path}``."""
+def _time_row(job: dict, inner: int) -> dict:
+    """One row's two series of per-turn seconds: ``{"samples_s": [...], "baseline_samples_s": [...]}``."""
     import torch
 
-    with open(job_path, "rb") as handle:
-        job = pickle.load(handle)
     torch.set_num_threads(job["threads"])
     impl = _resolve(job["impl"])
     baseline = job["baseline"]
@@ -81,14 +79,30 @@ def main(job_path: str) -> dict:
     samples: dict[str, list[float]] = {"impl": [], "baseline": []}
     for r in range(job["rounds"]):
         for side in ("impl", "baseline") if r % 2 == 0 else ("baseline", "impl"):
-            samples[side].append(_seconds(sides[side], logits, job.get("inner", 1)))
+            samples[side].append(_seconds(sides[side], logits, inner))
+    return {"samples_s": samples["impl"], "baseline_samples_s": samples["baseline"]}
+
+
+def main(job_path: str) -> dict:
+    """Time the job's row; returns ``{"samples_s": [...], "baseline_samples_s": [...], "focalbench": path}``.
+
+    A job with ``"rows"`` (a list of row jobs) times each in turn and returns ``{"rows": [...], "focalbench": path}``,
+    a row this commit cannot run (an implementation it does not have, an error in its code) as ``{"error": text}``
+    while the other rows are still timed."""
+    with open(job_path, "rb") as handle:
+        job = pickle.load(handle)
     import focalbench
 
-    return {
-        "samples_s": samples["impl"],
-        "baseline_samples_s": samples["baseline"],
-        "focalbench": str(getattr(focalbench, "__file__", "")),
-    }
+    where = str(getattr(focalbench, "__file__", ""))
+    if "rows" not in job:
+        return {**_time_row(job, job.get("inner", 1)), "focalbench": where}
+    rows = []
+    for row in job["rows"]:
+        try:
+            rows.append(_time_row(row, row.get("inner", 1)))
+        except Exception as error:  # noqa: BLE001 - an old commit's failure is a fact of that commit, kept per row
+            rows.append({"error": f"{type(error).__name__}: {error}"[:500]})
+    return {"rows": rows, "focalbench": where}
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ __all__ = ["COMMANDS", "main", "parser"]
 #: The subcommands, in the order ``--help`` lists them: each the name of a module of this package.
 COMMANDS = (
     "list", "check", "mutants", "run", "compare", "merge", "accuracy", "plot", "fingerprint", "gate", "ab", "bisect",
-    "gate-study", "experiment", "docs",
+    "gate-study", "history", "publish", "experiment", "docs",
 )  # fmt: skip
 
 

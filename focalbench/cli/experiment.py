@@ -21,6 +21,16 @@ EXPERIMENTS = {
 }
 
 
+def _executor(value: str) -> str:
+    """``--executor``'s type: :func:`~focalbench.experiments.runs.parse_executor`, its error argparse's."""
+    from focalbench.experiments.runs import EXECUTORS, parse_executor
+
+    try:
+        return parse_executor(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected {EXECUTORS}. Got: {value!r}") from None
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("name", choices=tuple(EXPERIMENTS), help="; ".join(f"{k}: {v}" for k, v in EXPERIMENTS.items()))
     parser.add_argument("--quick", action="store_true",
@@ -32,6 +42,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--jobs", type=int, metavar="N",
                         help="long-tail and detection: worker processes of one torch thread each (default: the CPUs "
                              "this process may use); the results do not depend on it")  # fmt: skip
+    parser.add_argument("--executor", type=_executor, metavar="EXECUTOR",
+                        help="long-tail and detection: where the runs go: local (default: --jobs processes here), "
+                             "dask-local (a Dask LocalCluster of --jobs processes) or dask://HOST:PORT (the workers of "
+                             "that Dask scheduler; each needs this focalbench version with the experiments extra); the "
+                             "results do not depend on it")  # fmt: skip
     parser.add_argument("--output", default="results",
                         help="directory for the JSON and markdown reports, figures under OUTPUT/figures/ (default: "
                              "results)")  # fmt: skip
@@ -57,17 +72,23 @@ def _soft_gamma(args: argparse.Namespace) -> int:
 
 def _real_data(args: argparse.Namespace) -> int:
     from focalbench.experiments.digits import INSTALL_HINT, MissingExtra, mnist_5k_path
-    from focalbench.experiments.runs import default_jobs
+    from focalbench.experiments.runs import DASK_INSTALL_HINT, SchedulerUnreachable, default_jobs
 
     needed = ["mlxtend", "tqdm", "matplotlib"] + (["pycocotools"] if args.name == "detection" else [])
     missing = [name for name in needed if importlib.util.find_spec(name) is None]
     if missing:
         raise UsageError(f"{args.name} needs {', '.join(missing)} (not installed): pip install "
                          f"'focalbench[experiments]' (in a checkout: {INSTALL_HINT})")  # fmt: skip
+    executor = args.executor or "local"
+    if executor != "local" and importlib.util.find_spec("distributed") is None:
+        raise UsageError(f"--executor {executor} needs dask[distributed] (not installed): {DASK_INSTALL_HINT}")
     try:
         mnist_5k_path()
     except MissingExtra as error:
         raise UsageError(str(error)) from error
+    if executor.startswith("dask://") and args.jobs is not None:
+        raise UsageError(f"--jobs applies to the local and dask-local executors; with --executor {executor} the "
+                         f"cluster's workers run the runs")  # fmt: skip
     jobs = default_jobs() if args.jobs is None else args.jobs
     if jobs < 1:
         raise UsageError(f"--jobs must be >= 1. Got: {jobs}")
@@ -85,10 +106,16 @@ def _real_data(args: argparse.Namespace) -> int:
         seeds = seeds_of(args.seeds, args.quick)
     except (TypeError, ValueError) as error:
         raise UsageError(f"--{error}") from error
-    eprint(f"focalbench experiment {args.name}: seeds {seeds[0]}..{seeds[-1]}, {jobs} worker(s) of 1 torch thread"
+    where = {"local": f"{jobs} worker(s) of 1 torch thread",
+             "dask-local": f"a Dask LocalCluster of {jobs} worker(s) of 1 torch thread"}.get(
+        executor, f"the workers of the Dask scheduler {executor}, 1 torch thread a run")  # fmt: skip
+    eprint(f"focalbench experiment {args.name}: seeds {seeds[0]}..{seeds[-1]}, {where}"
            f"{' (--quick)' if args.quick else ''}")  # fmt: skip
     started = time.perf_counter()
-    document = experiment(seeds, jobs=jobs, quick=args.quick, progress=eprint)
+    try:
+        document = experiment(seeds, jobs=jobs, quick=args.quick, progress=eprint, executor=executor)
+    except SchedulerUnreachable as error:
+        raise UsageError(str(error)) from error
     json_path, md_path, figures = write(document, args.output)
     print(summary(document))
     print(f"\n{len(document['results'])} runs in {time.perf_counter() - started:.0f} s")
@@ -103,5 +130,7 @@ def run(args: argparse.Namespace) -> int:
     # code are not needed by the other subcommands
     if args.name == "soft-gamma" and args.jobs is not None:
         raise UsageError("--jobs applies to long-tail and detection; soft-gamma runs in this process")
+    if args.name == "soft-gamma" and args.executor is not None:
+        raise UsageError("--executor applies to long-tail and detection; soft-gamma runs in this process")
     writable_directory(args.output, "--output")
     return _soft_gamma(args) if args.name == "soft-gamma" else _real_data(args)

@@ -70,7 +70,7 @@ from torch import nn
 # the grid and its reference cell are the report's layout (Lin et al.'s Table 1); the report imports nothing from here
 from focalbench.experiments.detection_report import ALPHAS, GAMMAS, REFERENCE, detection_document, focal_name
 from focalbench.experiments.digits import load_mnist_5k, require
-from focalbench.experiments.runs import choose, map_runs, run_environment
+from focalbench.experiments.runs import choose, map_runs, parse_executor, run_environment
 from focalbench.experiments.soft_gamma import SCHEDULES as SOFT_GAMMA
 from focalbench.experiments.soft_gamma import seed_list
 from focalbench.losses.schedule import ConstantGamma, GammaSchedule
@@ -788,6 +788,7 @@ def run_detection(
     jobs: int = 1,
     quick: bool = False,
     progress: Callable[[str], None] | None = None,
+    executor: str = "local",
 ) -> dict:
     """Run every condition for every seed; return the report document (``detection_document`` of
     :mod:`focalbench.experiments.detection_report`).
@@ -801,6 +802,8 @@ def run_detection(
         quick: the command's ``--quick``: :data:`QUICK_CONDITIONS` unless ``conditions`` are given (same task and
             budget); recorded in the settings.
         progress: called with one line per finished run (the command prints it on stderr). Default: None.
+        executor: where the runs go (:func:`~focalbench.experiments.runs.map_runs`): ``local`` (``jobs`` processes
+            here), ``dask-local`` or ``dask://HOST:PORT``; the rows do not depend on it. Default: ``local``.
 
     Example:
         >>> document = run_detection([0], task=Task(train_canvases=32, test_canvases=4),
@@ -815,6 +818,7 @@ def run_detection(
     if any(isinstance(s, bool) or not isinstance(s, (int, np.integer)) or s < 0 for s in seeds):
         raise ValueError(f"seeds must be a non-empty sequence of integers >= 0. Got: {list(seeds)!r}")
     _check_int("jobs", jobs, 1)
+    executor = parse_executor(executor)
     if not isinstance(task, Task):
         raise ValueError(f"task must be a Task. Got: {type(task).__name__}")
     if not isinstance(budget, Budget):
@@ -834,7 +838,7 @@ def run_detection(
 
     started = time.perf_counter()
     rows = map_runs(run_one, tasks, jobs=jobs, threads=1, description="detection", progress=progress,
-                    describe=describe, bar=progress is not None)  # fmt: skip
+                    describe=describe, bar=progress is not None, executor=executor)  # fmt: skip
     anchors = make_anchors(task.canvas, STRIDE, budget.anchor_sizes, budget.anchor_aspect)
     settings = {
         "experiment": "detection",
@@ -866,4 +870,6 @@ def run_detection(
         "reference": REFERENCE,
         "wall_s": round(time.perf_counter() - started, 1),
     }
+    if executor != "local":  # recorded where the runs left this machine's process pool
+        settings["executor"] = executor
     return detection_document(env, settings, rows)

@@ -35,6 +35,7 @@ from focalbench.experiments.report import (
     paired_by_seed,
     save_new_figure,
     smallest_holm_p,
+    workers_text,
 )
 
 __all__ = [
@@ -282,8 +283,8 @@ def detection_markdown(document: dict, figures: Sequence[str] = ()) -> str:
     lines = [
         "# Detection experiment: the focal loss's gamma x alpha grid on a dense one-stage detector",
         "",
-        f"Created {document['created']} from commit `{env.get('git_commit')}`: {env['cpu']}, {settings['jobs']} "
-        f"worker process(es) of {settings['threads']} torch thread, torch {env['torch']}, numpy {env['numpy']}, python "
+        f"Created {document['created']} from commit `{env.get('git_commit')}`: {env['cpu']}, {workers_text(settings)}, "
+        f"torch {env['torch']}, numpy {env['numpy']}, python "
         f"{env['python']}; {len(rows)} runs in {settings['wall_s']} s{' (--quick)' if settings['quick'] else ''}.",
         "",
         "## Setup",
@@ -458,7 +459,7 @@ def write_figures(document: dict, directory: str | Path, stem: str) -> list[Path
     columns = min(3, max(1, len(groups)))
     panel_rows = -(-max(1, len(groups)) // columns)
     figure, axes = plt.subplots(panel_rows, columns, figsize=(4.6 * columns, 3.6 * panel_rows), squeeze=False)
-    for axis in axes.flat[len(groups):]:
+    for axis in axes.flat[len(groups) :]:
         axis.set_visible(False)
     for axis, (title, names) in zip(axes.flat, groups, strict=False):
         for name in names:

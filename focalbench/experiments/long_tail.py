@@ -51,7 +51,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from focalbench.experiments.runs import choose, map_runs, run_environment
+from focalbench.experiments.runs import choose, map_runs, parse_executor, run_environment
 from focalbench.experiments.soft_gamma import ECE_BINS, SCHEDULES, classification_metrics, seed_list
 from focalbench.losses.schedule import ConstantGamma, GammaSchedule
 from focalbench.losses.softmax.api import FocalLoss, focal_loss
@@ -359,6 +359,7 @@ def run_long_tail(
     quick: bool = False,
     bar: bool = True,
     progress: Callable[[str], None] | None = None,
+    executor: str = "local",
 ) -> dict:
     """Run every (imbalance, alpha, loss) condition for every seed; return the report document.
 
@@ -370,9 +371,12 @@ def run_long_tail(
         jobs: worker processes (one torch thread each); the rows do not depend on it. Default: 1.
         quick: the command's ``--quick``: :data:`QUICK`'s conditions unless given (same task and budget).
         bar: a progress bar on stderr. progress: called with one line per finished run.
+        executor: where the runs go (:func:`~focalbench.experiments.runs.map_runs`): ``local`` (``jobs`` processes
+            here), ``dask-local`` or ``dask://HOST:PORT``; the rows do not depend on it. Default: ``local``.
     """
     from focalbench.experiments.long_tail_report import long_tail_document
 
+    executor = parse_executor(executor)
     defaults = QUICK if quick else {"losses": tuple(LOSSES), "alphas": ALPHAS, "imbalances": IMBALANCES}
     losses = choose("losses", losses if losses is not None else defaults["losses"], list(LOSSES))
     alphas = choose("alphas", alphas if alphas is not None else defaults["alphas"], ALPHAS)
@@ -396,7 +400,7 @@ def run_long_tail(
     started = time.perf_counter()
     env = run_environment(1)  # records the one thread every run uses
     rows = map_runs(run_one, runs, jobs=jobs, threads=1, description="long-tail", progress=progress,
-                    describe=describe, bar=bar)  # fmt: skip
+                    describe=describe, bar=bar, executor=executor)  # fmt: skip
     settings = {
         "experiment": "long-tail",
         "quick": quick,
@@ -416,4 +420,6 @@ def run_long_tail(
         "ece_bins": ECE_BINS,
         "wall_s": round(time.perf_counter() - started, 1),
     }
+    if executor != "local":  # recorded where the runs left this machine's process pool
+        settings["executor"] = executor
     return long_tail_document(env, settings, rows)

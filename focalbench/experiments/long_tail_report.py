@@ -29,6 +29,7 @@ from focalbench.experiments.report import (
     paired_by_seed,
     save_new_figure,
     smallest_holm_p,
+    workers_text,
 )
 
 __all__ = [
@@ -231,8 +232,8 @@ def long_tail_markdown(document: dict, figures: Sequence[str] = ()) -> str:
     lines = [
         "# Long-tail experiment: focal loss, FLSD-53 and soft-gamma on real long-tailed digits, with calibration",
         "",
-        f"Created {document['created']} from commit `{env.get('git_commit')}`: {env['cpu']}, {settings['jobs']} "
-        f"worker process(es) of {settings['threads']} torch thread, torch {env['torch']}, numpy {env['numpy']}, "
+        f"Created {document['created']} from commit `{env.get('git_commit')}`: {env['cpu']}, {workers_text(settings)}, "
+        f"torch {env['torch']}, numpy {env['numpy']}, "
         f"python {env['python']}; {len(document['results'])} runs in {settings['wall_s']} s"
         f"{' (--quick)' if settings['quick'] else ''}.",
         "",
@@ -244,10 +245,15 @@ def long_tail_markdown(document: dict, figures: Sequence[str] = ()) -> str:
         f"* Model and budget: {settings['model']} (lr {budget['learning_rate']:g}), {budget['steps']} steps of "
         f"{budget['batch_size']}, no augmentation: training accuracy is at least "
         f"{min(s['train_accuracy'] for s in document['summary']):.3f} in every condition.",
-        "* Losses: " + "; ".join(f"`{k}` {v}" for k, v in settings["losses"].items()) + ". Alpha: "
+        "* Losses: "
+        + "; ".join(f"`{k}` {v}" for k, v in settings["losses"].items())
+        + ". Alpha: "
         + ", ".join(f"`{a}`" for a in settings["alphas"])
-        + (f" (class-balanced: Cui et al. 2019, beta {settings['class_balanced_beta']}, summing to C)."
-           if "class-balanced" in settings["alphas"] else "."),
+        + (
+            f" (class-balanced: Cui et al. 2019, beta {settings['class_balanced_beta']}, summing to C)."
+            if "class-balanced" in settings["alphas"]
+            else "."
+        ),
         f"* Seeds ({len(seeds)}): {', '.join(map(str, seeds))}; every condition of a seed shares its data, "
         "initial weights and batch order.",
         f"* Metrics on the balanced test set: balanced accuracy, macro-F1, recall of the 3 head and 3 tail ranks, ECE "

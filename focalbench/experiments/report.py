@@ -29,6 +29,7 @@ from tabulate import tabulate
 from focalbench.bench.report import write_document
 
 __all__ = [
+    "workers_text",
     "BOOTSTRAP_RESAMPLES", "difference_text", "experiment_document", "family_size", "holm", "p_text", "paired_by_seed",
     "paired_comparisons", "paired_difference", "paired_table", "save_new_figure", "smallest_holm_p",
     "soft_gamma_document", "soft_gamma_markdown", "summarize_conditions", "summary_table", "write_soft_gamma_report",
@@ -46,6 +47,19 @@ LEVEL = 0.95
 #: max), not a 95 % interval.
 MIN_INTERVAL_PAIRS = 6
 SIGNIFICANCE = 0.05
+
+
+def workers_text(settings: dict) -> str:
+    """Where a report's runs ran, in words: ``2 worker process(es) of 1 torch thread``, or the Dask executor's.
+
+    Example:
+        >>> workers_text({"jobs": 2, "threads": 1}), workers_text({"jobs": 2, "threads": 1, "executor": "dask://h:1"})
+        ('2 worker process(es) of 1 torch thread', 'the Dask executor dask://h:1 (workers of 1 torch thread)')
+    """
+    executor = settings.get("executor", "local")
+    if executor != "local":
+        return f"the Dask executor {executor} (workers of {settings['threads']} torch thread)"
+    return f"{settings['jobs']} worker process(es) of {settings['threads']} torch thread"
 
 
 def _conditions(rows: Sequence[dict]) -> list[tuple[str, str]]:

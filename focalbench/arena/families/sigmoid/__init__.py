@@ -80,6 +80,7 @@ FAMILY = register_family(
         reference="sigmoid_reference",
         gradient_penalty_reference="sigmoid_logspace",
         recommended="sigmoid_fused",
+        product="focalbench:sigmoid_focal_loss",
         checks=lambda: CHECKS,
         # RetinaNet sums its loss (then divides by the number of positive anchors): reduction "sum" on both sides
         workload=Workload(

@@ -95,6 +95,7 @@ FAMILY = register_family(
         reference="numpy_reference",
         gradient_penalty_reference="gather",  # plain autograd through log_softmax: differentiable any number of times
         recommended="fused",
+        product="focalbench:focal_loss",
         checks=lambda: CHECKS,
         workload=Workload(
             baseline="cross_entropy",
