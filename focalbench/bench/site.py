@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import html
 import json
+import math
 import re
 import shutil
 from dataclasses import dataclass
@@ -54,6 +55,7 @@ class _Page:
     title: str
     body: str
     plots: bool = False
+    steps: int = 0
 
 
 def _markdown(text: str) -> str:
@@ -117,7 +119,8 @@ def _history_pages(root: Path, history: Path) -> tuple[list[_Page], str]:
                 label = step.after.commit["commit"][:10]
                 colour = "#b00020" if step.change > 0 else "#1b7f3b"
                 figure.add_vline(x=label, line_dash="dash", line_color=colour)
-                figure.add_annotation(x=label, y=step.after.median, text=f"step {100 * step.change:+.0f}%",
+                # on a log axis an annotation's y is in decades
+                figure.add_annotation(x=label, y=math.log10(step.after.median), text=f"step {100 * step.change:+.0f}%",
                                       showarrow=True, arrowcolor=colour, font={"color": colour})  # fmt: skip
             family = row.split("/")[0]
             figure.update_layout(
@@ -141,10 +144,11 @@ def _history_pages(root: Path, history: Path) -> tuple[list[_Page], str]:
                 f"{html.escape(str(machine.get('torch')))}. Forward+backward time of <code>{html.escape(row)}</code> "
                 f"as a multiple of the family's baseline loss, timed in alternating turns in one process per commit; "
                 f"bars: the median's 95 % interval. {len(records)} commits, {len(points)} measurements.</p>\n"
-                f"{_figure(figure, 'history')}\n<h2>Steps</h2>\n<p>Two-sided Mann-Whitney between adjacent "
-                f"measurements, Bonferroni over the row's series (alpha 0.01), |change| ≥ 10 %.</p>\n{steps_html}"
+                f"{_figure(figure, 'history')}\n<h2>Steps</h2>\n<p>Adjacent measurements whose turns differ (two-sided "
+                f"Mann-Whitney), whose change is beyond the noise between measurements and at least 10 %, each at "
+                f"alpha 0.01 Bonferroni-adjusted over the row's series (docs/history.md).</p>\n{steps_html}"
             )
-            pages.append(_Page(name, f"{row} on {kind.name}", body, plots=True))
+            pages.append(_Page(name, f"{row} on {kind.name}", body, plots=True, steps=len(steps)))
             latest = points[-1]
             summary.append(
                 f"<tr><td><a href=\"{name}\"><code>{html.escape(row)}</code></a></td>"
@@ -274,5 +278,6 @@ def publish(root: Path, output: Path, history: Path | None = None) -> list[Path]
         path = output / page.name
         path.write_text(_page(page, pages), encoding="utf-8")
         written.append(path)
-    (output / "site.json").write_text(json.dumps({"pages": [p.name for p in pages]}, indent=1) + "\n")
+    listing = {"pages": [p.name for p in pages], "steps": {p.name: p.steps for p in pages if p.steps}}
+    (output / "site.json").write_text(json.dumps(listing, indent=1) + "\n")
     return written

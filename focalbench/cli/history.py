@@ -78,6 +78,6 @@ def run(args: argparse.Namespace) -> int:
         for step in find_steps(points, row, args.alpha):
             print("  step " + step.line())
             found += 1
-    print(f"{found} step(s) (two-sided Mann-Whitney between adjacent measurements, Bonferroni over each row's series, "
-          f"alpha {args.alpha}, |change| >= 10 %)")  # fmt: skip
+    print(f"{found} step(s) (adjacent measurements: turns differ by Mann-Whitney, change beyond the noise between "
+          f"measurements and >= 10 %; alpha {args.alpha} Bonferroni over each row's series)")  # fmt: skip
     return 0

@@ -18,8 +18,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--check", action="store_true",
                         help="then open every page in headless Chromium: fail on a console error, a missing resource "
                              "or a plot that did not draw (needs the browser extra and a chromium binary)")  # fmt: skip
-    parser.add_argument("--screenshots", type=Path, metavar="DIR",
-                        help="with --check: write index.png and one history page's PNG there")  # fmt: skip
+    parser.add_argument(
+        "--screenshots",
+        type=Path,
+        metavar="DIR",
+        help="with --check: write site-index.png and site-history.png (the page with most steps) there",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -41,7 +45,10 @@ def run(args: argparse.Namespace) -> int:
 
     shots = None
     if args.screenshots:
-        history = next((p.name for p in pages if p.name.startswith("history-")), None)
+        import json
+
+        steps = json.loads((args.output / "site.json").read_text())["steps"]  # the history page with most steps
+        history = max(steps, key=steps.get) if steps else next((p.name for p in pages if "history-" in p.name), None)
         shots = {"index.html": args.screenshots / "site-index.png"}
         if history:
             shots[history] = args.screenshots / "site-history.png"
