@@ -210,14 +210,40 @@ def test_command_refuses_bad_seeds_jobs_output_and_a_missing_extra(monkeypatch, 
     assert "--jobs applies to long-tail and detection" in capsys.readouterr().err
 
 
-@pytest.mark.experiments
-def test_quick_variant_runs_through_the_command(tmp_path, capsys):
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory):
+    """``focalbench experiment long-tail --quick --jobs 2`` through the command: its JSON document and seconds."""
+    output = tmp_path_factory.mktemp("quick")
     started = time.perf_counter()
-    assert main(["experiment", "long-tail", "--quick", "--jobs", "2", "--output", str(tmp_path)]) == 0
+    assert main(["experiment", "long-tail", "--quick", "--jobs", "2", "--output", str(output)]) == 0
     elapsed = time.perf_counter() - started
-    (path,) = tmp_path.glob("long-tail-cpu-*.json")
-    document = json.loads(path.read_text())
+    (path,) = output.glob("long-tail-cpu-*.json")
+    return path, json.loads(path.read_text()), elapsed
+
+
+@pytest.mark.experiments
+def test_quick_variant_runs_through_the_command(quick_run):
+    path, document, elapsed = quick_run
     assert document["settings"]["quick"] and len(document["results"]) == 8
     assert all(r["train_accuracy"] > 0.95 for r in document["results"])  # the budget fits the training set
     assert "## Verdict" in path.with_suffix(".md").read_text()
     print(f"long-tail --quick: {elapsed:.0f} s")  # printed, not asserted: the time is CI's to judge
+
+
+@pytest.mark.experiments
+def test_quick_variant_gives_the_same_rows_on_a_dask_cluster(quick_run, tmp_path):
+    """The --quick run again on a Dask LocalCluster of two one-thread workers (--executor dask-local): the same rows,
+    the same paired comparisons, as the process pool gave."""
+    pytest.importorskip("distributed", reason="the experiments extra's dask[distributed] is not installed")
+    _, pool, _ = quick_run
+    assert main(["experiment", "long-tail", "--quick", "--jobs", "2", "--executor", "dask-local",
+                 "--output", str(tmp_path)]) == 0  # fmt: skip
+    (path,) = tmp_path.glob("long-tail-cpu-*.json")
+    dask = json.loads(path.read_text())
+
+    def rows(document: dict) -> list[dict]:  # train_s: the one field that is a time, not a result
+        return [{k: v for k, v in row.items() if k != "train_s"} for row in document["results"]]
+
+    assert dask["settings"]["executor"] == "dask-local" and len(dask["results"]) == 8
+    assert rows(dask) == rows(pool) and dask["paired"] == pool["paired"]
+    assert "the Dask executor dask-local" in path.with_suffix(".md").read_text()
