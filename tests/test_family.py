@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass
+from pathlib import Path
 from typing import ClassVar
 
 import numpy
@@ -241,3 +242,29 @@ def test_the_gate_times_a_new_family_without_being_edited(squared_family):
     # a user's implementation instead of the products, in its family
     (mine,), _ = plan("squared_reference", [FAMILY])
     assert (mine.family, mine.impl) == (FAMILY, "squared_reference")
+
+
+def test_the_docs_get_the_new_familys_tables_without_being_edited(squared_family, tmp_path):
+    """A registered family's generated tables are never silently absent from the docs: `focalbench docs --check`
+    names the missing blocks, and `focalbench docs` adds each after the same table of another family."""
+    import shutil
+
+    from focalbench.bench import tables
+    from focalbench.cli.docs import GENERATORS
+
+    root = Path(__file__).resolve().parent.parent
+    shutil.copy2(root / "README.md", tmp_path / "README.md")
+    shutil.copytree(root / "docs", tmp_path / "docs")
+    shutil.copytree(root / "results", tmp_path / "results", ignore=shutil.ignore_patterns("history", "figures"))
+    expected = [f"checks-{FAMILY}", f"conformance-{FAMILY}", f"speed-{FAMILY}"]
+    assert tables.missing(tmp_path, GENERATORS) == expected
+    # what --check fails on (and the implementations table, which lists the family's two implementations now)
+    assert tables.stale(tmp_path, GENERATORS) == ["implementations", *expected]
+    assert tables.refresh(tmp_path, GENERATORS) == ["implementations", *expected]
+    checks = (tmp_path / "docs" / "checks.md").read_text()
+    assert checks.index("<!-- END generated: checks-sigmoid -->") < checks.index(f"**The {FAMILY} family**") \
+        < checks.index(f"<!-- BEGIN generated: checks-{FAMILY} -->")  # fmt: skip
+    body = tables.generators(GENERATORS)[f"checks-{FAMILY}"](tmp_path)
+    assert body.count("\n| `") >= 1 and f"-->\n{body}<!-- END generated: checks-{FAMILY} -->" in checks
+    assert f"<!-- BEGIN generated: speed-{FAMILY} -->" in (tmp_path / "docs" / "results.md").read_text()
+    assert tables.stale(tmp_path, GENERATORS) == [] and tables.missing(tmp_path, GENERATORS) == []

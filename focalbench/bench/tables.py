@@ -28,7 +28,7 @@ from focalbench.arena.tolerances import ACCURACY_BOUND
 from focalbench.bench.named_reports import INDEX, RefusedReport, named
 from focalbench.bench.report import baseline_of, interval_text
 
-__all__ = ["blocks", "generators", "refresh", "stale"]
+__all__ = ["add_missing", "blocks", "generators", "missing", "refresh", "stale"]
 
 _FLOAT32_BOUND = next(bound for dtype, bound in ACCURACY_BOUND.items() if str(dtype) == "torch.float32")
 _BLOCK = re.compile(
@@ -153,12 +153,20 @@ def _which_loss(root: Path) -> str:
                          f"{min(r):.2f}–{max(r):.2f}" if r else "-"])  # fmt: skip
     headers = ["implementation", "family", "checks with a declared defect", f"fp32 within {_FLOAT32_BOUND:g} up to",
                "first non-finite at", "time / baseline"]  # fmt: skip
+    shown = [f for f in families().values() if named(root, f.name, "speed") is not None]
+    products = " / ".join(f"`{f.product.rpartition(':')[2] or f.recommended}`" for f in shown)
+    axes = "; ".join(f"{f.name}: {_short(f.labels.accuracy_axis)}" for f in shown)
+    baselines = "; ".join(f"{f.name}: {f.labels.baseline}" for f in shown)
     note = (
-        "Bold: what `focal_loss` / `sigmoid_focal_loss` run. Accuracy by the family's sweep axis (logit gap; sigmoid: "
-        "|x|); time forward+backward, float32, over the representative shapes, as a multiple of the family's baseline "
-        f"(F.cross_entropy; sigmoid: BCE with logits) on the machine each report names. From {', '.join(sources)}.\n\n"
+        f"Bold: what {products} run. Accuracy by the sweep axis ({axes}); time: forward+backward, float32, "
+        f"representative shapes, as a multiple of the baseline ({baselines}). From {', '.join(sources)}.\n\n"
     )
     return note + "\n".join("| " + " | ".join(row) + " |" for row in [headers, ["---"] * len(headers), *rows]) + "\n"
+
+
+def _short(label: str) -> str:
+    """A label without its parenthesized explanation: ``"logit gap (target raised, ...)"`` -> ``"logit gap"``."""
+    return label.split(" (")[0]
 
 
 def _speed(family: str) -> Callable[[Path], str]:
@@ -225,8 +233,9 @@ def blocks(root: Path) -> dict[str, tuple[Path, str]]:
 
 
 def refresh(root: Path, extra: Generators | None = None) -> list[str]:
-    """Rewrite every generated block from its generator; returns the names of the blocks that changed. A block whose
-    report is refused keeps its committed text.
+    """Rewrite every generated block from its generator, and add the blocks of a family the documents do not hold yet
+    (:func:`add_missing`); returns the names of the blocks that changed or were added. A block whose report is
+    refused keeps its committed text.
 
     Raises:
         ValueError: a block names no generator."""
@@ -252,7 +261,42 @@ def refresh(root: Path, extra: Generators | None = None) -> list[str]:
         new = _BLOCK.sub(replace, text)
         if new != text:
             path.write_text(new)
-    return changed
+    return changed + add_missing(root, extra)
+
+
+def missing(root: Path, extra: Generators | None = None) -> list[str]:
+    """Names of a family's blocks that no document holds while another family's block of the same kind is held (a
+    newly registered family's tables, before ``focalbench docs`` adds them)."""
+    held = blocks(root)
+    kinds_held = {name.partition("-")[0] for name in held if name.partition("-")[2] in families()}
+    return [name for name in generators(extra) if name not in held and name.partition("-")[2] in families()
+            and name.partition("-")[0] in kinds_held]  # fmt: skip
+
+
+def add_missing(root: Path, extra: Generators | None = None) -> list[str]:
+    """Add each missing block of a family (``<kind>-<family>``) after the last block of the same kind of another
+    family, in that block's document, under a heading naming the family; returns the names added. A missing block
+    with no block of its kind to follow stays missing (:func:`stale` names it)."""
+    table, added = generators(extra), []
+    for name in missing(root, extra):
+        kind, _, family = name.partition("-")
+        if family not in families():
+            continue
+        siblings = [(path, other) for other, (path, _) in blocks(root).items() if other.startswith(f"{kind}-")]
+        if not siblings:
+            continue
+        path, sibling = siblings[-1]
+        try:
+            body = table[name](root)
+        except RefusedReport:
+            continue
+        end = f"<!-- END generated: {sibling} -->"
+        heading = f"**The {family} family** (added by `focalbench docs` when the family was registered)"
+        block = f"\n\n{heading}\n\n<!-- BEGIN generated: {name} -->\n{body}<!-- END generated: {name} -->"
+        text = path.read_text()
+        path.write_text(text.replace(end, end + block, 1))
+        added.append(name)
+    return added
 
 
 def _current(generate: Callable[[Path], str], root: Path, body: str) -> bool:
@@ -264,7 +308,8 @@ def _current(generate: Callable[[Path], str], root: Path, body: str) -> bool:
 
 def stale(root: Path, extra: Generators | None = None) -> list[str]:
     """Names of the committed blocks that differ from what their generators give now, of those whose report is
-    refused, and of unknown blocks."""
+    refused, of unknown blocks, and of the generators' blocks no document holds (:func:`missing`: a family's tables
+    are never silently absent from the docs)."""
     table = generators(extra)
     return [name for name, (_, body) in blocks(root).items()
-            if name not in table or not _current(table[name], root, body)]  # fmt: skip
+            if name not in table or not _current(table[name], root, body)] + missing(root, extra)  # fmt: skip
