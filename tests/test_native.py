@@ -65,7 +65,7 @@ CORRECTNESS = textwrap.dedent(
                 differing = (x.grad.double() != rounded).double().mean().item()
                 assert differing <= 0.01, (shape, dtype, gamma, differing)
                 assert abs(loss.double().item() - ref.item()) <= ulp * abs(ref.item()), (shape, dtype, gamma)
-    # the sigmoid family's kernel, in the same library: float32 and float64, every gamma path, soft targets, +-inf
+    # the sigmoid family's kernel, a library of its own: float32 and float64, every gamma path, soft targets, +-inf
     from focalbench.arena.tolerances import compare
     assert "sigmoid_fused" in list_implementations(), unavailable_implementations()
     fused, reference = get_implementation("sigmoid_fused"), get_implementation("sigmoid_reference")
@@ -85,8 +85,9 @@ CORRECTNESS = textwrap.dedent(
             failure = compare(loss, ref, dtype, "loss") or compare(x.grad, y.grad, dtype, "gradient")
             assert failure is None, (shape, gamma, reduction, failure)
     from focalbench.bench.environment import environment
-    from focalbench.kernels import cpu
+    from focalbench.kernels import cpu, sigmoid_cpu
     print("built for", environment()["kernel_build"]["target"], "as", cpu.library()._name)
+    print("sigmoid kernel", sigmoid_cpu.LIBRARY.library()._name)
     """
 )
 
@@ -116,7 +117,7 @@ def test_every_named_target_builds_a_correct_kernel(target):
     assert result.returncode == 0, result.stderr[-3000:]
     assert f"built for {target}" in result.stdout
     if target in VECTOR_REGISTERS and shutil.which("objdump"):
-        library = re.search(r"built for \S+ as (\S+)", result.stdout).group(1)
+        library = re.search(r"sigmoid kernel (\S+)", result.stdout).group(1)
         code = subprocess.run(["objdump", "-d", "--no-show-raw-insn", library], capture_output=True, text=True).stdout
         # every variant (outputs x gamma kind x weighting: a noinline function each) has its own loop; one that lost
         # its vector code (gamma 2 and general gamma, once, through a select GCC could not vectorize) runs 10x slower
@@ -219,14 +220,15 @@ def test_machine_facts():
     assert a != machine_fingerprint("AMD EPYC", "avx512", 2, "2.13.0") and a.startswith("avx2-2t-")
 
 
-def test_the_ctypes_table_matches_the_c_prototypes():
-    """Every exported function of focal_cpu.c, parsed from the source, has exactly the types and names of
-    kernels.cpu.SIGNATURES (a drift would pass wrong arguments through ctypes)."""
+@pytest.mark.parametrize("module", ["cpu", "sigmoid_cpu"])
+def test_the_ctypes_table_matches_the_c_prototypes(module):
+    """Every exported function of each kernel's C source, parsed from the source, has exactly the types and names of
+    its module's SIGNATURES (a drift would pass wrong arguments through ctypes)."""
+    import importlib
     import re
 
-    from focalbench.kernels import cpu
-
-    source = cpu.SOURCE.read_text()
+    kernel = importlib.import_module(f"focalbench.kernels.{module}")
+    source = kernel.SOURCE.read_text()
     exported = {}
     for match in re.finditer(r"^(int64_t|int|double|void)\s+(\w+)\(([^)]*)\)\s*\{", source, re.MULTILINE):
         restype, name, params = match.groups()
@@ -235,14 +237,46 @@ def test_the_ctypes_table_matches_the_c_prototypes():
             c_type, param_name = re.fullmatch(r"\s*(.*?)\s*(\w+)\s*", param).groups()
             parsed.append((" ".join(c_type.replace("*", " *").split()), param_name))
         exported[name] = (restype, parsed)
-    assert set(exported) == set(cpu.SIGNATURES)
-    for name, (restype, params) in cpu.SIGNATURES.items():
+    assert set(exported) == set(kernel.SIGNATURES)
+    for name, (restype, params) in kernel.SIGNATURES.items():
         assert exported[name][0] == restype, name
         assert [(" ".join(t.replace("*", " *").split()), p) for t, p in params] == exported[name][1], name
     # static helpers are not exported, and every exported one is typed
-    library = cpu.library()
-    for name in cpu.SIGNATURES:
+    library = kernel.LIBRARY.library()
+    for name in kernel.SIGNATURES:
         assert getattr(library, name).argtypes is not None
+
+
+def test_one_familys_kernel_failing_to_build_leaves_the_others(tmp_path, quick_compiler):
+    """Each family's C source is a library of its own: a sigmoid kernel that does not compile makes sigmoid_fused
+    unavailable (sigmoid_focal_loss runs its PyTorch-ops kernel, saying why) while focal_loss keeps its C kernel."""
+    broken = tmp_path / "sigmoid_cpu.c"
+    broken.write_text("this is not C\n")
+    code = textwrap.dedent(
+        f"""
+        import warnings, torch
+        from pathlib import Path
+        from focalbench.kernels import sigmoid_cpu
+        sigmoid_cpu.LIBRARY.source = Path({str(broken)!r})
+        import focalbench
+        from focalbench.arena.registry import unavailable_implementations
+        from focalbench.kernels import choose, cpu
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            x = torch.randn(6, 3)
+            loss = focalbench.sigmoid_focal_loss(x, (x > 0).float(), reduction="sum")
+            focal = focalbench.focal_loss(x, torch.tensor([0, 1, 2, 0, 1, 2]))
+        assert torch.isfinite(loss) and torch.isfinite(focal)
+        assert cpu.available() is None, cpu.available()
+        print("softmax:", choose("softmax", "cpu").implementation, "sigmoid:", choose("sigmoid", "cpu").implementation)
+        print("why:", unavailable_implementations().get("sigmoid_fused", "")[:200])
+        print("warned:", " ".join(str(w.message) for w in caught)[:300])
+        """
+    )
+    result = _python(code, FOCALBENCH_CACHE=str(tmp_path / "cache"), **quick_compiler())
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "softmax: fused sigmoid: sigmoid_fused_eager" in result.stdout, result.stdout
+    assert "could not build sigmoid_cpu.c" in result.stdout, result.stdout
 
 
 def test_concurrent_first_calls_build_once_and_all_succeed(tmp_path, quick_compiler):

@@ -1,4 +1,4 @@
-"""The sigmoid family's C kernel (``sigmoid_focal_forward`` in ``focal_cpu.c``): its sums do not depend on the number
+"""The sigmoid family's C kernel (``sigmoid_focal_forward`` in ``sigmoid_cpu.c``): its sums do not depend on the number
 of threads, chunk edges and strided inputs are handled, float32 keeps its digits down to the smallest normal number.
 (That it vectorizes for AVX2 and AVX-512 is checked on each target's build in ``tests/test_native.py``.)"""
 
@@ -11,11 +11,11 @@ import torch
 
 import focalbench
 from focalbench.arena.tolerances import ACCURACY_BOUND
-from focalbench.kernels import cpu, sigmoid_cpu
+from focalbench.kernels import sigmoid_cpu
 from focalbench.kernels.sigmoid_eager import closed_form
 from focalbench.losses.sigmoid.semantics import validate
 
-pytestmark = pytest.mark.skipif(cpu.available() is not None, reason=f"no C kernel here: {cpu.available()}")
+pytestmark = pytest.mark.skipif(sigmoid_cpu.available() is not None, reason=f"no C kernel: {sigmoid_cpu.available()}")
 
 
 def _forward(x, t, reduction, gamma=2.0):
@@ -76,7 +76,7 @@ def test_the_partial_sum_chunk_matches_the_c_source():
     """sigmoid_cpu.CHUNK sizes the buffer the C kernel writes one partial sum per SIGMOID_CHUNK elements into."""
     import re
 
-    (chunk,) = re.findall(r"#define SIGMOID_CHUNK (\d+)", cpu.SOURCE.read_text())
+    (chunk,) = re.findall(r"#define SIGMOID_CHUNK (\d+)", sigmoid_cpu.SOURCE.read_text())
     assert int(chunk) == sigmoid_cpu.CHUNK
 
 

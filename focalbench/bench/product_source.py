@@ -18,8 +18,9 @@ __all__ = ["PRODUCT_PACKAGES", "PRODUCT_SUFFIXES", "product_source_files", "prod
 #: The packages whose source is the product: what ``focal_loss`` and ``sigmoid_focal_loss`` run.
 PRODUCT_PACKAGES = ("focalbench.losses", "focalbench.kernels")
 
-#: Which of their files are source (the C kernel is compiled from its ``.c`` when first used; no compiled file is).
-PRODUCT_SUFFIXES = (".py", ".c")
+#: Which of their files are source (the C kernels are compiled from their ``.c`` and the ``.h`` they include when
+#: first used; no compiled file is).
+PRODUCT_SUFFIXES = (".py", ".c", ".h")
 
 
 def product_source_files() -> list[tuple[str, Path]]:

@@ -1,9 +1,9 @@
 """The kernels behind :func:`focalbench.focal_loss` and :func:`focalbench.sigmoid_focal_loss`: the product, apart
 from the arena of contenders.
 
-* :mod:`~focalbench.kernels.cpu` and :mod:`~focalbench.kernels.sigmoid_cpu`: the C kernels (``focal_cpu.c``), built
-  at first use by :mod:`~focalbench.kernels.build` for the target :mod:`~focalbench.kernels.cpu_facts` allows, with
-  their typed bridge;
+* :mod:`~focalbench.kernels.cpu` and :mod:`~focalbench.kernels.sigmoid_cpu`: the C kernels (``focal_cpu.c`` and
+  ``sigmoid_cpu.c``, a library each), built at first use by :mod:`~focalbench.kernels.build` for the target
+  :mod:`~focalbench.kernels.cpu_facts` allows, with their typed bridge;
 * :mod:`~focalbench.kernels.eager` and :mod:`~focalbench.kernels.sigmoid_eager`: the closed forms in PyTorch
   operations (any device);
 * :mod:`~focalbench.kernels.triton` and :mod:`~focalbench.kernels.sigmoid_triton`: the Triton kernels, the CUDA

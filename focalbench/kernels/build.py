@@ -41,7 +41,17 @@ from pathlib import Path
 
 from focalbench.kernels.cpu_facts import cpu_flags, cpu_model
 
-__all__ = ["TARGET_ENV", "TARGETS", "NativeBuildError", "build_flags", "build_settings", "build_target", "load"]
+__all__ = [
+    "TARGET_ENV",
+    "TARGETS",
+    "NativeBuildError",
+    "TypedLibrary",
+    "build_flags",
+    "build_settings",
+    "build_target",
+    "load",
+    "source_text",
+]
 
 TARGET_ENV = "FOCALBENCH_CPU_TARGET"
 
@@ -212,10 +222,23 @@ def _compile(compiler: str, flags: tuple[str, ...], source: Path, output: Path) 
             os.unlink(tmp)
 
 
+def source_text(source: Path) -> str:
+    """``source`` with the text of every local header it includes (``#include "name.h"``, beside it), in the order
+    included: what a build compiles, hence what its cache key covers (a changed header rebuilds every kernel using it).
+    """
+    import re
+
+    texts = [source.read_text()]
+    for name in re.findall(r'^\s*#\s*include\s+"([^"]+)"', texts[0], re.MULTILINE):
+        header = source.parent / name
+        texts.append(f"{name}\0{header.read_text() if header.is_file() else ''}")
+    return "\0".join(texts)
+
+
 def _build_and_load(source: Path, directory: Path, flags: tuple[str, ...]) -> ctypes.CDLL | str:
     compiler, version = _compiler()
     key = hashlib.sha256(
-        "\0".join([source.read_text(), " ".join(flags), version, platform.machine(), cpu_model()]).encode()
+        "\0".join([source_text(source), " ".join(flags), version, platform.machine(), cpu_model()]).encode()
     ).hexdigest()[:16]
     library = directory / f"{source.stem}-{key}.so"
     with _file_lock(directory / f".{source.stem}-{key}.lock"):
@@ -264,3 +287,72 @@ def load(source: Path) -> ctypes.CDLL:
             raise
         except Exception as error:  # an OS or interpreter error anywhere above: unavailable, never a crash
             raise NativeBuildError(f"could not build {source.name}: {type(error).__name__}: {error}") from error
+
+
+#: The C types of the signature tables' scalars; every pointer is passed as c_void_p (a tensor's data_ptr() or None).
+CTYPES = {
+    "int": ctypes.c_int,
+    "int64_t": ctypes.c_int64,
+    "double": ctypes.c_double,
+}
+
+
+def _ctype(c_type: str):
+    return ctypes.c_void_p if c_type.endswith("*") else CTYPES[c_type]
+
+
+class TypedLibrary:
+    """One kernel's C source, built at first use (:func:`load`) into a library of its own and loaded with each
+    exported function typed from ``signatures`` (``{name: (return type, [(C type, parameter name), ...])}``, as the
+    C source declares them; a test parses the prototypes and compares). A failed build is remembered, not retried at
+    every call; it disables this library alone."""
+
+    def __init__(self, source: Path, signatures: dict[str, tuple[str, list[tuple[str, str]]]]) -> None:
+        self.source = source
+        self.signatures = signatures
+        self._parameters = {name: tuple(p for _, p in params) for name, (_, params) in signatures.items()}
+        self._outcome: ctypes.CDLL | NativeBuildError | None = None
+        self._lock = threading.Lock()
+
+    def _build(self) -> ctypes.CDLL | NativeBuildError:
+        with self._lock:
+            if self._outcome is None:
+                try:
+                    lib = load(self.source)
+                    for name, (restype, params) in self.signatures.items():
+                        function = getattr(lib, name)
+                        function.restype = _ctype(restype)
+                        function.argtypes = [_ctype(c_type) for c_type, _ in params]
+                    self._outcome = lib
+                except NativeBuildError as error:
+                    self._outcome = error
+                except AttributeError as error:  # a library without one of the functions
+                    self._outcome = NativeBuildError(f"{self.source.name}: {error}")
+            return self._outcome
+
+    def library(self) -> ctypes.CDLL:
+        """The built library with every function typed (built once per process).
+
+        Raises:
+            NativeBuildError: it could not be built or loaded here (the reason is kept and raised again later).
+        """
+        outcome = self._build()
+        if isinstance(outcome, NativeBuildError):
+            raise outcome
+        return outcome
+
+    def available(self) -> str | None:
+        """None when the library can run here, else why not (builds it if needed)."""
+        outcome = self._build()
+        return str(outcome) if isinstance(outcome, NativeBuildError) else None
+
+    def call(self, name: str, **arguments):
+        """Call ``name`` with arguments by their C parameter names (a missing or unknown name is a TypeError)."""
+        params = self._parameters[name]
+        try:
+            if len(arguments) != len(params):
+                raise KeyError
+            ordered = [arguments[p] for p in params]
+        except KeyError:
+            raise TypeError(f"{name} takes {list(params)}. Got: {sorted(arguments)}") from None
+        return getattr(self.library(), name)(*ordered)

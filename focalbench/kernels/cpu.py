@@ -1,4 +1,4 @@
-"""The CPU kernel of the focal loss: ``focal_cpu.c``, built at first use, called through one typed table.
+"""The CPU kernel of the softmax focal loss: ``focal_cpu.c``, built at first use, called through one typed table.
 
 The bridge is ctypes over a plain C library rather than a ``torch.utils.cpp_extension``: measured on a 2-core
 x86-64 VM, the C file built in 6.0 s with the system compiler and no torch headers, a one-line extension against
@@ -8,15 +8,14 @@ microseconds either way, small beside the autograd bookkeeping around it. What c
 parses the prototypes in ``focal_cpu.c`` and checks them against this table, and :func:`call` passes arguments by
 name, so a drift between the two is a test failure or a ``TypeError``, never silently corrupted memory.
 
-The exponential and logarithm in the C source are written there rather than taken from libm because libm's scalar
+The exponential and logarithm the C source uses are written in ``focal_math.h`` (shared with the sigmoid family's
+``sigmoid_cpu.c``, which is built into a library of its own) rather than taken from libm, because libm's scalar
 calls keep the per-row terms from vectorizing (see the comment at ``log_pos``); they are checked against an mpmath
 oracle like everything else.
 """
 
 from __future__ import annotations
 
-import ctypes
-import functools
 import math
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -26,9 +25,9 @@ import torch
 if TYPE_CHECKING:  # the arguments' type only: the kernels import nothing of the losses
     from focalbench.losses.softmax.semantics import FocalArgs
 
-from focalbench.kernels.build import NativeBuildError, load
+from focalbench.kernels.build import TypedLibrary
 
-__all__ = ["SIGNATURES", "SOURCE", "available", "forward", "forward_args", "library"]
+__all__ = ["LIBRARY", "SIGNATURES", "SOURCE", "available", "call", "forward", "forward_args", "library", "pointer"]
 
 SOURCE = Path(__file__).with_name("focal_cpu.c")
 
@@ -45,72 +44,13 @@ SIGNATURES: dict[str, tuple[str, list[tuple[str, str]]]] = {
          ("void *", "grad"), ("int64_t", "gB"), ("int64_t", "gC"), ("int64_t", "gS"), ("int", "need_grad"),
          ("int", "threads")],
     ),
-    # the sigmoid family's kernel; its bridge is focalbench.kernels.sigmoid_cpu
-    "sigmoid_focal_forward": (
-        "int",
-        [("const void *", "x"), ("const void *", "t"), ("int", "is_double"), ("int64_t", "n"), ("double", "alpha"),
-         ("double", "gamma"), ("double", "scale"), ("void *", "loss"), ("double *", "partial"), ("void *", "grad"),
-         ("int", "threads")],
-    ),
 }  # fmt: skip
 
-CTYPES = {
-    "int": ctypes.c_int,
-    "int64_t": ctypes.c_int64,
-    "double": ctypes.c_double,
-}  # every pointer is passed as c_void_p (a tensor's data_ptr() or None)
-
-
-def _ctype(c_type: str):
-    return ctypes.c_void_p if c_type.endswith("*") else CTYPES[c_type]
-
-
-@functools.cache
-def _build() -> ctypes.CDLL | NativeBuildError:
-    try:
-        lib = load(SOURCE)
-        for name, (restype, params) in SIGNATURES.items():
-            function = getattr(lib, name)
-            function.restype = _ctype(restype)
-            function.argtypes = [_ctype(c_type) for c_type, _ in params]
-    except NativeBuildError as error:  # remembered: a failed build is not retried at every call
-        return error
-    except AttributeError as error:  # a library without one of the functions
-        return NativeBuildError(f"{SOURCE.name}: {error}")
-    return lib
-
-
-def library() -> ctypes.CDLL:
-    """The built library with every function of :data:`SIGNATURES` typed (built once per process).
-
-    Raises:
-        NativeBuildError: it could not be built or loaded here (the reason is kept and raised again on later calls).
-    """
-    outcome = _build()
-    if isinstance(outcome, NativeBuildError):
-        raise outcome
-    return outcome
-
-
-def available() -> str | None:
-    """None when the kernel can run here, else why not (builds it if needed)."""
-    outcome = _build()
-    return str(outcome) if isinstance(outcome, NativeBuildError) else None
-
-
-_PARAMETERS = {name: tuple(p for _, p in params) for name, (_, params) in SIGNATURES.items()}
-
-
-def call(name: str, **arguments):
-    """Call ``name`` with arguments by their C parameter names (a missing or unknown name is a TypeError)."""
-    params = _PARAMETERS[name]
-    try:
-        if len(arguments) != len(params):
-            raise KeyError
-        ordered = [arguments[p] for p in params]
-    except KeyError:
-        raise TypeError(f"{name} takes {list(params)}. Got: {sorted(arguments)}") from None
-    return getattr(library(), name)(*ordered)
+#: The softmax family's library: built once per process, at first use.
+LIBRARY = TypedLibrary(SOURCE, SIGNATURES)
+library = LIBRARY.library
+available = LIBRARY.available
+call = LIBRARY.call
 
 
 def pointer(tensor: torch.Tensor | None) -> int | None:

@@ -3,9 +3,9 @@
 It is what :func:`focalbench.sigmoid_focal_loss` runs on devices without a faster kernel and on the CPU where the C
 kernel cannot be built (``sigmoid_fused_eager``), and, being made of differentiable operations, what gives the fused
 implementations their double backward (:mod:`focalbench.losses.sigmoid.closed_form`). The steps are those of the C
-kernel (the
-comment above ``sigmoid_focal_forward`` in ``focal_cpu.c``), elementwise on tensors: every per-element term in float64,
-so float32 (and half-precision) logits keep their digits at every logit; the price is float64 temporaries.
+kernel (the comment above ``sigmoid_focal_forward`` in ``sigmoid_cpu.c``), elementwise on tensors: every per-element
+term in float64, so float32 (and half-precision) logits keep their digits at every logit; the price is float64
+temporaries.
 
 ``torch.where`` is taken on safe operands on both sides (the "double where"), so that no ``0 * inf`` or ``0 / 0`` of a
 branch that is not selected reaches a gradient, the second derivative included.

@@ -3,7 +3,7 @@
 
 One launch reads the logits and targets and, per element, computes the loss and, when the logits require a gradient,
 writes the gradient; the backward is then a scale (:class:`focalbench.losses.common.FusedLoss`). Each program takes
-``BLOCK`` contiguous elements; the steps are the C kernel's (``focal_cpu.c``, ``sigmoid_element_f32``), in float32
+``BLOCK`` contiguous elements; the steps are the C kernel's (``sigmoid_cpu.c``, ``sigmoid_element_f32``), in float32
 for float16/bfloat16/float32 logits and float64 for float64 ones:
 
 1. ``e = exp(-|x|)``, ``u = 1 + e``, ``log(1 + e) = log u + (e - (u - 1)) / u`` (log u corrected by u's rounding
