@@ -13,7 +13,7 @@ every case of every check of the loss's family), with the callable's declaration
       from focalbench.testing import parametrize_checks
       from my_package.losses import my_focal_loss
 
-      test_my_focal_loss = parametrize_checks(my_focal_loss)
+      test_my_focal_loss = parametrize_checks(my_focal_loss, family="softmax")
 
   A failing case is a pytest failure naming the check, the case id (which ends in the seed) and the case's ``repr``
   (it rebuilds the inputs); a case covered by a declared known defect is an expected failure, and one whose defect no
@@ -37,7 +37,7 @@ __all__ = ["check_loss", "describe_outcome", "parametrize_checks"]
 
 
 def _selected(
-    loss: Callable | Implementation | str, family: str, checks: str | Iterable[Any] | None, device: str
+    loss: Callable | Implementation | str, family: str | None, checks: str | Iterable[Any] | None, device: str
 ) -> tuple[Implementation, list[Check]]:
     """The loss as an :class:`Implementation` and the checks of its family to run (every one when ``checks`` is
     None; names or :class:`Check` records otherwise).
@@ -85,7 +85,7 @@ def _require_device(device: str) -> str | None:
 def check_loss(
     loss: Callable | Implementation | str,
     *,
-    family: str = "softmax",
+    family: str | None = None,
     checks: str | Iterable[str | Check] | None = None,
     device: str = "cpu",
 ) -> dict[str, list[tuple[str, Outcome]]]:
@@ -95,7 +95,8 @@ def check_loss(
         loss: your focal loss, a callable with the family's common signature that may carry the declaration
             attributes (``focalbench_capabilities`` ...); also a registered name, a ``"module:attr"`` or an
             :class:`~focalbench.arena.registry.Implementation`.
-        family: the family of a loss that declares no ``focalbench_family`` (default ``"softmax"``).
+        family: the family of a loss that declares no ``focalbench_family`` (``"softmax"``, ``"sigmoid"`` ...): one
+            of the two must name it.
         checks: check names (or records) of that family; default every one.
         device: ``"cpu"`` or ``"cuda"``.
 
@@ -114,7 +115,7 @@ def check_loss(
         >>> def my_loss(logits, target, *, gamma=2.0, alpha=None, reduction="mean", ignore_index=-100):
         ...     return focalbench.focal_loss(logits, target, gamma=gamma, alpha=alpha, reduction=reduction,
         ...                                  ignore_index=ignore_index)
-        >>> outcomes = check_loss(my_loss, checks=["cross_entropy_at_gamma_zero"])
+        >>> outcomes = check_loss(my_loss, family="softmax", checks=["cross_entropy_at_gamma_zero"])
         >>> sorted({o.status for _, o in outcomes["cross_entropy_at_gamma_zero"]})
         ['pass']
     """
@@ -146,14 +147,14 @@ def check_loss(
 def parametrize_checks(
     loss: Callable | Implementation | str,
     *,
-    family: str = "softmax",
+    family: str | None = None,
     checks: str | Iterable[str | Check] | None = None,
     device: str = "cpu",
 ) -> Callable[..., None]:
     """A pytest test function with one test per (check, case) of :func:`check_loss`'s run; assign it to a
     ``test_`` name in your test file::
 
-        test_my_focal_loss = parametrize_checks(my_focal_loss, checks=["matches_reference", "gradcheck"])
+        test_my_focal_loss = parametrize_checks(my_focal_loss, family="softmax", checks=["matches_reference"])
 
     Each test is named ``<check>-<case id>`` (the id ends in the case's seed); it passes, fails with
     :func:`describe_outcome`'s message, is an expected failure where a declared known defect applies (and fails

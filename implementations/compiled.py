@@ -66,6 +66,7 @@ def compiled_per_element():
         ),
     ),
     compiles=True,
+    family="softmax",
 )
 def compiled(args: FocalArgs) -> torch.Tensor:
     """torch.compile of the gather focal loss (one graph per compute dtype)."""

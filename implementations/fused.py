@@ -33,6 +33,7 @@ else:
         devices=("cpu",),
         capabilities={"dense", "ignore_index", "reduction:none", "alpha:scalar", "alpha:per_class", "double_backward"},
         traced=focal_loss,  # under torch.compile/export: the custom operator over the same kernel
+        family="softmax",
     )
     def fused(args: FocalArgs) -> torch.Tensor:
         """Fused closed-form focal loss (C kernel), accurate at every logit gap."""

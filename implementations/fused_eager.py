@@ -17,6 +17,7 @@ from focalbench.losses.softmax.semantics import FocalArgs
     "fused_eager",
     description="closed form in PyTorch ops: softmax pass + exact float64 rows where float32 falls short",
     capabilities={"dense", "ignore_index", "reduction:none", "alpha:scalar", "alpha:per_class", "double_backward"},
+    family="softmax",
 )
 def fused_eager(args: FocalArgs) -> torch.Tensor:
     """Closed-form focal loss in PyTorch operations, accurate at every finite logit gap."""

@@ -69,6 +69,7 @@ NON_FINITE_DEFECTS = (
     "gather",
     description="log_softmax + gather + expm1, autograd backward (careful eager)",
     known_defects=(EXPM1_ACCURACY, *NON_FINITE_DEFECTS),
+    family="softmax",
 )
 def gather(args: FocalArgs) -> torch.Tensor:
     """log_softmax + gather focal loss with a NaN-free pow at p_t -> 1."""

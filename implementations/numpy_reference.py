@@ -109,6 +109,7 @@ class _ReferenceFunction(torch.autograd.Function):
     "numpy_reference",
     description="NumPy float64 closed form with its own gradient (the oracle)",
     capabilities={"dense", "ignore_index", "reduction:none", "alpha:scalar", "alpha:per_class"},
+    family="softmax",
 )
 def numpy_reference(args: FocalArgs) -> torch.Tensor:
     """Float64 NumPy focal loss with a closed-form gradient."""

@@ -130,4 +130,5 @@ else:
         ),
         version=installed_version("focal_loss_torch"),
         peer=True,
+        family="softmax",
     )(focal_loss_torch)

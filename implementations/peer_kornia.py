@@ -89,4 +89,5 @@ else:
         ),
         version=installed_version("kornia"),
         peer=True,
+        family="softmax",
     )(kornia)

@@ -141,4 +141,5 @@ else:
         ),
         version=installed_version("monai"),
         peer=True,
+        family="softmax",
     )(monai)

@@ -3,7 +3,7 @@
 smp's ``FocalLoss(mode="binary" | "multilabel")`` calls this function; the module itself lives in the package, whose
 ``__init__`` imports timm and torchvision, so the function is taken from the one file ``losses/_functional.py`` that
 the softmax adapter (:mod:`focalbench.implementations.peer_smp`) loads without running the package (install smp with
-``pip install --no-deps "segmentation_models_pytorch>=0.6"``).
+``pip install --no-deps "segmentation_models_pytorch==0.6.0"``).
 
 How the common arguments map onto smp's, and only where smp has the same meaning: ``gamma``, ``alpha`` (a negative
 one, no weighting, as ``alpha=None``), ``reduction`` (``"mean"`` over every element, as ours); any shape.

@@ -4,7 +4,7 @@ Only smp's softmax function is entered: its ``FocalLoss(mode="multiclass")`` mod
 different function. The function lives in ``segmentation_models_pytorch/losses/_functional.py``, which imports only
 torch and NumPy; the package's ``__init__`` imports timm and torchvision (the models), which a CPU build of torch may
 not be able to import. So the file is loaded on its own, without running the package: install smp without its
-dependencies (``pip install --no-deps "segmentation_models_pytorch>=0.6"``) and this adapter works beside any torch.
+dependencies (``pip install --no-deps "segmentation_models_pytorch==0.6.0"``) and this adapter works beside any torch.
 
 How the common arguments map onto smp's, and only where smp has the same meaning:
 
@@ -83,4 +83,5 @@ else:
         ),
         version=installed_version(PACKAGE),
         peer=True,
+        family="softmax",
     )(smp)

@@ -107,6 +107,7 @@ def _broadcast(check: str) -> KnownDefect:
             when=lambda case: case.reduction == "mean",
         ),
     ),
+    family="softmax",
 )
 def scatter_mask(args: FocalArgs) -> torch.Tensor:
     """The seed's FocalLoss, called with the common arguments mapped onto its own."""

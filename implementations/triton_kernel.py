@@ -30,4 +30,5 @@ else:
         dtypes=FLOAT_DTYPES,
         capabilities=get_family("softmax").capabilities,
         extra={"interpreted": INTERPRETED, "device_checks": True},
+        family="softmax",
     ))  # fmt: skip

@@ -38,8 +38,8 @@ def test_bisect_refuses_a_good_commit_after_the_bad_one_and_an_unknown_shape(his
 def test_bisect_names_the_commit_that_made_the_row_slower(history, monkeypatch):
     repo, commits = history
     monkeypatch.chdir(repo)
-    run = [sys.executable, "-m", "focalbench.cli", "bisect", "--good", commits[0], "--bad", commits[4],
-           "--impl", "toyloss:loss", "--shape", "4096x20", "--pairs", "1", "--rounds", "11"]  # fmt: skip
+    run = [sys.executable, "-m", "focalbench.cli", "bisect", "--family", "softmax", "--good", commits[0], "--bad",
+           commits[4], "--impl", "toyloss:loss", "--shape", "4096x20", "--pairs", "1", "--rounds", "11"]  # fmt: skip
     result = subprocess.run(run, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert f"first bad commit: {commits[2]} version 2" in result.stdout, result.stdout
@@ -49,3 +49,16 @@ def test_bisect_names_the_commit_that_made_the_row_slower(history, monkeypatch):
     assert verdicts == [(commits[4][:10], "BAD"), (commits[2][:10], "BAD"), (commits[1][:10], "good")], result.stdout
     refused = subprocess.run([*run[:-4], "--pairs", "0"], capture_output=True, text=True)
     assert refused.returncode == 2 and "--pairs must be >= 1. Got: 0" in refused.stderr
+
+
+def test_bisect_asks_the_family_of_a_users_callable(history, monkeypatch, capsys):
+    """No family is assumed: a module:attr needs --family (a family's own product does not)."""
+    from focalbench.cli import main
+
+    repo, commits = history
+    monkeypatch.chdir(repo)
+    assert main(["bisect", "--good", commits[0], "--bad", commits[1], "--impl", "toyloss:loss", "--shape",
+                 "4096x20"]) == 2  # fmt: skip
+    assert "--family must name the family of toyloss:loss (one of softmax, sigmoid): no family is assumed" in (
+        capsys.readouterr().err
+    )

@@ -68,10 +68,21 @@ def failure(fn, case=MEAN_CASE, check="matches_reference") -> str | None:
 
 def test_a_sigmoid_function_checked_as_softmax_is_told_to_use_its_family(users_module, capsys):
     spec = users_module(sigmoid_loss)
-    assert main(["check", spec]) == 2
+    assert main(["check", spec, "--family", "softmax"]) == 2
     assert capsys.readouterr().err.strip() == (
         f"focalbench check: {spec} takes sigmoid's keywords (alpha, gamma, reduction), not softmax's: use --family "
         "sigmoid"
+    )
+
+
+def test_a_function_of_no_named_family_is_told_to_name_it(users_module, capsys):
+    """No family is assumed: a function without focalbench_family, checked without --family, is refused before any
+    check runs, naming both ways to say it."""
+    spec = users_module(softmax_loss)
+    assert main(["check", spec]) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"focalbench check: implementation {spec!r} must name its loss family: give it a focalbench_family attribute "
+        "or pass the family (softmax, sigmoid; --family on the command line). Got: neither"
     )
 
 
@@ -89,7 +100,7 @@ def test_a_function_taking_kwargs_is_told_its_family_by_a_probe_call(users_modul
         return sigmoid_loss(logits, target, **kwargs)
 
     with pytest.raises(ValueError) as raised:
-        load_implementation(users_module(forwards))
+        load_implementation(users_module(forwards), "softmax")
     assert str(raised.value) == (
         "users_check_module:forwards takes sigmoid's keywords (alpha, gamma, reduction) and inputs, not softmax's (a "
         "call with softmax's raised TypeError: sigmoid_loss() got an unexpected keyword argument 'ignore_index'): use "
@@ -123,7 +134,7 @@ def test_a_function_missing_a_keyword_of_every_family_is_told_what_calls_pass(us
         return softmax_loss(logits, target, gamma=gamma, alpha=alpha, ignore_index=ignore_index)
 
     with pytest.raises(ValueError) as raised:
-        load_implementation(users_module(no_reduction))
+        load_implementation(users_module(no_reduction), "softmax")
     assert str(raised.value) == (
         "users_check_module:no_reduction must take softmax's keywords (gamma, alpha, reduction, ignore_index): every "
         "call passes them. Got a signature without reduction"
@@ -135,7 +146,7 @@ def test_a_function_requiring_an_argument_no_call_passes_is_told_so(users_module
         return softmax_loss(logits, target, gamma=gamma, alpha=alpha, reduction=reduction, ignore_index=ignore_index)
 
     with pytest.raises(ValueError) as raised:
-        load_implementation(users_module(weighted))
+        load_implementation(users_module(weighted), "softmax")
     assert str(raised.value) == (
         "users_check_module:weighted requires weight, which no call passes (calls pass gamma, alpha, reduction, "
         "ignore_index)"
@@ -148,7 +159,7 @@ def test_a_function_without_two_positional_arguments_is_told_so(users_module):
 
     with pytest.raises(ValueError, match=r"^users_check_module:one_argument must take the logits and the target as "
                                          r"its first two arguments$"):  # fmt: skip
-        load_implementation(users_module(one_argument))
+        load_implementation(users_module(one_argument), "softmax")
 
 
 # --- 2 and 3. the returned object, checked before anything uses it ---
@@ -265,7 +276,7 @@ def test_one_bug_is_one_line_with_its_count_and_first_cases(users_module, capsys
         return 1.0
 
     spec = users_module(returns_float)
-    assert main(["check", spec, "--check", "matches_reference", "--check", "empty_batch"]) == 1
+    assert main(["check", spec, "--family", "softmax", "--check", "matches_reference", "--check", "empty_batch"]) == 1
     out = capsys.readouterr().out
     count = len(CHECKS["matches_reference"].cases()) + len(CHECKS["empty_batch"].cases())
     first = [f"matches_reference/{c.id}" for c in CHECKS["matches_reference"].cases()[:3]]
@@ -283,7 +294,7 @@ def test_verbose_still_prints_every_outcome(users_module, capsys):
         return 1.0
 
     spec = users_module(returns_float)
-    assert main(["check", spec, "--check", "empty_batch", "-v"]) == 1
+    assert main(["check", spec, "--family", "softmax", "--check", "empty_batch", "-v"]) == 1
     lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith(f"  {spec} / empty_batch / ")]
     assert [line.split(" / ")[2] for line in lines] == [
         f"{c.id}: fail: returned float, expected a torch.Tensor" for c in CHECKS["empty_batch"].cases()
@@ -297,7 +308,9 @@ def test_verbose_still_prints_every_outcome(users_module, capsys):
 def test_a_correct_function_still_passes(users_module, capsys, spec):
     users_module(get_implementation("fused").fn, "fused")  # the registered one's callable, taking **kwargs: probed
     checks = ["matches_reference", "propagates_non_finite", "empty_batch", "ignored_are_inert"]
-    assert main(["check", spec, *(a for c in checks for a in ("--check", c))]) == 0
+    # the product is its family's (Family.product): it needs no --family; a user's function names its family
+    family = [] if spec == "focalbench:focal_loss" else ["--family", "softmax"]
+    assert main(["check", spec, *family, *(a for c in checks for a in ("--check", c))]) == 0
     assert "unexpected" not in capsys.readouterr().out
 
 

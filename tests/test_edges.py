@@ -70,7 +70,7 @@ def test_list_wraps_a_long_unavailable_reason_to_the_terminal_and_keeps_all_of_i
     from focalbench.arena import registry
 
     reason = ("ImportError: segmentation_models_pytorch is not installed (pip install --no-deps "
-              "'segmentation_models_pytorch>=0.6'): No module named 'segmentation_models_pytorch'")  # fmt: skip
+              "'segmentation_models_pytorch==0.6.0'): No module named 'segmentation_models_pytorch'")  # fmt: skip
     monkeypatch.setitem(registry._UNAVAILABLE, "sigmoid_long_reason_example", reason)
     monkeypatch.setitem(registry._UNAVAILABLE_FAMILY, "sigmoid_long_reason_example", "sigmoid")
     assert main(["list", "--family", "sigmoid"]) == 0

@@ -206,7 +206,7 @@ DECLARED = dict(
 
 
 def test_a_users_callable_declares_capabilities_and_known_defects(monkeypatch):
-    impl = load_implementation(_users_module(monkeypatch, **DECLARED))
+    impl = load_implementation(_users_module(monkeypatch, **DECLARED), "softmax")
     assert (
         impl.external
         and impl.devices == ("cpu",)
@@ -216,7 +216,8 @@ def test_a_users_callable_declares_capabilities_and_known_defects(monkeypatch):
     assert evaluate(impl, CHECKS["matches_reference"], ignoring).status == "n/a"  # not a failure
     confident = next(c for c in CHECKS["accurate_at_extremes"].cases() if c.margin == 30)
     assert evaluate(impl, CHECKS["accurate_at_extremes"], confident).status == "xfail"
-    undeclared = load_implementation(_users_module(monkeypatch))  # without declarations: every capability claimed
+    # without declarations: every capability claimed
+    undeclared = load_implementation(_users_module(monkeypatch), "softmax")
     assert evaluate(undeclared, CHECKS["matches_reference"], ignoring).status == "fail"
 
 
@@ -234,12 +235,13 @@ def test_a_users_callable_declares_capabilities_and_known_defects(monkeypatch):
 )
 def test_bad_declarations_are_clear_errors(monkeypatch, declarations, error, message):
     with pytest.raises(error, match=message):
-        load_implementation(_users_module(monkeypatch, **declarations))
+        load_implementation(_users_module(monkeypatch, **declarations), "softmax")
 
 
 def test_run_puts_a_users_callable_in_the_reports_checks(monkeypatch, tmp_path):
     spec = _users_module(monkeypatch, **DECLARED)
-    args = ["run", "--impl", spec, "--shape", "256x5", "--rounds", "1", "--quick", "--output", str(tmp_path)]
+    args = ["run", "--family", "softmax", "--impl", spec, "--shape", "256x5", "--rounds", "1", "--quick",
+            "--output", str(tmp_path)]  # fmt: skip
     assert main(args) == 0
     (report,) = tmp_path.glob("focalbench-*.json")
     checks = json.loads(report.read_text())["checks"][spec]

@@ -120,7 +120,7 @@ def test_cli_exits_2_with_one_line(tmp_path, capsys):
 def test_without_matplotlib_the_extra_is_named(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "matplotlib", None)
     with pytest.raises(PlotError, match=r"pip install 'focalbench\[plot\]'"):
-        write_figures([], tmp_path, [get_implementation("gather")], "gather", progress=print)
+        write_figures([], tmp_path, [get_implementation("gather")], "gather", progress=print, family="softmax")
 
 
 def test_every_figure_is_written_as_png_and_svg(tmp_path, capsys):

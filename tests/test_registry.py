@@ -33,12 +33,12 @@ def test_unknown_name_lists_the_valid_ones():
 
 def test_duplicate_registration_is_an_error():
     with pytest.raises(ValueError, match=r"'gather' is already registered"):
-        register("gather")(lambda args: args.logits.sum())
+        register("gather", family="softmax")(lambda args: args.logits.sum())
 
 
 def test_unknown_capability_is_an_error():
     with pytest.raises(ValueError, match=r"capabilities must be among"):
-        register("never_registered", capabilities={"teleport"})
+        register("never_registered", family="softmax", capabilities={"teleport"})
 
 
 def test_declared_limitation_is_refused_with_a_clear_error():
@@ -71,7 +71,7 @@ def test_users_module_attr_is_loaded_and_checked(monkeypatch):
     module = types.ModuleType("users_losses")
     module.plain_cross_entropy = plain_cross_entropy
     monkeypatch.setitem(sys.modules, "users_losses", module)
-    impl = load_implementation("users_losses:plain_cross_entropy")
+    impl = load_implementation("users_losses:plain_cross_entropy", "softmax")
     assert impl.external and impl.name == "users_losses:plain_cross_entropy"
     check = CHECKS["cross_entropy_at_gamma_zero"]
     assert evaluate(impl, check, check.cases()[0]).status == "pass"

@@ -40,7 +40,7 @@ def test_importing_focalbench_testing_imports_neither_the_arena_nor_pytest():
 
 
 def test_check_loss_returns_every_outcome_of_a_correct_loss():
-    outcomes = check_loss(correct_loss, checks=CHECKS)
+    outcomes = check_loss(correct_loss, family="softmax", checks=CHECKS)
     assert list(outcomes) == CHECKS
     assert {o.status for cases in outcomes.values() for _, o in cases} == {"pass"}
     assert len(outcomes["cross_entropy_at_gamma_zero"]) == 13
@@ -48,7 +48,7 @@ def test_check_loss_returns_every_outcome_of_a_correct_loss():
 
 def test_check_loss_lists_every_unexpected_outcome_with_its_case_seed_and_values():
     with pytest.raises(AssertionError) as raised:
-        check_loss(alpha_twice, checks=CHECKS)
+        check_loss(alpha_twice, family="softmax", checks=CHECKS)
     message = str(raised.value)
     first, *lines = message.splitlines()
     failures = [line for line in lines if not line.startswith("    case: ")]
@@ -79,7 +79,7 @@ def test_check_loss_reads_declared_defects_and_capabilities_strictly():
         ),  # alpha = 0: 0 twice is 0
     )
     declared.focalbench_capabilities = {"dense", "reduction:none", "alpha:scalar", "alpha:per_class"}
-    outcomes = check_loss(declared, checks=CHECKS)
+    outcomes = check_loss(declared, family="softmax", checks=CHECKS)
     statuses = {o.status for _, o in outcomes["matches_reference"]}
     assert statuses == {"pass", "xfail", "n/a"}  # n/a: the ignore_index cases, undeclared
 
@@ -88,20 +88,20 @@ def test_check_loss_reads_declared_defects_and_capabilities_strictly():
 
     repaired.focalbench_known_defects = declared.focalbench_known_defects  # repaired: the declaration is stale
     with pytest.raises(AssertionError, match=r"xpass: declared known defect did not reproduce: alpha applied twice"):
-        check_loss(repaired, checks=["matches_reference"])
+        check_loss(repaired, family="softmax", checks=["matches_reference"])
 
 
 def test_check_loss_refuses_an_unknown_check_and_a_mismatched_family():
     with pytest.raises(ValueError, match=r"checks must be among softmax's checks \(matches_reference, .*Got: 'nope'"):
-        check_loss(correct_loss, checks="nope")
+        check_loss(correct_loss, family="softmax", checks="nope")
     with pytest.raises(ValueError, match=r"takes softmax's keywords .* use --family softmax"):
         check_loss(correct_loss, family="sigmoid")
     with pytest.raises(ValueError, match=r"device must be 'cpu' or 'cuda'. Got: 'tpu'"):
-        check_loss(correct_loss, device="tpu")
+        check_loss(correct_loss, family="softmax", device="tpu")
 
 
 def test_parametrize_checks_makes_one_pytest_test_per_check_and_case():
-    test = parametrize_checks(correct_loss, checks=CHECKS)
+    test = parametrize_checks(correct_loss, family="softmax", checks=CHECKS)
     (mark,) = test.pytestmark
     assert mark.args[0] == ("focalbench_check", "focalbench_case")
     ids = [param.id for param in mark.args[1]]
@@ -145,15 +145,15 @@ PROJECT = {
 
         import my_losses
 
-        test_correct = parametrize_checks(my_losses.correct, checks={CHECKS!r})
-        test_declared = parametrize_checks(my_losses.declared, checks={CHECKS!r})
+        test_correct = parametrize_checks(my_losses.correct, family="softmax", checks={CHECKS!r})
+        test_declared = parametrize_checks(my_losses.declared, family="softmax", checks={CHECKS!r})
     """,
     "test_buggy.py": f"""
         from focalbench.testing import parametrize_checks
 
         import my_losses
 
-        test_alpha_twice = parametrize_checks(my_losses.alpha_twice, checks={CHECKS!r})
+        test_alpha_twice = parametrize_checks(my_losses.alpha_twice, family="softmax", checks={CHECKS!r})
     """,
 }
 
@@ -218,7 +218,7 @@ def cwd_module(tmp_path, monkeypatch):
 
 def test_a_users_module_in_the_current_directory_is_found_as_python_m_would(cwd_module):
     path = list(sys.path)
-    impl = load_implementation(f"{CWD_MODULE}:loss")
+    impl = load_implementation(f"{CWD_MODULE}:loss", "softmax")
     assert impl.name == f"{CWD_MODULE}:loss" and impl.external
     assert sys.path == path  # the current directory was on it for that import only
     assert sys.modules[CWD_MODULE].__file__ == str(cwd_module / f"{CWD_MODULE}.py")

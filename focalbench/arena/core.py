@@ -135,7 +135,11 @@ class Check:
     cases: Callable[[], list]
     needs: frozenset[str] = frozenset()
     skip_reference: bool = False  # the reference is judged against the arbitrary-precision oracle instead
-    family: str = "softmax"  # the loss family it checks: it applies to that family's implementations only
+    family: str = ""  # the loss family it checks (required): it applies to that family's implementations only
+
+    def __post_init__(self) -> None:
+        if not self.family:
+            raise ValueError(f"check {self.name!r} must name its family (family=...). Got: none")
 
 
 @dataclass(frozen=True)

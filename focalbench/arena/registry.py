@@ -89,8 +89,12 @@ class Implementation:
     known_defects: tuple[KnownDefect, ...] = ()
     compiles: bool = False  # has a one-off compilation cost that benchmarks measure separately
     external: bool = False  # loaded from a user's "module:attr"; called without focalbench's validation
-    family: str = "softmax"  # the loss it computes: a key of FAMILIES
+    family: str = ""  # the loss it computes (required): a key of FAMILIES
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    def __post_init__(self) -> None:
+        if not self.family:
+            raise ValueError(f"implementation {self.name!r} must name its family (family=...). Got: none")
 
     def __call__(self, logits: torch.Tensor, target: torch.Tensor, **kwargs: Any) -> torch.Tensor:
         """The loss, with the family's keyword arguments (every one passed, defaults filled in)."""
@@ -139,7 +143,7 @@ def register(
     name: str,
     *,
     description: str = "",
-    family: str = "softmax",
+    family: str,
     devices: tuple[str, ...] = ("cpu", "cuda"),
     dtypes: tuple[torch.dtype, ...] = FLOAT_DTYPES,
     capabilities: Iterable[str] | None = None,
@@ -425,7 +429,7 @@ DECLARATIONS = {
 }
 
 
-def _declarations(obj: Any, spec: str, family: str) -> dict[str, Any]:
+def _declarations(obj: Any, spec: str, family: str | None) -> dict[str, Any]:
     """The :data:`DECLARATIONS` attributes ``obj`` carries, checked, as :class:`Implementation` fields (``family``
     where it declares none)."""
     declared = {name: getattr(obj, attribute) for attribute, name in DECLARATIONS.items() if hasattr(obj, attribute)}
@@ -566,18 +570,20 @@ def _import_user_module(module_name: str):
         ) from error
 
 
-def load_implementation(spec: str | Callable, family: str = "softmax") -> Implementation:
+def load_implementation(spec: str | Callable, family: str | None = None) -> Implementation:
     """A registered name, a user's ``"module:attr"``, or a user's callable itself: an :class:`Implementation`.
 
     A user's callable has the common signature and may declare what it is with the :data:`DECLARATIONS` attributes
-    (``focalbench_capabilities`` ...); one that declares no ``focalbench_family`` is taken as a loss of ``family``.
+    (``focalbench_capabilities`` ...); its family is its ``focalbench_family``, else ``family``: one of the two must
+    name it (no family is assumed).
     Whether it takes that family's keywords is read from its signature, or (where the signature takes ``**kwargs``)
     found by one call on a tiny input of the family on the CPU. ``module`` is looked for on ``sys.path``, then in the
     current directory (as ``python -m`` would find it). A callable given itself is named ``module:qualname``.
 
     Raises:
-        ValueError: the module or attribute cannot be loaded (the message names the directories searched), a
-            declared family or capability is unknown, or the callable cannot take its family's keywords (the
+        ValueError: the module or attribute cannot be loaded (the message names the directories searched), no
+            family is named (neither ``focalbench_family`` nor ``family``), a declared family or capability is
+            unknown, or the callable cannot take its family's keywords (the
             message names the family whose keywords it takes).
         TypeError: the attribute is not callable, or a declaration has the wrong type.
     """
@@ -601,12 +607,28 @@ def load_implementation(spec: str | Callable, family: str = "softmax") -> Implem
     if not callable(obj):
         raise TypeError(f"implementation {spec!r} must be callable. Got: {type(obj).__name__}")
     description = (obj.__doc__ or spec).strip().splitlines()[0]
+    if family is None and not hasattr(obj, "focalbench_family"):
+        family = _product_family(obj)
+    if family is None and not hasattr(obj, "focalbench_family"):
+        raise ValueError(f"implementation {spec!r} must name its loss family: give it a focalbench_family attribute "
+                         f"or pass the family ({', '.join(families())}; --family on the command line). Got: "
+                         "neither")  # fmt: skip
     declared = _declarations(obj, spec, family)
     mismatch = _keyword_mismatch(obj.forward if isinstance(obj, torch.nn.Module) else obj, spec, declared,
                                  family_declared=hasattr(obj, "focalbench_family"))  # fmt: skip
     if mismatch:
         raise ValueError(mismatch)
     return Implementation(name=spec, fn=obj, description=description, external=True, **declared)
+
+
+def _product_family(obj: object) -> str | None:
+    """The family whose public function ``obj`` is (its record's ``product``), else None: the product needs no
+    declaration."""
+    for family in families().values():
+        module, _, attr = family.product.partition(":")
+        if module and obj is getattr(importlib.import_module(module), attr, None):
+            return family.name
+    return None
 
 
 def _name_of(obj: object) -> str:

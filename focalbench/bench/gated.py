@@ -66,7 +66,7 @@ def plan(impl: str | None = None, families: Sequence[str] | None = None) -> tupl
 
     skipped = []
     if impl is not None:
-        loaded = load_implementation(impl, families[0] if families else "softmax")
+        loaded = load_implementation(impl, families[0] if families else None)
         chosen = [(get_family(loaded.family), impl, loaded)]
     else:
         chosen = []

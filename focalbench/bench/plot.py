@@ -356,7 +356,7 @@ def write_figures(
     implementations: Sequence,
     reference_name: str,
     progress: Callable,
-    family: str = "softmax",
+    family: str,
 ) -> list[Path]:
     """Draw every figure the documents allow (per loss family, each with its family's baseline and axes; the file
     names carry the family where the documents hold several), plus Figure 1 from ``implementations`` of ``family``;

@@ -34,7 +34,7 @@ MODES = ("forward", "backward", "forward+backward")
 EXTRA_ROUNDS, EXTRA_BUDGET_S = 2, 20.0
 
 
-def select_shapes(names: Sequence[str] | None, quick: bool, family: str = "softmax") -> list[Shape]:
+def select_shapes(names: Sequence[str] | None, quick: bool, family: str) -> list[Shape]:
     """Shapes by name, or ``(rows, classes[, d...])`` literals like ``4096x20``; default: the family's (quick: no
     sweep)."""
     shapes = get_family(family).workload.shapes
@@ -58,7 +58,7 @@ def select_shapes(names: Sequence[str] | None, quick: bool, family: str = "softm
     return chosen
 
 
-def _bytes_moved(shape: Shape, dtype: torch.dtype, mode: str, family: str = "softmax") -> int:
+def _bytes_moved(shape: Shape, dtype: torch.dtype, mode: str, family: str) -> int:
     """Minimum traffic: logits read (forward), gradient written (backward), targets read once."""
     logits = shape.numel * torch.empty((), dtype=dtype).element_size()
     targets = get_family(family).workload.target_bytes(shape, dtype)
@@ -109,7 +109,8 @@ def run_case(
     sample_s: float,
     bandwidth_gbps: float | None,
     progress: Callable[[str], None] | None = None,
-    family: str = "softmax",
+    *,
+    family: str,
 ) -> list[dict]:
     """Time every implementation of ``family`` and its baseline on one case; one report row per implementation."""
     workload = get_family(family).workload

@@ -32,7 +32,7 @@ class Slowdown:
     description: str
 
 
-def slowdowns(family: str = "softmax") -> dict[str, Slowdown]:
+def slowdowns(family: str) -> dict[str, Slowdown]:
     """The injected regressions of ``family``'s recommended implementation: none (unchanged code), every call 1.3x,
     2x at one shape only: the family's last representative shape (its float32 row alone: the bfloat16 row is timed at
     the first shape)."""
@@ -133,7 +133,7 @@ def study(
     source: Path,
     mode: str,
     runs: dict[str, int],
-    family: str = "softmax",
+    family: str,
     progress: Callable[[str], None] = print,
 ) -> dict:
     """Run ``.ci/gate`` (every family's gated rows, one verdict) ``runs[name]`` times per slowdown of ``family``'s

@@ -20,7 +20,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--impl", metavar="NAME|module:attr",
                         help="as each commit names it, e.g. focalbench:focal_loss (default: the recommended one)",
                         )  # fmt: skip
-    add_family(parser, "the row's family (default: the implementation's, else softmax)")
+    add_family(parser, "the row's family (default: the registered implementation's; needed for a module:attr)")
     parser.add_argument("--shape", required=True, metavar="NAME",
                         help="one of the family's shapes (e.g. coco_rows) or like 4096x20")  # fmt: skip
     parser.add_argument("--threshold", type=float, default=0.5,
@@ -40,8 +40,16 @@ def _family(args: argparse.Namespace) -> str:
         try:
             return get_implementation(args.impl).family
         except ValueError:
-            pass  # a name only old commits know: the default family
-    return "softmax"
+            pass  # a name only old commits know: its family must be named
+    if args.impl:
+        from focalbench.arena.family import families
+
+        products = {family.product: name for name, family in families().items() if family.product}
+        if args.impl in products:  # a family's public function: its family is known
+            return products[args.impl]
+        raise UsageError(f"--family must name the family of {args.impl} (one of {', '.join(families())}): no family is "
+                         "assumed. Got: none")  # fmt: skip
+    return "softmax"  # the default row: the softmax product's
 
 
 def run(args: argparse.Namespace) -> int:

@@ -35,13 +35,13 @@ def family_of(name: str | None) -> str | None:
 
 
 def resolve(names: list[str] | None, device: str, family: str | None = None) -> list:
-    """The named implementations (a user's undeclared ``module:attr`` taken as a loss of ``family``), else the
+    """The named implementations (a user's ``module:attr`` without ``focalbench_family`` needs ``family``), else the
     registered ones of ``family`` (every family's when None) that run on ``device``."""
     from focalbench.arena.registry import get_implementation, list_implementations, load_implementation
 
     try:
         if names:
-            return [load_implementation(name, family or "softmax") for name in names]
+            return [load_implementation(name, family) for name in names]
     except (ValueError, TypeError) as error:
         raise UsageError(str(error)) from error
     impls = [get_implementation(name) for name in list_implementations(family)]

@@ -256,7 +256,6 @@ def checks_reached(case: Case) -> list[str]:
     return names
 
 
-
 #: The softmax family's checks, each with its cases.
 CHECKS: tuple[Check, ...] = (
     Check(
@@ -265,33 +264,44 @@ CHECKS: tuple[Check, ...] = (
         matches_reference,
         random_cases,
         skip_reference=True,
+        family="softmax",
     ),
     Check(
         "cross_entropy_at_gamma_zero",
         "gamma=0, alpha=None equals F.cross_entropy (loss and gradient)",
         _cross_entropy_at_gamma_zero,
         _ce_cases,
+        family="softmax",
     ),
-    Check("focal_below_cross_entropy", "FL <= alpha_t CE elementwise", _focal_below_cross_entropy, _identity_cases),
+    Check(
+        "focal_below_cross_entropy",
+        "FL <= alpha_t CE elementwise",
+        _focal_below_cross_entropy,
+        _identity_cases,
+        family="softmax",
+    ),
     Check(
         "focal_to_cross_entropy_ratio",
         "FL / CE = alpha_t (1 - p_t)^gamma elementwise",
         _focal_to_cross_entropy_ratio,
         _identity_cases,
+        family="softmax",
     ),
     Check(
         "paper_figure_1",
         "gamma=2: CE/FL = 100 at p_t=0.9 and 1000 at p_t=1-1/sqrt(1000)",
         _paper_figure_1,
         _figure_cases,
+        family="softmax",
     ),
-    Check("gradcheck", "torch.autograd.gradcheck in float64", gradcheck, _gradcheck_cases),
+    Check("gradcheck", "torch.autograd.gradcheck in float64", gradcheck, _gradcheck_cases, family="softmax"),
     Check(
         "gradgradcheck",
         "torch.autograd.gradgradcheck in float64",
         gradgradcheck,
         _gradcheck_cases,
         needs=frozenset({"double_backward"}),
+        family="softmax",
     ),
     Check(
         "create_graph",
@@ -299,6 +309,7 @@ CHECKS: tuple[Check, ...] = (
         "(where double backward is not declared); never a silently constant gradient",
         create_graph,
         create_graph_cases,
+        family="softmax",
     ),
     Check(
         "compiles_fullgraph",
@@ -306,12 +317,14 @@ CHECKS: tuple[Check, ...] = (
         compiles_fullgraph,
         compile_cases,
         needs=frozenset({"compile"}),
+        family="softmax",
     ),
     Check(
         "finite_at_extremes",
         "finite loss and gradient for logit gaps up to 1e30, shifts +-1e3, every gamma",
         finite_at_extremes,
         functools.partial(extreme_cases, "sum"),
+        family="softmax",
     ),
     Check(
         "absent_classes",
@@ -319,6 +332,7 @@ CHECKS: tuple[Check, ...] = (
         "the gradient exactly 0 there, also with every non-target class at -inf",
         matches_limits,
         absent_class_cases,
+        family="softmax",
     ),
     Check(
         "impossible_target",
@@ -326,6 +340,7 @@ CHECKS: tuple[Check, ...] = (
         "alpha_t q_j elsewhere)",
         matches_limits,
         impossible_target_cases,
+        family="softmax",
     ),
     Check(
         "beyond_range",
@@ -333,24 +348,28 @@ CHECKS: tuple[Check, ...] = (
         "loss 0 or its (possibly overflowing) value, finite gradient",
         matches_limits,
         beyond_range_cases,
+        family="softmax",
     ),
     Check(
         "propagates_non_finite",
         "NaN or +inf in a counted element gives a NaN or +inf loss, never a finite one; other elements unaffected",
         _propagates_non_finite,
         poisoned_cases,
+        family="softmax",
     ),
     Check(
         "ignored_are_inert",
         "ignored elements holding -inf, NaN or +inf change no loss or gradient; their own gradient is exactly 0",
         _ignored_are_inert,
         garbage_cases,
+        family="softmax",
     ),
     Check(
         "empty_batch",
         "no element: 0 (mean, sum) or an empty tensor (none), an empty gradient",
         empty_batch,
         empty_cases,
+        family="softmax",
     ),
     Check(
         "accurate_at_extremes",
@@ -359,11 +378,13 @@ CHECKS: tuple[Check, ...] = (
         accurate_at_extremes,
         _accuracy_cases,
         skip_reference=True,
+        family="softmax",
     ),
     Check(
         "rejects_bad_input",
         "bad arguments raise ValueError/TypeError naming the argument",
         rejects_bad_input,
         bad_inputs,
+        family="softmax",
     ),
 )
