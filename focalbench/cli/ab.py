@@ -9,7 +9,7 @@ from pathlib import Path
 
 from focalbench.cli.compare import add_allowances, check_slowdown, compared, print_comparison
 from focalbench.cli.console import UsageError, eprint
-from focalbench.cli.options import writable_directory
+from focalbench.cli.options import add_family, family_of, writable_directory
 
 __all__ = ["add_arguments", "run"]
 
@@ -22,8 +22,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--new", metavar="REF", help="default: this checkout as installed")
     parser.add_argument("--rounds", type=int, default=3, help="quick runs per side (default 3)")
     parser.add_argument("--impl", action="append", dest="impls", metavar="NAME",
-                        help="repeatable (softmax family); default: every family's gated rows, as focalbench gate "
+                        help="repeatable, of one family; default: every family's gated rows, as focalbench gate "
                              "--mode ab times them")  # fmt: skip
+    add_family(parser, "the family of the --impl (needed for a module:attr without focalbench_family)")
     add_allowances(parser)
     parser.add_argument("--output", help="directory for the two merged reports (default: a temporary one)")
 
@@ -44,7 +45,9 @@ def run(args: argparse.Namespace) -> int:
                                            root="."))  # fmt: skip
     impls = args.impls
     output = writable_directory(args.output or tempfile.mkdtemp(prefix="focalbench-ab-"), "--output")
-    run_args = ["--quick", "--skip-checks", *[a for name in impls for a in ("--impl", name)]]
+    family = family_of(args.family)
+    run_args = ["--quick", "--skip-checks", *(["--family", family] if family else []),
+                *[a for name in impls for a in ("--impl", name)]]  # fmt: skip
     try:
         work = Path(tempfile.mkdtemp(prefix="focalbench-ab-work-"))
         eprint(f"focalbench ab: installing {args.base} (and {args.new or 'this checkout'}) ...")
