@@ -167,6 +167,11 @@ def test_compare_refuses_what_it_cannot_judge(report, tmp_path, capsys):
     empty = _save(tmp_path, "empty.json", {**report, "results": []})
     assert main(["compare", base, empty]) == 2
     assert "the reports must share timing rows. Got: none in both" in capsys.readouterr().err
+    other_gamma = copy.deepcopy(report)  # the same rows timed at another gamma are other measurements
+    for row in other_gamma["results"]:
+        row["gamma"] = 0.5
+    assert main(["compare", base, _save(tmp_path, "g.json", other_gamma)]) == 2
+    assert "the reports must share timing rows. Got: none in both" in capsys.readouterr().err
     sigmoid = copy.deepcopy(report)
     sigmoid["settings"]["family"] = "sigmoid"
     assert main(["compare", base, _save(tmp_path, "s.json", sigmoid)]) == 2

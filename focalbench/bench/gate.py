@@ -88,7 +88,10 @@ class Comparison:
 
 
 def _key(row: dict) -> tuple:
-    return (row["implementation"], row.get("shape_name") or "x".join(map(str, row["shape"])), row["dtype"], row["mode"])
+    """What makes two reports' rows the same measurement: implementation, shape, dtype, mode and the loss's
+    parameters (a row timed at gamma 0.5 is never compared with one at gamma 2)."""
+    shape = row.get("shape_name") or "x".join(map(str, row["shape"]))
+    return (row["implementation"], shape, row["dtype"], row["mode"], row.get("gamma"))
 
 
 def machine_kind(report: dict) -> tuple[str | None, str | None]:
