@@ -106,6 +106,19 @@ def test_history_refuses_an_empty_range_and_bad_options(history, tmp_path, monke
     for extra, message in refusals:
         assert main([*run, *extra]) == 2
         assert message in capsys.readouterr().err
+    a_file = tmp_path / "a-file"
+    a_file.write_text("")
+    other = (
+        (["history", "--output", str(tmp_path)], "RANGE must name the commits to time"),
+        (["history", "nonexistent..HEAD", "--output", str(tmp_path / "new")],
+         "RANGE must name commits of this repository. Got: 'nonexistent..HEAD' (fatal: bad revision"),
+        (["history", "HEAD~1..HEAD", "--output", str(a_file)], f"--output must be a directory. Got: {a_file} (a file)"),
+    )  # fmt: skip
+    for argv, message in other:
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert message in err and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "new").exists()  # a bad range leaves nothing behind
 
 
 def _point(index: int, level: float, rng: random.Random, spread: float = 0.05, turns: int = 15) -> Point:

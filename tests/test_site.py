@@ -130,3 +130,16 @@ def test_the_browser_check_catches_a_broken_site(site, tmp_path):
     assert "failed to load" in family and "plotly.min.js" in family and "did not draw" in family, family
     errors = " ".join(results["index.html"].errors)
     assert "boom" in errors and "undefinedCall" in errors and "none.png" in errors, errors
+
+
+def test_publish_refuses_an_output_file_and_a_missing_history(tmp_path, capsys, monkeypatch):
+    from focalbench.cli import main
+
+    monkeypatch.chdir(ROOT)
+    a_file = tmp_path / "a-file"
+    a_file.write_text("")
+    assert main(["publish", "--output", str(a_file)]) == 2
+    assert f"--output must be a directory. Got: {a_file} (a file)" in capsys.readouterr().err
+    assert main(["publish", "--output", str(tmp_path / "site"), "--history", str(tmp_path / "none")]) == 2
+    assert "--history must be a history folder" in capsys.readouterr().err
+    assert not (tmp_path / "site").exists()

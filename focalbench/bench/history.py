@@ -116,7 +116,11 @@ def _git(*args: str, data: bytes | None = None) -> bytes:
 def commits_of(revision_range: str) -> list[str]:
     """The commits of ``revision_range`` (git's ``A..B``, or one ref for everything up to it) on the first-parent
     path, oldest first."""
-    listed = _git("rev-list", "--first-parent", "--reverse", revision_range).decode().split()
+    try:
+        listed = _git("rev-list", "--first-parent", "--reverse", revision_range, "--").decode().split()
+    except HistoryError as error:
+        first = str(error).split(": ", 1)[-1].splitlines()[0]
+        raise HistoryError(f"RANGE must name commits of this repository. Got: {revision_range!r} ({first})") from None
     if not listed:
         raise HistoryError(f"RANGE must name at least one commit. Got: {revision_range!r} (no commits)")
     return listed
@@ -211,12 +215,18 @@ def measure_range(
             if fingerprint is not None:
                 measured[fingerprint] = commit
             medians = ", ".join(
-                f"{key.split('/')[2]} {value['median']:.2f}" if "median" in value else f"{key.split('/')[2]} -"
+                f"{_short_key(key)} {value['median']:.2f}" if "median" in value else f"{_short_key(key)} -"
                 for key, value in record["rows"].items()
             )
             say(f"[{number}/{len(commits)}] {commit[:10]} measured in {time.perf_counter() - began:.0f} s: {medians}")
         path.write_text(json.dumps(record, indent=1) + "\n")
     return place
+
+
+def _short_key(key: str) -> str:
+    """A row's key in a progress line: its shape, and its dtype where not float32."""
+    family, _, shape, dtype = key.split("/")
+    return shape if dtype == "float32" else f"{shape}/{dtype}"
 
 
 def _measure_commit(commit: str, rows: Sequence[HistoryRow], job: Path, workdir: Path) -> dict:

@@ -67,9 +67,10 @@ def _markdown(text: str) -> str:
 def _page(page: _Page, pages: list[_Page]) -> str:
     links = " ".join(f'<a href="{p.name}">{html.escape(p.title)}</a>' for p in pages if not p.name.startswith("hist"))
     script = '<script src="plotly.min.js"></script>\n' if page.plots else ""
+    title = page.title if page.name == "index.html" else f"{page.title} · focalbench"
     return (
-        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
-        f"<title>{html.escape(page.title)} · focalbench</title>\n<style>{_STYLE}</style>\n{script}</head>\n"
+        '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+        f"<title>{html.escape(title)}</title>\n<style>{_STYLE}</style>\n{script}</head>\n"
         f"<body>\n<nav>{links}</nav>\n<h1>{html.escape(page.title)}</h1>\n{page.body}\n</body>\n</html>\n"
     )
 
@@ -82,6 +83,12 @@ def _figure(figure, element_id: str) -> str:
 
 def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-")
+
+
+def _step_summary(step) -> str:
+    """A step in the index: its commit, direction and change (the row's page has the rest)."""
+    direction = "slower" if step.change > 0 else "faster"
+    return f"<code>{step.after.commit['commit'][:10]}</code> {direction} {100 * step.change:+.0f}%"
 
 
 def _history_pages(root: Path, history: Path) -> tuple[list[_Page], str]:
@@ -128,22 +135,24 @@ def _history_pages(root: Path, history: Path) -> tuple[list[_Page], str]:
                 yaxis_title=f"time / {family} baseline", yaxis_type="log", margin={"t": 30},
             )  # fmt: skip
             step_rows = "".join(
-                f"<tr><td class=\"step-{'slower' if s.change > 0 else 'faster'}\">"
+                f'<tr><td class="step-{"slower" if s.change > 0 else "faster"}">'
                 f"{'slower' if s.change > 0 else 'faster'} {100 * s.change:+.0f}%</td>"
                 f"<td><code>{s.after.commit['commit'][:10]}</code></td><td>{html.escape(s.after.commit['subject'])}</td>"
                 f"<td>{s.before.median:.3g} → {s.after.median:.3g}</td><td>{s.p_value:.2g}</td></tr>"
                 for s in steps
             )
             steps_html = (
-                "<table class=\"steps\"><tr><th>step</th><th>commit</th><th>subject</th><th>ratio</th>"
-                f"<th>adjusted p</th></tr>{step_rows}</table>" if steps else "<p>No step in this row's history.</p>"
+                '<table class="steps"><tr><th>step</th><th>commit</th><th>subject</th><th>ratio</th>'
+                f"<th>adjusted p</th></tr>{step_rows}</table>"
+                if steps
+                else "<p>No step in this row's history.</p>"
             )
             body = (
                 f"<p>Machine kind <code>{html.escape(kind.name)}</code>: {html.escape(str(machine.get('cpu')))} "
                 f"({html.escape(str(machine.get('isa')))}), {machine.get('threads')} thread(s), torch "
                 f"{html.escape(str(machine.get('torch')))}. Forward+backward time of <code>{html.escape(row)}</code> "
                 f"as a multiple of the family's baseline loss, timed in alternating turns in one process per commit; "
-                f"bars: the median's 95 % interval. {len(records)} commits, {len(points)} measurements.</p>\n"
+                f"bars: the median's 95 % interval. {len(records)} commit(s), {len(points)} measurement(s).</p>\n"
                 f"{_figure(figure, 'history')}\n<h2>Steps</h2>\n<p>Adjacent measurements whose turns differ (two-sided "
                 f"Mann-Whitney), whose change is beyond the noise between measurements and at least 10 %, each at "
                 f"alpha 0.01 Bonferroni-adjusted over the row's series (docs/history.md).</p>\n{steps_html}"
@@ -151,10 +160,10 @@ def _history_pages(root: Path, history: Path) -> tuple[list[_Page], str]:
             pages.append(_Page(name, f"{row} on {kind.name}", body, plots=True, steps=len(steps)))
             latest = points[-1]
             summary.append(
-                f"<tr><td><a href=\"{name}\"><code>{html.escape(row)}</code></a></td>"
+                f'<tr><td><a href="{name}"><code>{html.escape(row)}</code></a></td>'
                 f"<td><code>{html.escape(kind.name)}</code></td><td>{latest.median:.2f}</td>"
                 f"<td><code>{latest.commit['commit'][:10]}</code></td><td>{len(points)}</td>"
-                f"<td>{'; '.join(html.escape(s.line().split(': ', 1)[1][:60]) for s in steps) or '-'}</td></tr>"
+                f"<td>{'; '.join(_step_summary(s) for s in steps) or '-'}</td></tr>"
             )
     table = (
         "<table><tr><th>row (family/product/shape/dtype)</th><th>machine kind</th><th>latest time / baseline</th>"
@@ -185,8 +194,9 @@ def _family_page(root: Path, family: str) -> _Page:
         for verdict in ("pass", "xfail", "xpass", "fail", "skip"):
             cells = cells.replace(f"<td>{verdict}</td>", f'<td class="{verdict}">{verdict}</td>')
         parts.append(f"<h2>{heading}</h2>\n{cells}")
-    parts.append("<p>In the conformance matrix <em>xfail</em> is a declared defect, verified to fail as declared "
-                 "(an implementation that stops failing it is an <em>xpass</em>, a failure).</p>")  # fmt: skip
+        if block.startswith("conformance-"):
+            parts.append("<p><em>xfail</em>: a declared defect, verified to fail as declared (an implementation that "
+                         "stops failing it is an <em>xpass</em>, a failure).</p>")  # fmt: skip
     try:
         accuracy = named(root, family, "accuracy")
     except RefusedReport as error:
@@ -230,8 +240,9 @@ def _experiments_page(root: Path, site: Path) -> _Page:
             shutil.copy2(figure, site / "figures" / figure.name)
         # the report's own figure links point into results/figures/: the site has its copies in figures/
         text = re.sub(r"\]\((?:\.\./)?(?:results/)?figures/", "](figures/", text)
-        parts.append(f"<section>\n<p><small>From <code>results/{report.name}</code>.</small></p>\n"
-                     f"{_markdown(text)}\n</section>")  # fmt: skip
+        # one h1 a page: each report's headings one level down
+        body = re.sub(r"<(/?)h([1-5])>", lambda m: f"<{m[1]}h{int(m[2]) + 1}>", _markdown(text))
+        parts.append(f"<section>\n<p><small>From <code>results/{report.name}</code>.</small></p>\n{body}\n</section>")
     body = "\n<hr>\n".join(parts) or "<p>No experiment report under results/ yet.</p>"
     return _Page("experiments.html", "Experiments", body)
 

@@ -17,9 +17,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "range",
         nargs="?",
-        default="HEAD",
         metavar="RANGE",
-        help="commits as git names them: A..B, or one ref: every commit up to it (default HEAD)",
+        help="commits as git names them: A..B (or one ref: every commit up to it); needed unless --no-measure",
     )
     parser.add_argument(
         "--output",
@@ -49,7 +48,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from focalbench.bench.history import HistoryError, find_steps, load, machine_kind, measure_range, series
+    from focalbench.bench.history import (
+        HistoryError,
+        commits_of,
+        find_steps,
+        load,
+        machine_kind,
+        measure_range,
+        series,
+    )
 
     if args.threads < 1:
         raise UsageError(f"--threads must be >= 1. Got: {args.threads}")
@@ -59,10 +66,16 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--alpha must be in (0, 1). Got: {args.alpha}")
     if args.kind and not args.no_measure:
         raise UsageError(f"--kind reads another machine kind's history: it needs --no-measure. Got: --kind {args.kind}")
+    if args.range is None and not args.no_measure:
+        raise UsageError("RANGE must name the commits to time (e.g. HEAD~20..HEAD; one ref means every commit up to "
+                         "it), or --no-measure reads what is stored. Got: neither")  # fmt: skip
+    if args.output.exists() and not args.output.is_dir():
+        raise UsageError(f"--output must be a directory. Got: {args.output} (a file)")
     try:
         if args.no_measure:
             place = args.output / (args.kind or machine_kind(args.threads)[0])
         else:
+            commits_of(args.range)  # a bad range is one line before anything is made
             eprint(f"focalbench history: {args.range} into {args.output}, {args.threads} thread(s)")
             work = Path(tempfile.mkdtemp(prefix="focalbench-history-"))
             place = measure_range(args.range, args.output, work, threads=args.threads, rounds=args.rounds,

@@ -31,6 +31,10 @@ def run(args: argparse.Namespace) -> int:
 
     if args.screenshots and not args.check:
         raise UsageError(f"--screenshots needs --check (the browser takes them). Got: --screenshots {args.screenshots}")
+    if args.output.exists() and not args.output.is_dir():
+        raise UsageError(f"--output must be a directory. Got: {args.output} (a file)")
+    if args.history is not None and not args.history.is_dir():
+        raise UsageError(f"--history must be a history folder (focalbench history --output). Got: {args.history}")
     root = Path.cwd()
     if not (root / "results").is_dir():
         raise UsageError(f"focalbench publish runs in a focalbench checkout (a results/ folder). Got: {root}")
