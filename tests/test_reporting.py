@@ -96,7 +96,7 @@ def test_gate_passes_unchanged_code_and_flags_one_row_whose_samples_doubled(repo
     assert "no regression beyond 50% in" in capsys.readouterr().out
     assert main(["compare", base, slow]) == 1
     out = capsys.readouterr().out
-    assert f"REGRESSION fused / {fused[0][0]} / float32 / {fused[0][1]}: ratio to cross_entropy" in out
+    assert f"REGRESSION fused / {fused[0][0]} / float32 / {fused[0][1]} / gamma 2.0: ratio to cross_entropy" in out
     assert "p = " in out and "REGRESSION gather" not in out
     assert compare_reports(old, slower, 1.5).exit_code == 0  # +100% is within a 150% allowance
 
@@ -136,7 +136,7 @@ def test_a_row_far_slower_is_a_regression_however_noisy_its_samples(report, tmp_
     row["unreliable"] = "per-round ratios IQR/median 0.30"
     assert main(["compare", _save(tmp_path, "a.json", old), _save(tmp_path, "b.json", new)]) == 1
     out = capsys.readouterr().out
-    assert f"REGRESSION fused / {row['shape_name']} / float32 / {row['mode']}" in out
+    assert f"REGRESSION fused / {row['shape_name']} / float32 / {row['mode']} / gamma {row['gamma']!r}" in out
     assert "noisy (new: per-round ratios IQR/median 0.30), yet its interval's favourable end is +" in out
     assert f"UNRELIABLE fused / {row['shape_name']}" not in out
     # the noisy baseline run of the report in issue: a row judged against a noisy old run is judged all the same

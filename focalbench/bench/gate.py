@@ -82,8 +82,8 @@ class Comparison:
              "" if c.adjusted_p is None else f"{c.adjusted_p:.2g}", verdict(c)]
             for c in self.changes + self.summaries
         ]  # fmt: skip
-        headers = ["implementation", "shape", "dtype", "mode", f"old x {self.baseline}", f"new x {self.baseline}",
-                   "change", "p (grew)", "Holm p", ""]  # fmt: skip
+        headers = ["implementation", "shape", "dtype", "mode", "parameters", f"old x {self.baseline}",
+                   f"new x {self.baseline}", "change", "p (grew)", "Holm p", ""]  # fmt: skip
         return tabulate(rows, headers=headers)
 
 
@@ -91,7 +91,8 @@ def _key(row: dict) -> tuple:
     """What makes two reports' rows the same measurement: implementation, shape, dtype, mode and the loss's
     parameters (a row timed at gamma 0.5 is never compared with one at gamma 2)."""
     shape = row.get("shape_name") or "x".join(map(str, row["shape"]))
-    return (row["implementation"], shape, row["dtype"], row["mode"], row.get("gamma"))
+    gamma = row.get("gamma")
+    return (row["implementation"], shape, row["dtype"], row["mode"], None if gamma is None else f"gamma {gamma!r}")
 
 
 def machine_kind(report: dict) -> tuple[str | None, str | None]:
@@ -216,7 +217,7 @@ def compare_reports(
             p_value = float(mannwhitneyu(pooled[impl][1], pooled[impl][0], alternative="greater").pvalue)
         # one key whatever the number of reliable rows it spans: a regression of the mean is confirmed by the next
         # measurement even where that one left another row out
-        summaries.append(Change((impl, "geometric mean", "", ""),
+        summaries.append(Change((impl, "geometric mean", "", "", ""),
                                 _geometric_mean([c.old_ratio for c in mine]),
                                 _geometric_mean([c.new_ratio for c in mine]), p_value))  # fmt: skip
     changes, summaries, regressions = judge(changes, summaries, max_slowdown, max_mean_slowdown, alpha)
