@@ -30,7 +30,6 @@ every 10x step and its fix found where they are, a 1.5x step 97 of 100 times, 1.
 from __future__ import annotations
 
 import datetime
-import hashlib
 import json
 import statistics
 import subprocess
@@ -84,11 +83,6 @@ class HistoryRow:
         """``family/impl/shape/dtype`` (``impl`` without its module): the row's name in the stored JSON."""
         return f"{self.family}/{self.impl.rpartition(':')[2]}/{self.shape}/{self.dtype}"
 
-    @classmethod
-    def from_key(cls, key: str) -> HistoryRow:
-        family, impl, shape, dtype = key.split("/")
-        return cls(family, impl, shape, dtype)
-
 
 def history_rows() -> list[HistoryRow]:
     """The gated rows of every registered family (:func:`focalbench.bench.gated.plan`), each of the family's product
@@ -130,22 +124,14 @@ def commit_fingerprint(commit: str) -> str | None:
     """The product source fingerprint of ``commit``, read from its git objects: what
     :func:`~focalbench.bench.product_source.product_source_fingerprint` gives on that commit's installed copy. None
     where the commit has no file of the product's packages (before they existed: such commits share nothing)."""
-    from focalbench.bench.product_source import PRODUCT_PACKAGES, PRODUCT_SUFFIXES
+    from focalbench.bench.product_source import PRODUCT_PACKAGES, fingerprint, is_source
 
     folders = [name.replace(".", "/") for name in PRODUCT_PACKAGES]
     names = _git("ls-tree", "-r", "--name-only", commit, "--", *folders).decode().splitlines()
-    names = sorted(
-        n for n in names if Path(n).suffix in PRODUCT_SUFFIXES
-        and not any(part.startswith(".") or part == "__pycache__" for part in Path(n).parts)
-    )  # fmt: skip
+    names = sorted(n for n in names if is_source(Path(n)))
     if not names:
         return None
-    digest = hashlib.sha256()
-    for name in names:
-        data = _git("cat-file", "blob", f"{commit}:{name}")
-        digest.update(f"{name}\0{len(data)}\0".encode())
-        digest.update(data)
-    return digest.hexdigest()[:12]
+    return fingerprint((name, _git("cat-file", "blob", f"{commit}:{name}")) for name in names)
 
 
 def _commit_facts(commit: str) -> dict:

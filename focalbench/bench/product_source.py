@@ -11,9 +11,17 @@ from __future__ import annotations
 
 import hashlib
 import importlib
+from collections.abc import Iterable
 from pathlib import Path
 
-__all__ = ["PRODUCT_PACKAGES", "PRODUCT_SUFFIXES", "product_source_files", "product_source_fingerprint"]
+__all__ = [
+    "PRODUCT_PACKAGES",
+    "PRODUCT_SUFFIXES",
+    "fingerprint",
+    "is_source",
+    "product_source_files",
+    "product_source_fingerprint",
+]
 
 #: The packages whose source is the product: what ``focal_loss`` and ``sigmoid_focal_loss`` run.
 PRODUCT_PACKAGES = ("focalbench.losses", "focalbench.kernels")
@@ -21,6 +29,22 @@ PRODUCT_PACKAGES = ("focalbench.losses", "focalbench.kernels")
 #: Which of their files are source (the C kernels are compiled from their ``.c`` and the ``.h`` they include when
 #: first used; no compiled file is).
 PRODUCT_SUFFIXES = (".py", ".c", ".h")
+
+
+def is_source(relative: Path) -> bool:
+    """Whether a file at ``relative`` (inside a product package) is source: its suffix in :data:`PRODUCT_SUFFIXES`,
+    nothing under ``__pycache__``, no hidden part (an editor's swap file)."""
+    hidden = any(part.startswith(".") or part == "__pycache__" for part in relative.parts)
+    return relative.suffix in PRODUCT_SUFFIXES and not hidden
+
+
+def fingerprint(files: Iterable[tuple[str, bytes]]) -> str:
+    """12 hex digits of SHA-256 over each ``(relative path, bytes)``'s path, size and bytes, in the order given."""
+    digest = hashlib.sha256()
+    for relative, data in files:
+        digest.update(f"{relative}\0{len(data)}\0".encode())  # the size: no file's bytes can pass for the next path
+        digest.update(data)
+    return digest.hexdigest()[:12]
 
 
 def product_source_files() -> list[tuple[str, Path]]:
@@ -41,9 +65,7 @@ def product_source_files() -> list[tuple[str, Path]]:
             directory = Path(location)
             holder = directory.parents[name.count(".")]  # the directory that holds focalbench/
             for path in directory.rglob("*"):
-                inside = path.relative_to(directory).parts
-                hidden = any(part.startswith(".") or part == "__pycache__" for part in inside)
-                if path.suffix in PRODUCT_SUFFIXES and not hidden and path.is_file():
+                if is_source(path.relative_to(directory)) and path.is_file():
                     files[path.relative_to(holder).as_posix()] = path
     return sorted(files.items())
 
@@ -57,9 +79,5 @@ def product_source_fingerprint(files: list[tuple[str, Path]] | None = None) -> s
         >>> len(product_source_fingerprint()), product_source_fingerprint([])
         (12, 'e3b0c44298fc')
     """
-    digest = hashlib.sha256()
-    for relative, path in product_source_files() if files is None else files:
-        data = path.read_bytes()
-        digest.update(f"{relative}\0{len(data)}\0".encode())  # the size: no file's bytes can pass for the next path
-        digest.update(data)
-    return digest.hexdigest()[:12]
+    chosen = product_source_files() if files is None else files
+    return fingerprint((relative, path.read_bytes()) for relative, path in chosen)
