@@ -1,6 +1,7 @@
-"""A third loss family defined in this file alone — one record, one case class, two checks, one implementation and
-its reference — goes through ``list``, ``check``, ``run --quick`` and ``accuracy`` without a shared module knowing of
-it: the test of the design that a family is data."""
+"""A loss family defined in this file alone — one record, one case class, two checks, one implementation and its
+reference — goes through ``list``, ``check``, ``run --quick`` and ``accuracy`` and is gated, without a shared module
+knowing of it: the test of the design that a family is data. It has a parameter of its own (``power``, no gamma), which
+its timings take, its report rows record and the gate keys its rows by."""
 
 from __future__ import annotations
 
@@ -31,20 +32,24 @@ class SquaredArgs:
     logits: torch.Tensor
     target: torch.Tensor
     reduction: str
+    power: float = 2.0
 
     @property
     def count(self) -> int:
         return self.logits.numel()
 
 
-def validate(logits, target, *, reduction="mean") -> SquaredArgs:
-    """The squared error (x - t)^2 elementwise: a loss with an obvious reference."""
+def validate(logits, target, *, power=2.0, reduction="mean") -> SquaredArgs:
+    """The power error |x - t|^power elementwise (the squared error at its default): a loss with an obvious
+    reference."""
     check_tensors(logits, target)
+    if isinstance(power, bool) or not isinstance(power, int | float) or not power >= 1:
+        raise ValueError(f"power must be a number >= 1. Got: {power!r}")
     if tuple(target.shape) != tuple(logits.shape):
         raise ValueError(f"target must have the logits' shape {tuple(logits.shape)}. Got: {tuple(target.shape)}")
     if reduction not in REDUCTIONS:
         raise ValueError(f"reduction must be one of {REDUCTIONS}. Got: {reduction!r}")
-    return SquaredArgs(logits, target.to(logits.dtype), reduction)
+    return SquaredArgs(logits, target.to(logits.dtype), reduction, float(power))
 
 
 @dataclass(frozen=True)
@@ -103,7 +108,8 @@ RECORD = Family(
     name=FAMILY,
     description="squared error, a toy family",
     validate=validate,
-    defaults={"reduction": "mean"},
+    defaults={"power": 2.0, "reduction": "mean"},
+    parameters={"power": 2.0},
     capabilities=frozenset({"double_backward"}),
     call_needs=lambda args, capabilities: [],
     reference="squared_reference",
@@ -119,7 +125,7 @@ RECORD = Family(
         baseline="mse_loss",
         baseline_loss=lambda x, t: F.mse_loss(x, t, reduction="sum"),
         inputs=lambda shape, dtype, device, seed=0: SquaredCase(shape.shape, dtype, seed=seed).make(device),
-        call=lambda impl, x, t, gamma: impl(x, t, reduction="sum"),
+        call=lambda impl, x, t, parameters: impl(x, t, reduction="sum", **parameters),
         needs=lambda shape: set(),
         target_bytes=lambda shape, dtype: shape.numel * torch.empty((), dtype=dtype).element_size(),
         shapes=(Shape("squared_rows", (512, 16), "a small batch"), Shape("squared_big", (2**16, 16), "sweep", True)),
@@ -130,8 +136,8 @@ RECORD = Family(
 
 
 def _squared(args: SquaredArgs) -> torch.Tensor:
-    """The squared error in PyTorch operations."""
-    return reduce_loss((args.logits - args.target) ** 2, args)
+    """The power error in PyTorch operations."""
+    return reduce_loss((args.logits - args.target).abs() ** args.power, args)
 
 
 def _squared_reference(args: SquaredArgs) -> torch.Tensor:
@@ -141,8 +147,9 @@ def _squared_reference(args: SquaredArgs) -> torch.Tensor:
         @staticmethod
         def forward(ctx, logits):
             x, t = logits.detach().double().cpu().numpy(), args.target.double().cpu().numpy()
-            ctx.save_for_backward(torch.from_numpy(2 * (x - t)))
-            value = numpy.square(x - t)
+            p = args.power
+            ctx.save_for_backward(torch.from_numpy(p * numpy.abs(x - t) ** (p - 1) * numpy.sign(x - t)))
+            value = numpy.abs(x - t) ** p
             return reduce_loss(torch.from_numpy(value), args).to(logits.dtype)
 
         @staticmethod
@@ -200,6 +207,7 @@ def test_list_check_run_and_accuracy_take_the_new_family(squared_family, tmp_pat
     assert main(["run", "--quick", "--family", FAMILY, "--rounds", "2", "--output", str(tmp_path)]) == 0
     report = json.loads(next(tmp_path.glob("focalbench-*.json")).read_text())
     assert report["settings"]["family"] == FAMILY and report["settings"]["shapes"] == ["squared_rows"]
+    assert {json.dumps(r["parameters"]) for r in report["results"]} == {'{"power": 2.0}'}  # the family's, no gamma
     assert {r["implementation"] for r in report["results"]} == {"mse_loss", "squared_torch", "squared_reference"}
     assert {r["baseline"] for r in report["results"]} == {"mse_loss"}
     assert all(math.isfinite(r["ratio_to_baseline"]) for r in report["results"])
@@ -227,7 +235,7 @@ def test_the_gate_times_a_new_family_without_being_edited(squared_family):
 
     gated, skipped = plan()
     by_family = {g.family: g for g in gated}
-    assert list(by_family) == ["softmax", "sigmoid", FAMILY] and not skipped
+    assert list(by_family)[:2] == ["softmax", "sigmoid"] and list(by_family)[-1] == FAMILY and not skipped
     squared = by_family[FAMILY]
     assert (squared.impl, squared.shapes, squared.half_shape) == ("squared_torch", ("squared_rows",), "squared_rows")
     assert squared.run_args() == [
@@ -268,3 +276,25 @@ def test_the_docs_get_the_new_familys_tables_without_being_edited(squared_family
     assert body.count("\n| `") >= 1 and f"-->\n{body}<!-- END generated: checks-{FAMILY} -->" in checks
     assert f"<!-- BEGIN generated: speed-{FAMILY} -->" in (tmp_path / "docs" / "results.md").read_text()
     assert tables.stale(tmp_path, GENERATORS) == [] and tables.missing(tmp_path, GENERATORS) == []
+
+
+def test_the_new_familys_parameter_is_timed_recorded_and_keys_its_gate_rows(squared_family, tmp_path, capsys):
+    """``run --param power=3`` times the family at its own parameter; the rows record it; the gate keys rows by it,
+    so a row timed at power 3 is never compared with one at power 2, and names it in its table."""
+    from focalbench.bench.gate import _key, compare_reports
+    from focalbench.bench.report import read_report
+
+    argv = ["run", "--quick", "--family", FAMILY, "--impl", "squared_torch", "--rounds", "2", "--skip-checks"]
+    assert main([*argv, "--param", "power=3", "--output", str(tmp_path)]) == 0
+    (path,) = tmp_path.glob("focalbench-*.json")
+    report = read_report(path)
+    assert {json.dumps(r["parameters"]) for r in report["results"]} == {'{"power": 3.0}'}
+    assert {_key(r) for r in report["results"]} == {
+        (name, "squared_rows", "float32", "forward+backward", "power 3.0") for name in ("squared_torch", "mse_loss")}
+    other = json.loads(json.dumps(report))
+    for row in other["results"]:
+        row["parameters"] = {"power": 2.0}
+    with pytest.raises(ValueError, match="the reports must share timing rows"):
+        compare_reports(report, other, 0.5)
+    assert main([*argv, "--param", "gamma=2", "--output", str(tmp_path)]) == 2
+    assert "--param gamma: the squared family's timed parameters are power. Got: 'gamma'" in capsys.readouterr().err

@@ -136,7 +136,8 @@ def test_a_row_far_slower_is_a_regression_however_noisy_its_samples(report, tmp_
     row["unreliable"] = "per-round ratios IQR/median 0.30"
     assert main(["compare", _save(tmp_path, "a.json", old), _save(tmp_path, "b.json", new)]) == 1
     out = capsys.readouterr().out
-    assert f"REGRESSION fused / {row['shape_name']} / float32 / {row['mode']} / gamma {row['gamma']!r}" in out
+    gamma = row["parameters"]["gamma"]
+    assert f"REGRESSION fused / {row['shape_name']} / float32 / {row['mode']} / gamma {gamma!r}" in out
     assert "noisy (new: per-round ratios IQR/median 0.30), yet its interval's favourable end is +" in out
     assert f"UNRELIABLE fused / {row['shape_name']}" not in out
     # the noisy baseline run of the report in issue: a row judged against a noisy old run is judged all the same
@@ -169,7 +170,7 @@ def test_compare_refuses_what_it_cannot_judge(report, tmp_path, capsys):
     assert "the reports must share timing rows. Got: none in both" in capsys.readouterr().err
     other_gamma = copy.deepcopy(report)  # the same rows timed at another gamma are other measurements
     for row in other_gamma["results"]:
-        row["gamma"] = 0.5
+        row["parameters"] = {"gamma": 0.5}
     assert main(["compare", base, _save(tmp_path, "g.json", other_gamma)]) == 2
     assert "the reports must share timing rows. Got: none in both" in capsys.readouterr().err
     sigmoid = copy.deepcopy(report)
@@ -342,6 +343,9 @@ def test_max_slowdown_must_be_a_finite_number(report, tmp_path, capsys, value):
         (["--rounds", "-3"], "--rounds must be >= 1. Got: -3"),
         (["--gamma", "-1"], "--gamma must be a finite number >= 0. Got: -1.0"),
         (["--gamma", "nan"], "--gamma must be a finite number >= 0. Got: nan"),
+        (["--param", "gamma=-2"], "--param gamma must be a finite number >= 0. Got: -2"),
+        (["--param", "gamma"], "--param must be NAME=VALUE. Got: 'gamma'"),
+        (["--param", "beta=1"], "--param beta: the softmax family's timed parameters are gamma. Got: 'beta'"),
         (["--shape", "4x1"], "classes >= 2). Got: '4x1'"),
         (["--output", "/dev/null/reports"], "--output must be a writable directory. Got: /dev/null/reports"),
     ],

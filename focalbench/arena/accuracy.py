@@ -32,7 +32,7 @@ class AccuracyRow:
 
 def sweep(
     impls: Sequence[Implementation],
-    family: str | Family = "softmax",
+    family: str | Family,
     dtype: torch.dtype = torch.float32,
     device: str = "cpu",
     values: Sequence[float] | None = None,

@@ -57,6 +57,8 @@ def matches_reference(impl: Implementation, case, device: str) -> str | None:
 
 
 def gradcheck(impl: Implementation, case, device: str) -> str | None:
+    if not get_family(case.family).gradient_is_derivative(case.kwargs()):
+        return None  # the call's gradient is not its loss's derivative by definition: the reference's is judged
     logits, target = case.make(device)
     x = logits.detach().clone().requires_grad_(True)
     ok = torch.autograd.gradcheck(lambda z: impl(z, target, **case.kwargs()), (x,), raise_exception=False)
@@ -64,6 +66,8 @@ def gradcheck(impl: Implementation, case, device: str) -> str | None:
 
 
 def gradgradcheck(impl: Implementation, case, device: str) -> str | None:
+    if not get_family(case.family).gradient_is_derivative(case.kwargs()):
+        return None
     logits, target = case.make(device)
     x = logits.detach().clone().requires_grad_(True)
     ok = torch.autograd.gradgradcheck(lambda z: impl(z, target, **case.kwargs()), (x,), raise_exception=False)
@@ -152,16 +156,22 @@ def create_graph(impl: Implementation, case, device: str) -> str | None:
     )
 
 
-def accuracy_errors(loss, grad, ref_loss, ref_grad, dtype: torch.dtype) -> tuple[float, float]:
-    """(max relative error of the loss elements, max per-row normwise relative error of the gradient).
+def accuracy_errors(
+    loss, grad, ref_loss, ref_grad, dtype: torch.dtype, class_axis: int | None = 1
+) -> tuple[float, float]:
+    """(max relative error of the loss elements, max per-row normwise relative error of the gradient; a row spans
+    ``class_axis``, None: each gradient element is a row of its own).
 
     Exact values below the dtype's smallest normal number (``tiny``) may come out as anything within ``tiny`` of them,
     including 0: those are compared absolutely.
     """
     tiny = torch.finfo(dtype).tiny
     loss, ref_loss = loss.double().cpu().flatten(), ref_loss.double().cpu().flatten()
-    grad = grad.double().cpu().movedim(1, -1).reshape(-1, grad.shape[1])
-    ref_grad = ref_grad.double().cpu().movedim(1, -1).reshape(-1, ref_grad.shape[1])
+    if class_axis is None:
+        grad, ref_grad = grad.double().cpu().reshape(-1, 1), ref_grad.double().cpu().reshape(-1, 1)
+    else:
+        grad = grad.double().cpu().movedim(class_axis, -1).reshape(-1, grad.shape[class_axis])
+        ref_grad = ref_grad.double().cpu().movedim(class_axis, -1).reshape(-1, ref_grad.shape[class_axis])
     if not (bool(torch.isfinite(loss).all()) and bool(torch.isfinite(grad).all())):
         return math.inf, math.inf
 
@@ -178,9 +188,8 @@ def accurate_at_extremes(impl: Implementation, case, device: str) -> str | None:
     logits, target = case.make(device)
     loss, grad = loss_and_grad(impl, logits, target, case.kwargs())
     ref_loss, ref_grad = reference_loss_and_grad(case, logits, target)
-    if loss.shape == grad.shape:  # an elementwise loss (the sigmoid family): each gradient element judged alone
-        grad, ref_grad = grad.reshape(-1, 1), ref_grad.reshape(-1, 1)
-    loss_err, grad_err = accuracy_errors(loss, grad, ref_loss, ref_grad, case.dtype)
+    class_axis = get_family(case.family).class_axis  # None: an elementwise loss, each gradient element judged alone
+    loss_err, grad_err = accuracy_errors(loss, grad, ref_loss, ref_grad, case.dtype, class_axis)
     bound = ACCURACY_BOUND[case.dtype]
     if loss_err > bound or grad_err > bound:
         return f"relative error loss {loss_err:.3g}, gradient {grad_err:.3g} > {bound:g}"

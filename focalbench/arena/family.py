@@ -18,7 +18,7 @@ import math
 import pkgutil
 import threading
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 __all__ = [
@@ -56,13 +56,14 @@ class Shape:
 @dataclass(frozen=True)
 class Workload:
     """What a family's timings run: the baseline and its name, the inputs (``inputs(shape, dtype, device, seed=0)``),
-    how an implementation is called to a scalar loss (``call(impl, logits, target, gamma)``), what a shape needs,
-    the bytes of the targets, the family's shapes."""
+    how an implementation is called to a scalar loss (``call(impl, logits, target, parameters)``: ``parameters``
+    the family's timed parameters by name, :attr:`Family.parameters` or values given for them), what a shape
+    needs, the bytes of the targets, the family's shapes."""
 
     baseline: str
     baseline_loss: Callable[[Any, Any], Any]
     inputs: Callable[..., tuple[Any, Any]]
-    call: Callable[[Any, Any, Any, float], Any]
+    call: Callable[[Any, Any, Any, Mapping[str, float]], Any]
     needs: Callable[[Shape], set[str]]
     target_bytes: Callable[[Shape, Any], int]
     shapes: tuple[Shape, ...]
@@ -118,7 +119,11 @@ class Family:
     ``recommended`` yet; "" for a family without one). ``checks()`` gives the family's checks;
     ``figure_1_inputs(p_t)`` the ``(logits, target, kwargs)`` at which the loss is ``-(1 - p_t)^gamma log p_t``
     (Lin et al.'s Fig. 1) minus gamma, or None; ``mutants()`` the mutant catalogue that scores the checks' power
-    (:mod:`focalbench.arena.mutation`), or None.
+    (:mod:`focalbench.arena.mutation`), or None. ``parameters`` are the loss's parameters the timings take, with
+    their defaults (``{"gamma": 2.0}``; ``{}`` for a loss without any): what ``focalbench run --param`` sets, what
+    a report row records and what the gate keys rows by, so a row timed at one value is never compared with
+    another's. ``class_axis`` and ``gradient_is_derivative`` tell the generic checks how to judge a gradient (see
+    the field comments).
     """
 
     name: str
@@ -139,6 +144,13 @@ class Family:
     mutants: Callable[[], Any] | None = None  # the family's mutant catalogue (focalbench.arena.mutation.Catalogue)
     order: int = 100  # where listings put the family (lower first; ties by name)
     product: str = ""  # the public function, "module:attr" (e.g. "focalbench:focal_loss")
+    parameters: Mapping[str, float] = field(default_factory=dict)  # timed parameters and their defaults
+    # the logits' axis one loss element's gradient spans (the classes of a softmax, the bins of a distribution: -1 for
+    # the last); None: an elementwise loss, each gradient element judged alone
+    class_axis: int | None = None
+    # whether the gradient a call returns is the derivative of its loss, given the call's keywords (False for a loss
+    # that treats a weight as a constant, e.g. a detached focal weight): finite-difference checks do not apply there
+    gradient_is_derivative: Callable[[Mapping[str, Any]], bool] = lambda keywords: True
 
     def all_checks(self) -> dict[str, Any]:
         """The family's checks by name (each check's ``family`` is this family's name)."""

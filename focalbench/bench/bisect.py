@@ -126,7 +126,7 @@ def row_job(row: Row, rounds: int, warmup: int = 2, inner: int = 5) -> dict:
         raise BisectError(str(error)) from error
     logits, target = family.workload.inputs(shape, getattr(torch, row.dtype), "cpu")
     # the keywords the family's timings pass an implementation, read off its call with a recorder
-    keywords = family.workload.call(lambda x, t, **kw: kw, logits, target, 2.0)
+    keywords = family.workload.call(lambda x, t, **kw: kw, logits, target, dict(family.parameters))
     return {
         "impl": row.impl,
         "logits": logits,

@@ -91,8 +91,11 @@ def _key(row: dict) -> tuple:
     """What makes two reports' rows the same measurement: implementation, shape, dtype, mode and the loss's
     parameters (a row timed at gamma 0.5 is never compared with one at gamma 2)."""
     shape = row.get("shape_name") or "x".join(map(str, row["shape"]))
-    gamma = row.get("gamma")
-    return (row["implementation"], shape, row["dtype"], row["mode"], None if gamma is None else f"gamma {gamma!r}")
+    parameters = row.get("parameters")
+    if parameters is None:  # a row of before the parameters were data
+        parameters = {} if row.get("gamma") is None else {"gamma": row["gamma"]}
+    text = ", ".join(f"{name} {value!r}" for name, value in sorted(parameters.items()))
+    return (row["implementation"], shape, row["dtype"], row["mode"], text or None)
 
 
 def machine_kind(report: dict) -> tuple[str | None, str | None]:

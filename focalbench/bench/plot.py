@@ -193,7 +193,8 @@ def figure_1_losses(
     implementations: Sequence,
     p_t: Sequence[float],
     gammas: Sequence[float] = FIGURE_1_GAMMAS,
-    family: str | Family = "softmax",
+    *,
+    family: str | Family,
 ) -> dict[str, dict[float, list[float]]]:
     """``{implementation name: {gamma: [loss at each p_t]}}`` at the family's inputs for which the loss is
     ``-(1 - p_t)^gamma log p_t`` (:attr:`Family.figure_1_inputs`), ``reduction="none"``, flattened. An implementation

@@ -21,7 +21,7 @@ __all__ = [
 
 SCHEMA_VERSION = 1
 REQUIRED_ROW_KEYS = (
-    "implementation", "device", "dtype", "shape", "mode", "gamma", "median_s", "iqr_s", "runs", "baseline",
+    "implementation", "device", "dtype", "shape", "mode", "parameters", "median_s", "iqr_s", "runs", "baseline",
     "baseline_median_s", "ratio_to_baseline", "gbytes_per_s", "fraction_of_bandwidth", "peak_memory_bytes",
     "compile_s",
 )  # fmt: skip
@@ -119,6 +119,10 @@ def read_report(path: str | Path) -> dict:
     for i, row in enumerate(data["results"]):
         if not isinstance(row, dict):
             raise ReportError(f"{path}: result row {i} must be an object. Got: {row!r}")
+        if "parameters" not in row and "gamma" in row:  # a report of before the parameters were data: gamma was all
+            row["parameters"] = {"gamma": row["gamma"]}
+        if not isinstance(row.get("parameters", {}), dict):
+            raise ReportError(f"{path}: result row {i}: parameters must be an object. Got: {row['parameters']!r}")
         missing = [k for k in REQUIRED_ROW_KEYS if k not in row]
         if missing:
             raise ReportError(f"{path}: result row {i} lacks {', '.join(missing)}")

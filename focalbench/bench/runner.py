@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import statistics
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import torch
 
@@ -103,7 +103,7 @@ def run_case(
     shape: Shape,
     dtype: torch.dtype,
     mode: str,
-    gamma: float,
+    parameters: Mapping[str, float],
     device: str,
     rounds: int,
     sample_s: float,
@@ -112,7 +112,8 @@ def run_case(
     *,
     family: str,
 ) -> list[dict]:
-    """Time every implementation of ``family`` and its baseline on one case; one report row per implementation."""
+    """Time every implementation of ``family`` and its baseline on one case (``parameters``: the family's timed
+    parameters, :attr:`~focalbench.arena.family.Family.parameters`); one report row per implementation."""
     workload = get_family(family).workload
     baseline = workload.baseline
     logits, target = workload.inputs(shape, dtype, device)
@@ -123,7 +124,7 @@ def run_case(
     for impl in impls:
         # else: no row (the seed has no dense; an implementation of another family has none either)
         if impl.supports(device=device, dtype=dtype, needs=needs, family=family) is None:
-            losses[impl.name] = lambda x, impl=impl: workload.call(impl, x, target, gamma)
+            losses[impl.name] = lambda x, impl=impl: workload.call(impl, x, target, dict(parameters))
     timers, compile_s, peaks = {}, {}, {}
     exp_out = torch.empty_like(logits)
     floor = timer_for(lambda: torch.exp(logits, out=exp_out), device, None)
@@ -188,7 +189,7 @@ def run_case(
                 "shape": list(shape.shape),
                 "shape_name": shape.name,
                 "mode": mode,
-                "gamma": gamma,
+                "parameters": dict(parameters),
                 "median_s": stats.median,
                 "iqr_s": stats.iqr,
                 "min_s": stats.minimum,

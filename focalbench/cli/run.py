@@ -32,7 +32,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--mode", action="append", dest="modes", choices=("forward", "backward", "forward+backward"),
                         help="repeatable; default all three (quick: forward+backward)")  # fmt: skip
-    parser.add_argument("--gamma", action="append", dest="gammas", type=float, help="repeatable; default 2.0")
+    parser.add_argument("--param", action="append", dest="params", metavar="NAME=VALUE",
+                        help="a value of one of the family's timed parameters (softmax, sigmoid: gamma), repeatable: "
+                        "each value of a name is a case; default the family's (gamma 2.0)")  # fmt: skip
+    parser.add_argument("--gamma", action="append", dest="gammas", type=float, help="--param gamma=VALUE")
     parser.add_argument("--rounds", type=int, help="samples per implementation (default 15, quick 7)")
     parser.add_argument("--quick", action="store_true", help="representative shapes, forward+backward, float32 only")
     parser.add_argument("--skip-checks", action="store_true", help="do not run the correctness checks")
@@ -41,6 +44,37 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="instruction set of the C kernel (sets FOCALBENCH_CPU_TARGET; default native)",
                         )  # fmt: skip
 
+
+
+def _parameter_sets(args, family) -> list[dict[str, float]]:
+    """Every combination of the values given for the family's timed parameters (``--param NAME=VALUE``,
+    ``--gamma VALUE``), the family's defaults for the others.
+
+    Raises:
+        UsageError: a name the family does not time, or a value that is not a finite number >= 0.
+    """
+    given: dict[str, list[float]] = {}
+    pairs = [("--gamma", "gamma", str(g)) for g in args.gammas or []]
+    for text in args.params or []:
+        name, sep, value = text.partition("=")
+        if not sep:
+            raise UsageError(f"--param must be NAME=VALUE. Got: {text!r}")
+        pairs.append((f"--param {name.strip()}", name.strip(), value.strip()))
+    for option, name, value in pairs:
+        if name not in family.parameters:
+            known = ", ".join(family.parameters) or "none"
+            raise UsageError(f"{option}: the {family.name} family's timed parameters are {known}. Got: {name!r}")
+        try:
+            number = float(value)
+        except ValueError:
+            number = math.nan
+        if not math.isfinite(number) or number < 0:
+            raise UsageError(f"{option} must be a finite number >= 0. Got: {value}")
+        given.setdefault(name, []).append(number)
+    sets = [dict(family.parameters)]
+    for name, values in given.items():
+        sets = [{**s, name: v} for s in sets for v in values]
+    return sets
 
 def _progress(message: str | None) -> None:
     """One status line, rewritten in place on a terminal (``None`` ends it); nothing in a log."""
@@ -100,10 +134,8 @@ def run(args: argparse.Namespace) -> int:
     device = args.device
     if args.rounds is not None and args.rounds < 1:
         raise UsageError(f"--rounds must be >= 1. Got: {args.rounds}")
-    for gamma in args.gammas or []:
-        if not math.isfinite(gamma) or gamma < 0:
-            raise UsageError(f"--gamma must be a finite number >= 0. Got: {gamma}")
     impls, family = one_family(args, device)
+    parameter_sets = _parameter_sets(args, get_family(family))
     try:
         shapes = runner.select_shapes(args.shapes, args.quick, family)
     except ValueError as error:
@@ -112,7 +144,6 @@ def run(args: argparse.Namespace) -> int:
     default_dtypes = ["float32"] if (args.quick or device == "cpu") else ["float32", "bfloat16"]
     dtypes = [getattr(torch, d) for d in (args.dtypes or default_dtypes)]
     modes = args.modes or (["forward+backward"] if args.quick else list(runner.MODES))
-    gammas = args.gammas or [2.0]
     rounds = args.rounds if args.rounds is not None else (7 if args.quick else 15)
     sample_s = 0.02 if args.quick else 0.05
     for impl in impls:
@@ -134,13 +165,13 @@ def run(args: argparse.Namespace) -> int:
         eprint(f"  warning: {env['threads']} thread(s) on about {env['free_cores']:.1f} free core(s) (the rest busy): "
                "threads wait on each other and ratios may be unreliable; set OMP_NUM_THREADS lower")  # fmt: skip
     rows = []
-    cases = [(s, d, m, g) for s in shapes for d in dtypes for m in modes for g in gammas]
+    cases = [(s, d, m, p) for s in shapes for d in dtypes for m in modes for p in parameter_sets]
     interrupted = False
     try:
-        for number, (shape, dtype, mode, gamma) in enumerate(cases, 1):
-            eprint(f"  [{number}/{len(cases)}] {shape.name} {tuple(shape.shape)} {str(dtype)[6:]} {mode} "
-                   f"gamma={gamma:g}")  # fmt: skip
-            rows += runner.run_case(impls, shape, dtype, mode, gamma, device, rounds, sample_s,
+        for number, (shape, dtype, mode, parameters) in enumerate(cases, 1):
+            named = " ".join(f"{name}={value:g}" for name, value in parameters.items())
+            eprint(f"  [{number}/{len(cases)}] {shape.name} {tuple(shape.shape)} {str(dtype)[6:]} {mode} {named}")
+            rows += runner.run_case(impls, shape, dtype, mode, parameters, device, rounds, sample_s,
                                     env["bandwidth_gbps"], progress=_progress, family=family)  # fmt: skip
     except KeyboardInterrupt:  # keep what was measured: a report of the finished cases, marked interrupted
         interrupted = True
@@ -156,7 +187,7 @@ def run(args: argparse.Namespace) -> int:
         checks, _ = check_matrix(impls, device, kind.all_checks().values(), progress=_check_progress)
         _progress(None)
     settings = {
-        "rounds": rounds, "sample_s": sample_s, "quick": args.quick, "modes": modes, "gammas": gammas,
+        "rounds": rounds, "sample_s": sample_s, "quick": args.quick, "modes": modes, "parameters": parameter_sets,
         "shapes": [s.name for s in shapes], "wall_s": round(time.perf_counter() - started, 1), "family": family,
     }  # fmt: skip
     if interrupted:

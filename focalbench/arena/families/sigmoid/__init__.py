@@ -80,6 +80,7 @@ FAMILY = register_family(
         reference="sigmoid_reference",
         gradient_penalty_reference="sigmoid_logspace",
         recommended="sigmoid_fused",
+        parameters={"gamma": 2.0},
         product="focalbench:sigmoid_focal_loss",
         checks=lambda: CHECKS,
         # RetinaNet sums its loss (then divides by the number of positive anchors): reduction "sum" on both sides
@@ -88,7 +89,7 @@ FAMILY = register_family(
             # picklable (a partial, not a lambda): focalbench bisect sends it to the probes that time old commits
             baseline_loss=functools.partial(F.binary_cross_entropy_with_logits, reduction="sum"),
             inputs=_inputs,
-            call=lambda impl, x, target, gamma: impl(x, target, gamma=gamma, reduction="sum"),
+            call=lambda impl, x, target, parameters: impl(x, target, **parameters, reduction="sum"),
             needs=lambda shape: set(),
             target_bytes=lambda shape, dtype: shape.numel * torch.empty((), dtype=dtype).element_size(),
             shapes=SHAPES,

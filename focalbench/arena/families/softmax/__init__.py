@@ -95,13 +95,15 @@ FAMILY = register_family(
         reference="numpy_reference",
         gradient_penalty_reference="gather",  # plain autograd through log_softmax: differentiable any number of times
         recommended="fused",
+        parameters={"gamma": 2.0},
+        class_axis=1,
         product="focalbench:focal_loss",
         checks=lambda: CHECKS,
         workload=Workload(
             baseline="cross_entropy",
             baseline_loss=F.cross_entropy,  # picklable: focalbench bisect sends it to its probes
             inputs=_inputs,
-            call=lambda impl, x, target, gamma: impl(x, target, gamma=gamma),
+            call=lambda impl, x, target, parameters: impl(x, target, **parameters),
             needs=lambda shape: {"dense"} if len(shape.shape) > 2 else set(),
             target_bytes=lambda shape, dtype: shape.numel // shape.shape[1] * 8,
             shapes=SHAPES,
