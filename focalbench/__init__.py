@@ -1,5 +1,5 @@
-"""focalbench: correct, stable and fast focal losses (softmax, and RetinaNet's sigmoid), and the suite that proves
-which are.
+"""focalbench: correct, stable and fast focal losses (softmax; RetinaNet's sigmoid; the Quality Focal and Varifocal
+losses of modern detectors), and the suite that proves which are.
 
 Public API::
 
@@ -7,6 +7,11 @@ Public API::
     FocalLoss(gamma=2.0, alpha=None, reduction="mean", ignore_index=-100)    # nn.Module
     sigmoid_focal_loss(logits, target, alpha=0.25, gamma=2.0, reduction="none")   # torchvision's signature
     SigmoidFocalLoss(alpha=0.25, gamma=2.0, reduction="none")                        # nn.Module
+    quality_focal_loss(logits, target, *, beta=2.0, reduction="mean")        # GFL's QFL, soft IoU targets
+    QualityFocalLoss(beta=2.0, reduction="mean")                               # nn.Module
+    varifocal_loss(logits, target, *, alpha=0.75, gamma=2.0, iou_weighted=True, detach_weight=False, reduction="mean")
+    VarifocalLoss(alpha=0.75, gamma=2.0, iou_weighted=True, detach_weight=False, reduction="mean")   # nn.Module
+    label_score_targets(labels, scores, num_classes), ultralytics_targets(gt_score, label)   # the peers' target forms
     list_implementations(), get_implementation(name), register(...)
     ConstantGamma, StepGamma, LinearWarmupGamma, CosineWarmupGamma    # gamma schedules: .step(), .gamma_tensor
     check_values()    # context manager: the CUDA path checks target values on the host too (a sync per call)
@@ -15,11 +20,15 @@ Public API::
 from typing import Any
 
 from focalbench.losses.common import check_values
+from focalbench.losses.quality.api import RECOMMENDED_QUALITY, QualityFocalLoss, quality_focal_loss
+from focalbench.losses.quality.semantics import QualityArgs, label_score_targets
 from focalbench.losses.schedule import ConstantGamma, CosineWarmupGamma, GammaSchedule, LinearWarmupGamma, StepGamma
 from focalbench.losses.sigmoid.api import RECOMMENDED_SIGMOID, SigmoidFocalLoss, sigmoid_focal_loss
 from focalbench.losses.sigmoid.semantics import SigmoidArgs, class_index_targets
 from focalbench.losses.softmax.api import RECOMMENDED, FocalLoss, focal_loss
 from focalbench.losses.softmax.semantics import FocalArgs, validate
+from focalbench.losses.varifocal.api import RECOMMENDED_VARIFOCAL, VarifocalLoss, varifocal_loss
+from focalbench.losses.varifocal.semantics import VarifocalArgs, ultralytics_targets
 
 #: The arena's names, imported at first use: ``import focalbench`` and a loss call import no arena module.
 _LAZY = {
@@ -41,7 +50,9 @@ __version__ = "0.1.0"
 
 __all__ = [
     "RECOMMENDED",
+    "RECOMMENDED_QUALITY",
     "RECOMMENDED_SIGMOID",
+    "RECOMMENDED_VARIFOCAL",
     "ConstantGamma",
     "CosineWarmupGamma",
     "FocalArgs",
@@ -50,16 +61,24 @@ __all__ = [
     "Implementation",
     "KnownDefect",
     "LinearWarmupGamma",
+    "QualityArgs",
+    "QualityFocalLoss",
     "SigmoidArgs",
     "SigmoidFocalLoss",
     "StepGamma",
+    "VarifocalArgs",
+    "VarifocalLoss",
     "check_values",
     "class_index_targets",
     "focal_loss",
     "get_implementation",
+    "label_score_targets",
     "list_implementations",
     "load_implementation",
+    "quality_focal_loss",
     "register",
     "sigmoid_focal_loss",
+    "ultralytics_targets",
     "validate",
+    "varifocal_loss",
 ]

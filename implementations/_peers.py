@@ -10,8 +10,12 @@ This module registers nothing (its name starts with ``_``, so discovery skips it
 
 from __future__ import annotations
 
+import builtins
 import importlib
 import importlib.metadata
+import importlib.util
+import types
+from pathlib import Path
 
 import torch
 
@@ -135,3 +139,42 @@ def nan_gradient_for_fractional_gamma(float64_gap: float = 1e3) -> tuple[KnownDe
             "absent_classes", reason + " (p_t exactly 1: other classes at -inf)", when=certain_fractional_gamma
         ),
     )
+
+
+def mmdet_losses_file(filename: str, imports: dict[str, object]) -> types.ModuleType:
+    """One file of mmdet's ``models/losses/`` (mmdet located, never imported: its package imports mmcv and mmengine,
+    which cannot be installed beside the CPU torch), loaded with ``utils.py`` of the same folder (it imports only
+    torch) answering its ``from mmdet.models.losses.utils import ...`` / ``from .utils import ...`` and a stand-in
+    registry answering ``from mmdet.registry import MODELS`` (``MODELS.register_module()`` leaves the class as it is):
+    the file's own code, unchanged. ``imports`` adds other answers.
+
+    Raises:
+        ImportError: mmdet is not installed (the message says how to install it), or the file cannot be loaded.
+    """
+    spec = importlib.util.find_spec("mmdet")  # locates the package without importing it
+    if spec is None or not spec.submodule_search_locations:
+        raise ImportError("mmdet is not installed (pip install --no-deps 'mmdet==3.3.0')")
+    losses = Path(next(iter(spec.submodule_search_locations))) / "models" / "losses"
+    utils = load_file(losses / "utils.py", f"focalbench_peer_mmdet_utils_for_{Path(filename).stem}", {})
+    registry = types.SimpleNamespace(MODELS=types.SimpleNamespace(register_module=lambda *a, **k: lambda cls: cls))
+    answers = {"mmdet.models.losses.utils": utils, ".utils": utils, "mmdet.registry": registry, **imports}
+    return load_file(losses / filename, f"focalbench_peer_mmdet_{Path(filename).stem}", answers)
+
+
+def load_file(path: Path, name: str, imports: dict[str, object]) -> types.ModuleType:
+    """The module of one file, its imports of the modules named in ``imports`` answered from there (a relative
+    ``from .x import ...`` by the key ``".x"``), every other import as usual."""
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"{path} cannot be loaded")
+    module = importlib.util.module_from_spec(spec)
+
+    def scoped_import(module_name, globals_=None, locals_=None, fromlist=(), level=0):
+        key = "." * level + module_name
+        if key in imports:
+            return imports[key]
+        return builtins.__import__(module_name, globals_, locals_, fromlist, level)
+
+    module.__builtins__ = {**vars(builtins), "__import__": scoped_import}
+    spec.loader.exec_module(module)
+    return module

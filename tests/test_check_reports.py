@@ -15,6 +15,7 @@ import torch
 import focalbench
 from focalbench.arena import registry
 from focalbench.arena.core import WrongOutput, all_checks, failure_of, loss_and_grad
+from focalbench.arena.family import families
 from focalbench.arena.registry import Implementation, get_implementation, list_implementations, load_implementation
 from focalbench.cli import main
 
@@ -82,7 +83,7 @@ def test_a_function_of_no_named_family_is_told_to_name_it(users_module, capsys):
     assert main(["check", spec]) == 2
     assert capsys.readouterr().err.strip() == (
         f"focalbench check: implementation {spec!r} must name its loss family: give it a focalbench_family attribute "
-        "or pass the family (softmax, sigmoid; --family on the command line). Got: neither"
+        f"or pass the family ({', '.join(families())}; --family on the command line). Got: neither"
     )
 
 

@@ -298,3 +298,25 @@ def test_the_new_familys_parameter_is_timed_recorded_and_keys_its_gate_rows(squa
         compare_reports(report, other, 0.5)
     assert main([*argv, "--param", "gamma=2", "--output", str(tmp_path)]) == 2
     assert "--param gamma: the squared family's timed parameters are power. Got: 'gamma'" in capsys.readouterr().err
+
+
+def test_a_check_against_the_derivative_is_not_applicable_where_the_gradient_is_not_one(squared_family):
+    """A family says which calls return a gradient that is not their loss's derivative (a weight held constant, as
+    RT-DETR's varifocal loss holds it); finite-difference checks are then not applicable to those calls, saying why,
+    rather than failing them or passing them silently."""
+    import dataclasses
+
+    from focalbench.arena.checks import gradcheck
+
+    check = Check("squared_gradcheck", "gradcheck", gradcheck, lambda: [SquaredCase((3, 2), torch.float64)],
+                  family=FAMILY)  # fmt: skip
+    impl = registry.get_implementation("squared_torch")
+    (case,) = check.cases()
+    assert evaluate(impl, check, case).status == "pass"
+    families_module.unregister_family(FAMILY)
+    register_family(dataclasses.replace(RECORD, gradient_is_derivative=lambda keywords: False))
+    outcome = evaluate(impl, check, case)
+    assert outcome.status == "n/a" and "not its loss's derivative" in outcome.detail
+    explicit = dataclasses.replace(check, fn=lambda impl, case, device: None, derivative_only=True)
+    assert evaluate(impl, explicit, case).status == "n/a"
+    assert evaluate(impl, dataclasses.replace(check, derivative_only=False), case).status == "pass"

@@ -202,19 +202,33 @@ def test_the_speed_table_restates_the_products_rows_of_the_named_report(family):
 
 
 def test_a_stale_table_is_reported_and_refreshed(tmp_path):
+    from focalbench.arena.family import families
     from focalbench.bench import tables
 
     (tmp_path / "README.md").write_text("x\n<!-- BEGIN generated: checks-sigmoid -->\nold\n<!-- END generated: "
                                         "checks-sigmoid -->\ny\n")  # fmt: skip
-    # the other family's table of that kind is missing (a family's tables are never silently absent); the kinds of
-    # table this README holds none of are not asked for
-    assert tables.missing(tmp_path) == ["checks-softmax"]
-    assert tables.stale(tmp_path) == ["checks-sigmoid", "checks-softmax"]
-    # the stale block rewritten, and the other family's table of the same kind added after it
-    assert tables.refresh(tmp_path) == ["checks-sigmoid", "checks-softmax"]
+    # the other families' tables of that kind are missing (a family's tables are never silently absent); the kinds
+    # of table this README holds none of are not asked for
+    others = [f"checks-{name}" for name in families() if name != "sigmoid"]
+    assert tables.missing(tmp_path) == others
+    assert tables.stale(tmp_path) == ["checks-sigmoid", *others]
+    # the stale block rewritten, and the other families' tables of the same kind added after it
+    assert tables.refresh(tmp_path) == ["checks-sigmoid", *others]
     text = (tmp_path / "README.md").read_text()
     assert "`sigmoid_matches_reference`" in text and text.startswith("x\n") and text.endswith("-->\ny\n")
     assert text.index("END generated: checks-sigmoid") < text.index("BEGIN generated: checks-softmax")
     assert tables.stale(tmp_path) == tables.missing(tmp_path) == []
     (tmp_path / "README.md").write_text("<!-- BEGIN generated: nonsense -->\n<!-- END generated: nonsense -->\n")
     assert tables.stale(tmp_path)[0] == "nonsense"
+
+
+def test_every_package_of_the_source_tree_is_installed():
+    """pyproject.toml lists its packages: a package folder it does not list (a new family's losses/ or arena folder)
+    would be missing from a wheel while an editable install still imports it. Every folder with an __init__.py under
+    focalbench/, and implementations/ (installed as focalbench.implementations), is listed, and nothing else."""
+    import tomllib
+
+    listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    found = {".".join(p.parent.relative_to(ROOT).parts) for p in (ROOT / "focalbench").rglob("__init__.py")
+             if "__pycache__" not in p.parts}  # fmt: skip
+    assert listed == found | {"focalbench.implementations"}, (sorted(found - listed), sorted(listed - found))

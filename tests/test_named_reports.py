@@ -10,14 +10,17 @@ from pathlib import Path
 
 import pytest
 
+from focalbench.arena.family import families
 from focalbench.bench import tables
 from focalbench.bench.named_reports import INDEX, read_index
 from focalbench.bench.product_source import product_source_fingerprint
 from focalbench.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
-#: The generated blocks read from reports.
-FROM_REPORTS = ("which-loss", "conformance-softmax", "conformance-sigmoid", "mutants-softmax", "mutants-sigmoid")
+#: The generated blocks read from reports: the two which-loss tables, every family's conformance matrix and mutation
+#: score.
+FROM_REPORTS = ("which-loss", "which-loss-all", *(f"conformance-{name}" for name in families()),
+                *(f"mutants-{name}" for name in families()))  # fmt: skip
 
 
 def _write(path: Path, document: dict) -> Path:
@@ -81,10 +84,10 @@ def test_a_new_report_in_results_changes_no_table_until_the_index_names_it(repo,
     err = capsys.readouterr().err
     assert f"softmax speed report: results/{speed.name} (was results/" in err
     changed = {name for name, (_, body) in tables.blocks(repo).items() if body != before[name][1]}
-    assert changed == {"which-loss", "conformance-softmax"}
+    assert changed == {"which-loss", "which-loss-all", "conformance-softmax"}
     conformance = tables.blocks(repo)["conformance-softmax"][1]
     assert f"From `results/{speed.name}`" in conformance and "| pass" not in conformance
-    assert f"`results/{accuracy.name}`" in tables.blocks(repo)["which-loss"][1]
+    assert f"`results/{accuracy.name}`" in tables.blocks(repo)["which-loss-all"][1]
     assert main(["docs", "--check", "--root", str(repo)]) == 0
 
 
@@ -107,7 +110,7 @@ def test_docs_check_refuses_a_named_report_of_other_product_source_or_none(repo,
             "softmax`) and name the new file (`focalbench docs --use FILE`)") in out  # fmt: skip
     assert (f"refused: results/{accuracy.name} (the sigmoid accuracy report in docs/reports.json) records no product "
             f"source; the current product source is {current}") in out  # fmt: skip
-    assert "stale generated table(s): which-loss, conformance-softmax (" in out
+    assert "stale generated table(s): which-loss, which-loss-all, conformance-softmax (" in out
 
     assert main(["docs", "--root", str(repo)]) == 1  # regenerating leaves the refused reports' tables as they were
     assert "2 named report(s) refused" in capsys.readouterr().out

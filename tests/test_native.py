@@ -84,10 +84,35 @@ CORRECTNESS = textwrap.dedent(
             loss = fused(x.detach(), t, gamma=gamma, reduction=reduction).double()
             failure = compare(loss, ref, dtype, "loss") or compare(x.grad, y.grad, dtype, "gradient")
             assert failure is None, (shape, gamma, reduction, failure)
+    # the soft-target families' kernels (libraries of their own, sharing sigmoid_math.h): float32 and float64, every
+    # exponent path, tiny and hard targets, +-inf
+    for family, keywords in (("quality", ({"beta": 2.0}, {"beta": 0.0}, {"beta": 0.7})),
+                             ("varifocal", ({"gamma": 2.0}, {"gamma": 0.0, "iou_weighted": False},
+                                            {"gamma": 1.5, "detach_weight": True}))):  # fmt: skip
+        assert f"{family}_fused" in list_implementations(), unavailable_implementations()
+        fused, reference = get_implementation(f"{family}_fused"), get_implementation(f"{family}_reference")
+        for shape, dtype in (((4099, 3), torch.float32), ((61,), torch.float64)):
+            for kw, reduction in zip(keywords, ("sum", "none", "mean"), strict=True):
+                x = (torch.randn(shape, generator=g, dtype=torch.float64) * 8).to(dtype)
+                x.view(-1)[:3] = torch.tensor([float("inf"), -float("inf"), 30.0])
+                t = torch.rand(shape, generator=g, dtype=torch.float64) * (torch.rand(shape, generator=g) < 0.3)
+                t = t.to(dtype)
+                t.view(-1)[:5] = torch.tensor([1.0, 0.0, 1e-30, 1.0, 0.5])
+                upstream = torch.rand(shape if reduction == "none" else (), generator=g, dtype=torch.float64)
+                x.requires_grad_(True)
+                (fused(x, t, reduction=reduction, **kw) * upstream.to(dtype)).sum().backward()
+                y = x.detach().double().requires_grad_(True)
+                ref = reference(y, t.double(), reduction=reduction, **kw)
+                (ref * upstream).sum().backward()
+                loss = fused(x.detach(), t, reduction=reduction, **kw).double()
+                failure = compare(loss, ref, dtype, "loss") or compare(x.grad, y.grad, dtype, "gradient")
+                assert failure is None, (family, shape, kw, reduction, failure)
     from focalbench.bench.environment import environment
-    from focalbench.kernels import cpu, sigmoid_cpu
+    from focalbench.kernels import cpu, quality_cpu, sigmoid_cpu, varifocal_cpu
     print("built for", environment()["kernel_build"]["target"], "as", cpu.library()._name)
     print("sigmoid kernel", sigmoid_cpu.LIBRARY.library()._name)
+    print("quality kernel", quality_cpu.LIBRARY.library()._name)
+    print("varifocal kernel", varifocal_cpu.LIBRARY.library()._name)
     """
 )
 
@@ -117,16 +142,19 @@ def test_every_named_target_builds_a_correct_kernel(target):
     assert result.returncode == 0, result.stderr[-3000:]
     assert f"built for {target}" in result.stdout
     if target in VECTOR_REGISTERS and shutil.which("objdump"):
-        library = re.search(r"sigmoid kernel (\S+)", result.stdout).group(1)
-        code = subprocess.run(["objdump", "-d", "--no-show-raw-insn", library], capture_output=True, text=True).stdout
-        # every variant (outputs x gamma kind x weighting: a noinline function each) has its own loop; one that lost
-        # its vector code (gamma 2 and general gamma, once, through a select GCC could not vectorize) runs 10x slower
-        variants = dict(re.findall(r"<(sigmoid_variant_float_\w+)>:\n(.*?)\n\n", code, re.S))
-        assert len(variants) == 24, sorted(variants)
-        packed = {name: len(re.findall(rf"\bv(?:fn?madd|mul|add|sub|div)\w*ps\b.*%{VECTOR_REGISTERS[target]}", body))
-                  for name, body in variants.items()}  # fmt: skip
-        scalar = {name: count for name, count in packed.items() if count < MIN_PACKED}
-        assert not scalar, f"variants without vector code on {target} (packed float operations): {scalar}"
+        # every variant of each elementwise kernel (outputs x exponent kind (x weighting): a noinline function each)
+        # has its own loop; one that lost its vector code (the sigmoid kernel's gamma 2 and general gamma, once,
+        # through a select GCC could not vectorize) runs 10x slower
+        for family, count in (("sigmoid", 24), ("quality", 12), ("varifocal", 12)):
+            library = re.search(rf"{family} kernel (\S+)", result.stdout).group(1)
+            code = subprocess.run(["objdump", "-d", "--no-show-raw-insn", library], capture_output=True,
+                                  text=True).stdout  # fmt: skip
+            variants = dict(re.findall(rf"<({family}_variant_float_\w+)>:\n(.*?)\n\n", code, re.S))
+            assert len(variants) == count, sorted(variants)
+            packed = {name: len(re.findall(rf"\bv(?:fn?madd|mul|add|sub|div)\w*ps\b.*%{VECTOR_REGISTERS[target]}",
+                                           body)) for name, body in variants.items()}  # fmt: skip
+            scalar = {name: n for name, n in packed.items() if n < MIN_PACKED}
+            assert not scalar, f"{family} variants without vector code on {target} (packed float operations): {scalar}"
 
 
 def test_an_unknown_or_unrunnable_target_is_refused(monkeypatch):
@@ -220,7 +248,7 @@ def test_machine_facts():
     assert a != machine_fingerprint("AMD EPYC", "avx512", 2, "2.13.0") and a.startswith("avx2-2t-")
 
 
-@pytest.mark.parametrize("module", ["cpu", "sigmoid_cpu"])
+@pytest.mark.parametrize("module", ["cpu", "sigmoid_cpu", "quality_cpu", "varifocal_cpu"])
 def test_the_ctypes_table_matches_the_c_prototypes(module):
     """Every exported function of each kernel's C source, parsed from the source, has exactly the types and names of
     its module's SIGNATURES (a drift would pass wrong arguments through ctypes)."""

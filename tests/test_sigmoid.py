@@ -355,7 +355,8 @@ def test_a_sigmoid_run_is_timed_against_bce_with_logits():
 
     impl = get_implementation("sigmoid_fused")
     rows = run_case([impl, get_implementation("gather")], Shape("tiny", (256, 7), "a test"), torch.float32,
-                    "forward+backward", 2.0, "cpu", rounds=2, sample_s=0.001, bandwidth_gbps=None, family="sigmoid")
+                    "forward+backward", {"gamma": 2.0}, "cpu", rounds=2, sample_s=0.001, bandwidth_gbps=None,
+                    family="sigmoid")  # fmt: skip
     assert [r["implementation"] for r in rows] == ["bce_with_logits", "sigmoid_fused"]  # gather: another family
     assert {r["baseline"] for r in rows} == {"bce_with_logits"}
     assert rows[1]["bytes_moved"] == 3 * 256 * 7 * 4  # logits and float targets read, gradient written

@@ -57,8 +57,6 @@ def matches_reference(impl: Implementation, case, device: str) -> str | None:
 
 
 def gradcheck(impl: Implementation, case, device: str) -> str | None:
-    if not get_family(case.family).gradient_is_derivative(case.kwargs()):
-        return None  # the call's gradient is not its loss's derivative by definition: the reference's is judged
     logits, target = case.make(device)
     x = logits.detach().clone().requires_grad_(True)
     ok = torch.autograd.gradcheck(lambda z: impl(z, target, **case.kwargs()), (x,), raise_exception=False)
@@ -66,12 +64,16 @@ def gradcheck(impl: Implementation, case, device: str) -> str | None:
 
 
 def gradgradcheck(impl: Implementation, case, device: str) -> str | None:
-    if not get_family(case.family).gradient_is_derivative(case.kwargs()):
-        return None
     logits, target = case.make(device)
     x = logits.detach().clone().requires_grad_(True)
     ok = torch.autograd.gradgradcheck(lambda z: impl(z, target, **case.kwargs()), (x,), raise_exception=False)
     return None if ok else "torch.autograd.gradgradcheck failed"
+
+
+# finite differences of the loss: they judge only a call whose gradient is its loss's derivative (Family.
+# gradient_is_derivative); any other call is not applicable to them (focalbench.arena.core.applicability)
+gradcheck.compares_with_derivative = True
+gradgradcheck.compares_with_derivative = True
 
 
 def compiles_fullgraph(impl: Implementation, case, device: str) -> str | None:

@@ -135,6 +135,10 @@ class Check:
     cases: Callable[[], list]
     needs: frozenset[str] = frozenset()
     skip_reference: bool = False  # the reference is judged against the arbitrary-precision oracle instead
+    # it compares the gradient with the loss's derivative (finite differences): not applicable to a call whose
+    # gradient is not, by the family's definition (Family.gradient_is_derivative); None: as check.fn says
+    # (its ``compares_with_derivative`` attribute: focalbench.arena.checks.gradcheck and gradgradcheck)
+    derivative_only: bool | None = None
     family: str = ""  # the loss family it checks (required): it applies to that family's implementations only
 
     def __post_init__(self) -> None:
@@ -271,6 +275,12 @@ def applicability(impl: Implementation, check: Check, case, device: str) -> str 
     reference = get_family(check.family).reference
     if check.skip_reference and impl.name == reference:
         return f"{reference} is the reference here; it is checked against the arbitrary-precision oracle"
+    derivative_only = check.derivative_only
+    if derivative_only is None:
+        derivative_only = getattr(check.fn, "compares_with_derivative", False)
+    if derivative_only and not isinstance(case, BadInput):
+        if not get_family(check.family).gradient_is_derivative(case.kwargs()):
+            return "the call's gradient is not its loss's derivative (a weight held constant): the reference judges it"
     if isinstance(case, BadInput):
         if case.device == "cuda" and device != "cuda":
             return "needs a CUDA device (--device cuda)"

@@ -125,6 +125,17 @@ def _accuracy_summary(rows: Iterable[dict]) -> dict[str, tuple[str, str, str]]:
 
 
 def _which_loss(root: Path) -> str:
+    """The products and the peers people install (the implementations whose version the speed report records), per
+    family: README's table."""
+    return _which_loss_table(root, every=False)
+
+
+def _which_loss_all(root: Path) -> str:
+    """Every timed implementation of every family: docs/results.md's table."""
+    return _which_loss_table(root, every=True)
+
+
+def _which_loss_table(root: Path, every: bool) -> str:
     rows = []
     sources = []
     for family in families().values():
@@ -142,7 +153,10 @@ def _which_loss(root: Path) -> str:
         if accuracy is not None:
             sources.append(f"`{accuracy[0].relative_to(root).as_posix()}`")
             summary = _accuracy_summary(accuracy[1]["rows"])
+        peers = set((data.get("environment") or {}).get("implementation_versions") or {})
         for impl, verdicts in sorted(data["checks"].items(), key=lambda item: min(ratios.get(item[0], [math.inf]))):
+            if not every and impl != family.recommended and impl not in peers:
+                continue
             declared = sum(v == "xfail" for v in verdicts.values())
             failing = sum(v in ("fail", "xpass") for v in verdicts.values())
             defects = f"{declared}" + (f" (+{failing} failing)" if failing else "") if declared or failing else "none"
@@ -155,13 +169,26 @@ def _which_loss(root: Path) -> str:
                "first non-finite at", "time / baseline"]  # fmt: skip
     shown = [f for f in families().values() if named(root, f.name, "speed") is not None]
     products = " / ".join(f"`{f.product.rpartition(':')[2] or f.recommended}`" for f in shown)
-    axes = "; ".join(f"{f.name}: {_short(f.labels.accuracy_axis)}" for f in shown)
-    baselines = "; ".join(f"{f.name}: {f.labels.baseline}" for f in shown)
+    axes = _grouped({f.name: _short(f.labels.accuracy_axis) for f in shown})
+    baselines = _grouped({f.name: f.labels.baseline for f in shown})
+    if every:
+        which, origin = "", f"From {', '.join(sources)}."
+    else:
+        which = "The products and the peers people install (every implementation: docs/results.md). "
+        origin = "From the reports docs/reports.json names."
     note = (
-        f"Bold: what {products} run. Accuracy by the sweep axis ({axes}); time: forward+backward, float32, "
-        f"representative shapes, as a multiple of the baseline ({baselines}). From {', '.join(sources)}.\n\n"
+        f"{which}Bold: what {products} run. Accuracy by the sweep axis ({axes}); time: forward+backward, float32, "
+        f"representative shapes, as a multiple of the baseline ({baselines}). {origin}\n\n"
     )
     return note + "\n".join("| " + " | ".join(row) + " |" for row in [headers, ["---"] * len(headers), *rows]) + "\n"
+
+
+def _grouped(by_family: dict[str, str]) -> str:
+    """``{family: text}`` as one phrase, each text once with the families that share it: ``"a (f1, f2); b (f3)"``."""
+    texts: dict[str, list[str]] = {}
+    for family, text in by_family.items():
+        texts.setdefault(text, []).append(family)
+    return "; ".join(f"{text} ({', '.join(names)})" for text, names in texts.items())
 
 
 def _short(label: str) -> str:
@@ -208,7 +235,8 @@ Generators = dict[str, Callable[[Path], str]]
 def generators(extra: Generators | None = None) -> Generators:
     """Block name -> generator ``(repository root) -> markdown``: the two tables of every family, two overall, and
     ``extra`` (the command line adds its command list: nothing here imports the command line)."""
-    table: Generators = {"which-loss": _which_loss, "implementations": _implementations, **(extra or {})}
+    table: Generators = {"which-loss": _which_loss, "which-loss-all": _which_loss_all,
+                         "implementations": _implementations, **(extra or {})}  # fmt: skip
     for name in families():
         table[f"checks-{name}"] = _checks_table(name)
         table[f"conformance-{name}"] = _conformance(name)

@@ -38,7 +38,10 @@ def run(args: argparse.Namespace) -> int:
                 for impl in impls]  # fmt: skip
         print(f"\n{family} family:")
         headers = ["implementation", "devices", "dtypes", "capabilities", "known defects (in checks)"]
-        print(tabulate(rows, headers=headers, maxcolwidths=[None, None, None, 26, 38]))
+        # the defects column takes what the others leave of the terminal's width (two spaces between columns)
+        fixed = sum(max(len(headers[i]), *(len(r[i]) for r in rows)) if rows else len(headers[i]) for i in range(3))
+        defects = max(24, WIDTH - fixed - 26 - 2 * 4)
+        print(tabulate(rows, headers=headers, maxcolwidths=[None, None, None, 26, defects]))
         if args.verbose:
             for impl in impls:
                 for defect in impl.known_defects:

@@ -708,6 +708,7 @@ DEFINE_BLOCK_KERNELS(double, exp_diff_f64)
  * one row at a time, vectorized along the classes. A half-precision row is widened into `widened` first and its
  * gradient scaled and rounded back in one pass (without register tiles, from `narrowing`; both C floats, in cache). */
 #define ROW_MIN_CLASSES 128
+#define ROW_CHAINS 64 /* independent partial maxima and sums of a long row (8 AVX-512 vectors of double) */
 static inline __attribute__((always_inline)) void focal_rows_of(
     const char *z, int elem, int64_t S, int64_t C, int64_t sB, int64_t sS, const int64_t *target,
     const double *alpha_t, double gamma, double scale, double *loss, char *grad, int64_t gB, int64_t gS,
@@ -732,19 +733,38 @@ static inline __attribute__((always_inline)) void focal_rows_of(
             zr = widened;
         }
         float *gr = elem == ELEM_F32 ? (float *)gout : narrowing;
-        float mx = -INFINITY;
-        double sum = 0.0;
-        /* 1. row maximum */
-#pragma omp simd reduction(max : mx)
-        for (int64_t j = 0; j < C; ++j) mx = zr[j] > mx ? zr[j] : mx;
-        /* 2. exponentials of the differences with their rounding error folded back in (float32: twice the lanes
-         *    of double), summed in double over the other classes */
-#pragma omp simd reduction(+ : sum)
-        for (int64_t j = 0; j < C; ++j) {
-            float e = exp_diff_f32_normal(zr[j], mx);
-            exps[j] = e;
-            sum += j == t ? 0.0 : (double)e;
+        /* 1. row maximum, in ROW_CHAINS independent lanes (one running maximum would wait on itself) */
+        float mxs[ROW_CHAINS];
+        for (int l = 0; l < ROW_CHAINS; ++l) mxs[l] = -INFINITY;
+        int64_t j = 0;
+        for (; j + ROW_CHAINS <= C; j += ROW_CHAINS) {
+#pragma omp simd
+            for (int l = 0; l < ROW_CHAINS; ++l) mxs[l] = zr[j + l] > mxs[l] ? zr[j + l] : mxs[l];
         }
+        for (int64_t l = 0; j < C; ++j, ++l) mxs[l] = zr[j] > mxs[l] ? zr[j] : mxs[l];
+        for (int w = ROW_CHAINS / 2; w > 0; w /= 2) /* a tree: no chain of ROW_CHAINS dependent steps */
+#pragma omp simd
+            for (int l = 0; l < w; ++l) mxs[l] = mxs[l + w] > mxs[l] ? mxs[l + w] : mxs[l];
+        const float mx = mxs[0];
+        /* 2. exponentials of the differences with their rounding error folded back in; the target's own term taken
+         *    out, then the others summed in double over ROW_CHAINS independent partial sums (a single sum would
+         *    make every addition wait on the previous one: the loop's bound before) */
+#pragma omp simd
+        for (j = 0; j < C; ++j) exps[j] = exp_diff_f32_normal(zr[j], mx);
+        const float e_target = exps[t];
+        exps[t] = 0.0f;
+        double sums[ROW_CHAINS];
+        for (int l = 0; l < ROW_CHAINS; ++l) sums[l] = 0.0;
+        for (j = 0; j + ROW_CHAINS <= C; j += ROW_CHAINS) {
+#pragma omp simd
+            for (int l = 0; l < ROW_CHAINS; ++l) sums[l] += (double)exps[j + l];
+        }
+        for (int64_t l = 0; j < C; ++j, ++l) sums[l] += (double)exps[j];
+        for (int w = ROW_CHAINS / 2; w > 0; w /= 2)
+#pragma omp simd
+            for (int l = 0; l < w; ++l) sums[l] += sums[l + w];
+        double sum = sums[0];
+        exps[t] = e_target;
         if (sum < 0x1p-60) { /* a confident row: its other classes may sit below float32's normal range; again,
                               * keeping them (rare: the logits are still at hand, and the fast pass stays fast) */
             sum = 0.0;

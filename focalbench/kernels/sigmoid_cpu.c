@@ -7,6 +7,7 @@
  * focal_math.h. Called through ctypes (focalbench.kernels.sigmoid_cpu); OpenMP splits the chunks between threads.
  */
 #include "focal_math.h"
+#include "sigmoid_math.h"
 
 /*
  * Every element is its own binary problem, so there is no row
@@ -35,40 +36,6 @@
 /* Elements a loop variant takes at a time through its three passes (a divisor of SIGMOID_CHUNK); see sigmoid_run_T. */
 #define SIGMOID_BLOCK 256
 
-/* exp(x) for x <= 0 in float32 down into the subnormal range (0 below -104): expf_nonpos_parts' reduction, with 2^k applied
- * as 2^(k + 64) and then 2^-64 so that k may go below -126 (a loss of order exp(-87.3), 1.2e-38, is a normal float32
- * number and must keep its digits). */
-static inline __attribute__((always_inline)) float expf_wide(float x) {
-    float xc = x < -120.0f ? -120.0f : x;
-    int32_t k;
-    const float p = expf_reduced(xc, &k);
-    int32_t bits = (k + 127 + 64) << 23; /* 2^(k + 64), k in [-150, 0] */
-    float scale;
-    memcpy(&scale, &bits, 4);
-    return x < -120.0f ? 0.0f : p * scale * 5.42101086e-20f; /* 2^-64 */
-}
-
-/* log(u) for u in [1, 2] in float32 (NaN for NaN): 2 atanh(f), f = (m - 1) / (m + 1), m = u or u / 2; the series to
- * f^9 is exact to 2e-9 relative on |f| <= 0.172. */
-static inline __attribute__((always_inline)) float logf_1_2(float u) {
-    const int big = u > 1.41421356f;
-    const float m = big ? u * 0.5f : u;
-    const float f = (m - 1.0f) / (m + 1.0f);
-    const float f2 = f * f;
-    float p = 1.0f / 9.0f;
-    p = FMAF(p, f2, 1.0f / 7.0f);
-    p = FMAF(p, f2, 1.0f / 5.0f);
-    p = FMAF(p, f2, 1.0f / 3.0f);
-    const float log_m = FMAF(2.0f * f * f2, p, 2.0f * f);
-    return big ? log_m + 0.693147182f : log_m;
-}
-
-/* log(m) for 0 < m <= 1, subnormal m included (a float64 soft target of 1e-310): log_pos needs a normal number. */
-static inline __attribute__((always_inline)) double log_unit(double m) {
-    const int tiny = m < 2.2250738585072014e-308;
-    return log_pos(tiny ? m * 18014398509481984.0 : m) - (tiny ? 37.42994775023704 : 0.0); /* 2^54, 54 ln 2 */
-}
-
 /* The loss of one element from its weighted value w ce: an element of weight alpha_t = 0 gives 0 at any logit (NaN
  * stays NaN); where CE = +inf (an infinite logit that disagrees with its target t, which then weighs t or 1 - t > 0)
  * the loss is +inf, however far the focal factor (1 - p_t)^gamma = t^gamma or (1 - t)^gamma underflowed: a soft
@@ -80,17 +47,6 @@ static inline __attribute__((always_inline)) float sigmoid_loss_f32(float alpha_
 /* Steps 1-4 for one float32 element; GAMMA_KIND and WEIGHTED (constants at every call: see sigmoid_variant_T) are
  * 0 for gamma = 0, 2 for gamma = 2, 1 otherwise, and whether alpha weights the classes. Returns the loss; *grad
  * receives dloss/dx. */
-static inline __attribute__((always_inline)) float sigmoid_exp_f32(float x) {
-    const float ax = x < 0.0f ? -x : x;
-    return expf_wide(-ax);
-}
-
-static inline __attribute__((always_inline)) void sigmoid_log_f32(float e, float *r, float *L) {
-    const float u = 1.0f + e;
-    *r = 1.0f / u;
-    *L = logf_1_2(u) + (e - (u - 1.0f)) * *r; /* log1p(e): log(u) corrected by u's rounding error */
-}
-
 static inline __attribute__((always_inline)) float sigmoid_element_f32(float x, float t, float e, float r, float L,
                                                                        float alpha, double gamma, const int gamma_kind,
                                                                        const int weighted, float *grad) {
@@ -125,16 +81,6 @@ static inline __attribute__((always_inline)) float sigmoid_element_f32(float x, 
 }
 
 /* The same steps for one float64 element, in double. */
-static inline __attribute__((always_inline)) double sigmoid_exp_f64(double x) {
-    const double ax = x < 0.0 ? -x : x;
-    return exp_nonpos(-ax);
-}
-
-static inline __attribute__((always_inline)) void sigmoid_log_f64(double e, double *r, double *L) {
-    *L = log1p_unit(e);
-    *r = 1.0 / (1.0 + e);
-}
-
 static inline __attribute__((always_inline)) double sigmoid_element_f64(double x, double t, double e, double r,
                                                                         double L, double alpha, double gamma,
                                                                         const int gamma_kind, const int weighted,
@@ -276,25 +222,24 @@ static void sigmoid_chunks(const void *x, const void *t, int is_double, int64_t 
  * weighting), gamma; writes the per-element loss to `loss` (the logits' type) or, with loss == NULL, the loss sum of
  * each chunk to `partial` (ceil(n / SIGMOID_CHUNK) doubles); the gradient times `scale` to `grad` unless it is NULL.
  * Chunks are split between `threads` OpenMP threads (none for one thread). Returns 0. */
+struct sigmoid_call {
+    const void *x, *t;
+    int is_double;
+    int64_t n;
+    double alpha, gamma, scale;
+    void *loss;
+    double *partial;
+    void *grad;
+};
+
+static void sigmoid_body(const void *context, int64_t c0, int64_t c1) {
+    const struct sigmoid_call *a = (const struct sigmoid_call *)context;
+    sigmoid_chunks(a->x, a->t, a->is_double, a->n, a->alpha, a->gamma, a->scale, a->loss, a->partial, a->grad, c0, c1);
+}
+
 int sigmoid_focal_forward(const void *x, const void *t, int is_double, int64_t n, double alpha, double gamma,
                           double scale, void *loss, double *partial, void *grad, int threads) {
-    const int64_t chunks = (n + SIGMOID_CHUNK - 1) / SIGMOID_CHUNK;
-    if (threads <= 1) {
-        sigmoid_chunks(x, t, is_double, n, alpha, gamma, scale, loss, partial, grad, 0, chunks);
-        return 0;
-    }
-#ifdef _OPENMP
-#pragma omp parallel num_threads(threads)
-#endif
-    {
-#ifdef _OPENMP
-        const int64_t id = omp_get_thread_num(), count = omp_get_num_threads();
-#else
-        const int64_t id = 0, count = 1;
-        (void)threads;
-#endif
-        sigmoid_chunks(x, t, is_double, n, alpha, gamma, scale, loss, partial, grad, chunks * id / count,
-                       chunks * (id + 1) / count);
-    }
+    const struct sigmoid_call call = {x, t, is_double, n, alpha, gamma, scale, loss, partial, grad};
+    run_chunks((n + SIGMOID_CHUNK - 1) / SIGMOID_CHUNK, threads, sigmoid_body, &call);
     return 0;
 }

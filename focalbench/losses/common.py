@@ -199,6 +199,18 @@ def reduction_scale(args: Any) -> float | torch.Tensor:
     return divisor.to(torch.float64).reciprocal() if isinstance(divisor, torch.Tensor) else 1.0 / divisor
 
 
+def check_unit_interval(target: torch.Tensor) -> None:
+    """Raise a ``ValueError`` naming ``target`` where a value is outside ``[0, 1]`` (NaN included): one pass on the
+    host, and a second only to name the values when one is."""
+    if target.numel():
+        low, high = (float(v) for v in torch.aminmax(target))  # NaN fails both comparisons
+        if not (low >= 0 and high <= 1):
+            bad = target[~((target >= 0) & (target <= 1))]
+            raise ValueError(
+                f"target values must be in [0, 1]. Got: {bad.numel()} value(s) outside, e.g. {bad[:5].tolist()}"
+            )
+
+
 class LossArgs:
     """What every family's validated arguments (a frozen dataclass with ``logits``, ``reduction`` and ``count``, the
     number of counted elements) tell a kernel about arithmetic and reduction, so that the kernels need nothing from the
@@ -223,6 +235,11 @@ class LossArgs:
     def reduce(self, per_element: torch.Tensor) -> torch.Tensor:
         """``per_element`` reduced as the arguments say (:func:`reduce_loss`)."""
         return reduce_loss(per_element, self)
+
+    def check_target_range(self) -> None:
+        """The validation of a target of scores in ``[0, 1]`` (:func:`check_unit_interval`), for a kernel that found
+        one outside where the arguments were validated without reading them (``kernel_checks_range``)."""
+        check_unit_interval(self.target)
 
 
 @dataclass(frozen=True)
@@ -306,7 +323,9 @@ def front_door(
     if torch.compiler.is_compiling():
         return traced(logits, target, path=path, **arguments)
     choice = choose(family, path)
-    args = validate(logits, target, device_checks=choice.device_checks, **arguments)
+    # a kernel that counts the targets outside [0, 1] as it goes (the check then costs no pass of its own)
+    checked = {"kernel_checks_range": True} if choice.range_checked else {}
+    args = validate(logits, target, device_checks=choice.device_checks, **arguments, **checked)
     return fused_loss(args, choice.forward, closed_form)
 
 

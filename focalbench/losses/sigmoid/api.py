@@ -19,6 +19,7 @@ from focalbench.kernels import choose  # imports no kernel: it does, at the firs
 from focalbench.losses.common import front_door
 from focalbench.losses.schedule import InPlaceScalar
 from focalbench.losses.sigmoid.closed_form import CLOSED_FORM
+from focalbench.losses.sigmoid.kernels import FAMILY  # declares the family's kernels
 from focalbench.losses.sigmoid.semantics import DEFAULTS, validate
 from focalbench.losses.softmax.api import NO_TORCHSCRIPT
 
@@ -37,7 +38,7 @@ RECOMMENDED_SIGMOID = "sigmoid_fused"
 
 def sigmoid_implementation_for(device_type: str) -> str:
     """Name of the registered implementation that computes what :func:`sigmoid_focal_loss` computes there."""
-    return choose("sigmoid", device_type).implementation
+    return choose(FAMILY, device_type).implementation
 
 
 def sigmoid_focal_loss(
@@ -83,7 +84,7 @@ def sigmoid_focal_loss(
 def _sigmoid_focal_loss(logits, target, arguments, path: str | None) -> torch.Tensor:
     if torch.jit.is_tracing():  # a trace would record the kernel's tensors as constants, or fail deep inside it
         raise RuntimeError(NO_TORCHSCRIPT.format("sigmoid_focal_loss"))
-    return front_door(logits, target, arguments, family="sigmoid", path=path, validate=validate, traced=_traced,
+    return front_door(logits, target, arguments, family=FAMILY, path=path, validate=validate, traced=_traced,
                       closed_form=CLOSED_FORM)  # fmt: skip
 
 

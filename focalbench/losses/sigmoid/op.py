@@ -22,10 +22,10 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from focalbench.kernels import sigmoid_forward_kernel
 from focalbench.kernels import sigmoid_triton as triton_kernels
 from focalbench.losses.common import device_operator, fake_outputs, operator_backward, operator_outputs
 from focalbench.losses.sigmoid.closed_form import CLOSED_FORM
+from focalbench.losses.sigmoid.kernels import forward_kernel
 from focalbench.losses.sigmoid.semantics import SigmoidArgs, validate
 
 __all__ = ["cuda_body", "operator_for", "sigmoid_focal_loss", "sigmoid_focal_loss_cuda"]
@@ -36,7 +36,7 @@ def _device_kernel(
 ) -> tuple[Tensor, Tensor]:
     """Reduced sigmoid focal loss and, if ``need_grad``, its gradient (else an empty tensor)."""
     args = validate(logits, target, alpha=alpha, gamma=gamma, reduction=reduction)
-    return operator_outputs(args, sigmoid_forward_kernel(logits.device.type), CLOSED_FORM, need_grad)
+    return operator_outputs(args, forward_kernel(logits.device.type), CLOSED_FORM, need_grad)
 
 
 sigmoid_focal_loss = torch.library.custom_op("focalbench::sigmoid_focal_loss", mutates_args=())(_device_kernel)

@@ -26,6 +26,7 @@ from focalbench.kernels import choose  # imports no kernel: it does, at the firs
 from focalbench.losses.common import HALF_DTYPES, front_door
 from focalbench.losses.schedule import InPlaceScalar
 from focalbench.losses.softmax.closed_form import CLOSED_FORM
+from focalbench.losses.softmax.kernels import FAMILY  # declares the family's kernels
 from focalbench.losses.softmax.semantics import validate
 
 __all__ = ["RECOMMENDED", "NO_TORCHSCRIPT", "FocalLoss", "focal_loss", "focal_loss_on", "implementation_for"]
@@ -45,7 +46,7 @@ NO_TORCHSCRIPT = (
 
 def implementation_for(device_type: str) -> str:
     """Name of the registered implementation that computes what :func:`focal_loss` computes on ``device_type``."""
-    return choose("softmax", device_type).implementation
+    return choose(FAMILY, device_type).implementation
 
 
 def focal_loss(
@@ -87,7 +88,7 @@ def focal_loss(
 def _focal_loss(logits, target, arguments: dict[str, Any], path: str | None) -> torch.Tensor:
     if torch.jit.is_tracing():  # a trace would record the kernel's tensors as constants, or fail deep inside it
         raise RuntimeError(NO_TORCHSCRIPT.format("focal_loss"))
-    return front_door(logits, target, arguments, family="softmax", path=path, validate=validate, traced=_traced,
+    return front_door(logits, target, arguments, family=FAMILY, path=path, validate=validate, traced=_traced,
                       closed_form=CLOSED_FORM)  # fmt: skip
 
 

@@ -29,10 +29,10 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from focalbench.kernels import forward_kernel
 from focalbench.kernels import triton as triton_kernels
 from focalbench.losses.common import device_operator, fake_outputs, operator_backward, operator_outputs
 from focalbench.losses.softmax.closed_form import CLOSED_FORM
+from focalbench.losses.softmax.kernels import forward_kernel
 from focalbench.losses.softmax.semantics import FocalArgs, validate
 
 __all__ = ["cuda_body", "operator_for", "softmax_focal_loss", "softmax_focal_loss_cuda"]
