@@ -1,33 +1,34 @@
-"""``varifocal_fused``: the closed-form Varifocal Loss as one C kernel (CPU) — what ``varifocal_loss`` runs there.
+"""``varifocal_fused``: what ``varifocal_loss`` runs on the CPU — the closed-form Varifocal Loss as one C kernel.
 
-The kernel is in the product's C library of the family (:mod:`focalbench.kernels.varifocal_cpu`; its steps and limits in
-the comment at the top of ``varifocal_cpu.c``): one sweep over the logits and targets computes every element's terms,
-sums the loss (or writes it, for ``reduction="none"``) and writes the gradient, so the backward is a scale. Where the
-C library cannot be built the implementation is unavailable and ``focalbench list`` says why.
+The kernel is in the family's own C library (:mod:`focalbench.kernels.varifocal_cpu`; its steps and limits in the
+comment at the top of ``varifocal_cpu.c``): one sweep over the logits and targets computes every element's terms, sums
+the loss (or writes it, for ``reduction="none"``), writes the gradient, so the backward is a scale, and counts the
+targets outside [0, 1], so validation reads no target value beforehand (a bad one still raises its ``ValueError``).
+The implementation is the product's own function on its CPU path
+(:func:`focalbench.losses.varifocal.api.varifocal_loss_on`), validation included: what is timed and checked is what
+users run.
+Where the C library cannot be built the implementation is unavailable and ``focalbench list`` says why.
 """
 
 from __future__ import annotations
 
-import torch
-
-from focalbench.arena.registry import register, register_unavailable
+from focalbench.arena.family import get_family
+from focalbench.arena.registry import Implementation, add, register_unavailable
 from focalbench.kernels import varifocal_cpu
-from focalbench.losses.varifocal.api import varifocal_loss
-from focalbench.losses.varifocal.closed_form import fused_loss
-from focalbench.losses.varifocal.semantics import VarifocalArgs
+from focalbench.losses.common import FLOAT_DTYPES
+from focalbench.losses.varifocal.api import varifocal_loss_on
 
 _UNAVAILABLE = varifocal_cpu.available()
 if _UNAVAILABLE is not None:
     register_unavailable("varifocal_fused", f"its C kernel could not be built: {_UNAVAILABLE}", family="varifocal")
 else:
-
-    @register(
-        "varifocal_fused",
-        family="varifocal",
-        description="closed form as one C kernel: float32 per-element terms, gradient in the forward",
+    add(Implementation(
+        name="varifocal_fused",
+        fn=varifocal_loss_on("cpu"),
+        description="closed form as one C kernel: float32 per-element terms, gradient in the forward, the targets' "
+                    "range counted in the same sweep",
         devices=("cpu",),
-        traced=varifocal_loss,  # under torch.compile/export: the custom operator over the same kernel
-    )
-    def varifocal_fused(args: VarifocalArgs) -> torch.Tensor:
-        """Fused closed-form Varifocal Loss (C kernel), accurate at every logit."""
-        return fused_loss(args, varifocal_cpu.forward_args)
+        dtypes=FLOAT_DTYPES,
+        capabilities=get_family("varifocal").capabilities,
+        family="varifocal",
+    ))  # fmt: skip

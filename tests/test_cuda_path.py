@@ -19,8 +19,10 @@ import torch
 
 import focalbench
 from focalbench.kernels import triton as triton_kernels
+from focalbench.losses.quality.api import quality_focal_loss_on
 from focalbench.losses.sigmoid.api import sigmoid_focal_loss_on
 from focalbench.losses.softmax.api import focal_loss_on
+from focalbench.losses.varifocal.api import varifocal_loss_on
 
 pytestmark = pytest.mark.skipif(triton_kernels.UNAVAILABLE is not None, reason=str(triton_kernels.UNAVAILABLE))
 
@@ -32,21 +34,28 @@ def _model_and_inputs(device: str, classes: int):
     return head, features
 
 
-@pytest.mark.parametrize("family", ["softmax", "sigmoid"])
+@pytest.mark.parametrize("family", ["softmax", "sigmoid", "quality", "varifocal"])
 def test_a_model_and_the_cuda_path_loss_compile_with_fullgraph_and_match_eager(family: str, device: str) -> None:
     head, features = _model_and_inputs(device, classes=5)
+    generator = torch.Generator().manual_seed(4)
+    scores = torch.rand(12, 5, generator=generator) * (torch.rand(12, 5, generator=generator) > 0.6)  # IoU-like
+    parameter = "gamma"
     if family == "softmax":
         target = torch.tensor([0, 1, 2, 3, 4, -100] * 2, device=device)
         loss_fn = focal_loss_on("cuda")
         kwargs = {"alpha": [0.1, 0.2, 0.3, 0.2, 0.2]}
-    else:
-        target = (torch.rand(12, 5, generator=torch.Generator().manual_seed(4)) > 0.6).float().to(device)
+    elif family == "sigmoid":
+        target = (scores > 0).float().to(device)
         loss_fn = sigmoid_focal_loss_on("cuda")
         kwargs = {"reduction": "mean"}
-    schedule = focalbench.LinearWarmupGamma(0.0, 2.0, 4)
+    elif family == "quality":
+        target, loss_fn, kwargs, parameter = scores.to(device), quality_focal_loss_on("cuda"), {}, "beta"
+    else:
+        target, loss_fn, kwargs = scores.to(device), varifocal_loss_on("cuda"), {"alpha": torch.tensor(0.75)}
+    schedule = focalbench.LinearWarmupGamma(0.0, 2.0, 4)  # a schedule of beta, for the quality family
 
     def step(features, target):
-        return loss_fn(head(features), target, gamma=schedule.gamma_tensor, **kwargs)
+        return loss_fn(head(features), target, **{parameter: schedule.gamma_tensor}, **kwargs)
 
     backend = "inductor" if device == "cuda" else "aot_eager"
     compiled = torch.compile(step, fullgraph=True, backend=backend)
@@ -68,6 +77,8 @@ _TRACE = textwrap.dedent(
     from torch.fx.experimental.proxy_tensor import make_fx
     from focalbench.losses.softmax import op as softmax_op
     from focalbench.losses.sigmoid import op as sigmoid_op
+    from focalbench.losses.quality import op as quality_op
+    from focalbench.losses.varifocal import op as varifocal_op
 
     from torch._library.triton import triton_ops_to_kernels
 
@@ -85,6 +96,11 @@ _TRACE = textwrap.dedent(
         x = torch.empty(32, 80, device="cuda")
         graph = make_fx(lambda x, t, a, g: sigmoid_op.cuda_body(x, t, a, g, "sum", True)[0])(x, x, alpha, gamma)
         print("SIGMOID", graph.code)
+        graph = make_fx(lambda x, t, b: quality_op.cuda_body(x, t, b, "mean", True)[0])(x, x, gamma)
+        print("QUALITY", graph.code)
+        graph = make_fx(lambda x, t, a, g: varifocal_op.cuda_body(x, t, a, g, True, False, "sum", True)[0])(
+            x, x, alpha, gamma)
+        print("VARIFOCAL", graph.code)
     """
 )
 
@@ -97,8 +113,11 @@ def test_the_cuda_operator_is_a_triton_op_whose_kernel_inductor_sees() -> None:
     result = subprocess.run([sys.executable, "-c", _TRACE], capture_output=True, text=True, env=environment,
                             timeout=300)  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
-    softmax, sigmoid = result.stdout.split("SIGMOID")
-    for code in (softmax, sigmoid):
+    softmax, rest = result.stdout.split("SIGMOID")
+    sigmoid, rest = rest.split("QUALITY")
+    quality, varifocal = rest.split("VARIFOCAL")
+    for code in (softmax, sigmoid, quality, varifocal):
         assert code.count("higher_order.triton_kernel_wrapper_mutation(") == 1, code
         assert "_local_scalar_dense" not in code and "nonzero" not in code, code
-    assert "['focalbench::sigmoid_focal_loss_cuda', 'focalbench::softmax_focal_loss_cuda']" in result.stdout
+    assert ("['focalbench::quality_focal_loss_cuda', 'focalbench::sigmoid_focal_loss_cuda', "
+            "'focalbench::softmax_focal_loss_cuda', 'focalbench::varifocal_loss_cuda']") in result.stdout  # fmt: skip

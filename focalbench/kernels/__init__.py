@@ -6,8 +6,11 @@ any family's): the product, apart from the arena of contenders.
   :mod:`~focalbench.kernels.cpu_facts` allows, with their typed bridge;
 * :mod:`~focalbench.kernels.eager` and :mod:`~focalbench.kernels.sigmoid_eager`: the closed forms in PyTorch
   operations (any device);
-* :mod:`~focalbench.kernels.triton` and :mod:`~focalbench.kernels.sigmoid_triton`: the Triton kernels, the CUDA
-  path (they check the arguments' values on the device: a call reads nothing back to the host).
+* :mod:`~focalbench.kernels.triton`, :mod:`~focalbench.kernels.sigmoid_triton`, ``quality_triton``,
+  ``varifocal_triton``: the Triton kernels, the CUDA path (they check the arguments' values on the device: a call
+  reads nothing back to the host);
+* ``quality_cpu`` and ``varifocal_cpu`` (``quality_cpu.c``, ``varifocal_cpu.c``, sharing ``sigmoid_math.h``): the
+  detectors' soft-target losses' C kernels.
 
 Each family's product declares its own table (:func:`declare_kernels`, in ``focalbench/losses/<family>/``): which
 kernel modules serve a device, in order of preference, and the closed form that runs anywhere. :func:`choose` is the

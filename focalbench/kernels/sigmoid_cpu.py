@@ -44,6 +44,12 @@ ELEMENTS_PER_THREAD = 32768
 available = LIBRARY.available
 
 
+def _readable(tensor: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """``tensor`` contiguous in ``dtype``: itself where it already is (a call's fixed cost counts at detection
+    shapes)."""
+    return tensor if tensor.dtype == dtype and tensor.is_contiguous() else tensor.to(dtype).contiguous()
+
+
 def elementwise_call(
     library: TypedLibrary, name: str, args, need_grad: bool, chunk: int, *, counts_outside: bool = False, **arguments
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -58,12 +64,12 @@ def elementwise_call(
     and one is outside, ``args.check_target_range()`` raises the validation's ``ValueError`` before anything is
     returned."""
     dtype = args.compute_dtype
-    x = args.logits.to(dtype).contiguous()
+    x = _readable(args.logits, dtype)
     n = x.numel()
     kept = {}  # the converted tensors, alive until the call returns
     for key, value in arguments.items():
         if isinstance(value, torch.Tensor):
-            kept[key] = value.to(dtype).contiguous()
+            kept[key] = _readable(value, dtype)
             arguments[key] = kept[key].data_ptr()
     per_element = args.reduction == "none"
     loss = torch.empty(x.shape, dtype=dtype) if per_element else None

@@ -199,6 +199,31 @@ def reduction_scale(args: Any) -> float | torch.Tensor:
     return divisor.to(torch.float64).reciprocal() if isinstance(divisor, torch.Tensor) else 1.0 / divisor
 
 
+def check_soft_target(logits: torch.Tensor, target: object, reduction: object, *, holds: str, detach: str) -> None:
+    """The checks every elementwise family makes of its target and reduction, after :func:`check_tensors`: a floating
+    tensor of the logits' shape on their device that does not require grad, and a known reduction. ``holds`` says in
+    the type error what the target holds (e.g. ``"probabilities in [0, 1], the logits' shape (...)"``), ``detach``
+    which tensor to detach.
+
+    Raises:
+        TypeError: a target that is not floating.
+        ValueError: a target of another shape or device, one that requires grad, or an unknown reduction."""
+    if not target.is_floating_point():
+        raise TypeError(f"target must be a floating-point tensor of {holds}. Got: {target.dtype}")
+    if shape_of(target) != shape_of(logits):
+        raise ValueError(f"target must have the logits' shape {shape_of(logits)}. Got: shape {shape_of(target)}")
+    if target.device != logits.device:
+        raise ValueError(f"target must be on the logits' device ({logits.device}). Got: target on {target.device}")
+    if target.requires_grad and torch.is_grad_enabled():
+        # the kernels differentiate with respect to the logits alone: a gradient for the target would be dropped
+        raise ValueError(
+            "target must not require grad: the loss is differentiable with respect to the logits only "
+            f"(detach {detach})"
+        )
+    if not isinstance(reduction, str) or reduction not in REDUCTIONS:
+        raise ValueError(f"reduction must be one of {', '.join(repr(r) for r in REDUCTIONS)}. Got: {reduction!r}")
+
+
 def check_unit_interval(target: torch.Tensor) -> None:
     """Raise a ``ValueError`` naming ``target`` where a value is outside ``[0, 1]`` (NaN included): one pass on the
     host, and a second only to name the values when one is."""

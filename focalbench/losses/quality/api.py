@@ -21,7 +21,13 @@ from focalbench.losses.quality.semantics import DEFAULTS, validate
 from focalbench.losses.schedule import InPlaceScalar
 from focalbench.losses.softmax.api import NO_TORCHSCRIPT
 
-__all__ = ["RECOMMENDED_QUALITY", "QualityFocalLoss", "quality_focal_loss", "quality_implementation_for"]
+__all__ = [
+    "RECOMMENDED_QUALITY",
+    "QualityFocalLoss",
+    "quality_focal_loss",
+    "quality_focal_loss_on",
+    "quality_implementation_for",
+]
 
 #: The registered implementation that computes what :func:`quality_focal_loss` runs.
 RECOMMENDED_QUALITY = "quality_fused"
@@ -70,6 +76,17 @@ def _quality_focal_loss(logits, target, arguments, path: str | None) -> torch.Te
         raise RuntimeError(NO_TORCHSCRIPT.format("quality_focal_loss"))
     return front_door(logits, target, arguments, family=FAMILY, path=path, validate=validate, traced=_traced,
                       closed_form=CLOSED_FORM)  # fmt: skip
+
+
+def quality_focal_loss_on(path: str):
+    """:func:`quality_focal_loss` as it runs on ``path``'s kernel (a device type) whatever device the tensors are on
+    (the CUDA path on CPU tensors runs in Triton's interpreter: how the suite checks it without a GPU)."""
+
+    def loss(logits, target, *, beta=DEFAULTS["beta"], reduction=DEFAULTS["reduction"]):
+        return _quality_focal_loss(logits, target, {"beta": beta, "reduction": reduction}, path)
+
+    loss.__name__ = loss.__qualname__ = f"quality_focal_loss_on_{path}"
+    return loss
 
 
 def _traced(logits, target, *, path, beta, reduction) -> torch.Tensor:

@@ -52,8 +52,8 @@ from dataclasses import dataclass
 import torch
 
 from focalbench.losses.common import (
-    REDUCTIONS,
     LossArgs,
+    check_soft_target,
     check_tensors,
     check_unit_interval,
     checked_once,
@@ -142,22 +142,10 @@ def validate(
         (1.0, 'mean')
     """
     check_tensors(logits, target)
-    if not target.is_floating_point():
-        raise TypeError(
-            "target must be a floating-point tensor of scores in [0, 1], the logits' shape (mmdet's (label, score) "
-            f"form: see label_score_targets). Got: {target.dtype}"
-        )
-    if shape_of(target) != shape_of(logits):
-        raise ValueError(f"target must have the logits' shape {shape_of(logits)}. Got: shape {shape_of(target)}")
-    if target.device != logits.device:
-        raise ValueError(f"target must be on the logits' device ({logits.device}). Got: target on {target.device}")
-    if target.requires_grad and torch.is_grad_enabled():
-        raise ValueError(
-            "target must not require grad: the loss is differentiable with respect to the logits only (detach the "
-            "IoU scores: target.detach())"
-        )
-    if not isinstance(reduction, str) or reduction not in REDUCTIONS:
-        raise ValueError(f"reduction must be one of {', '.join(repr(r) for r in REDUCTIONS)}. Got: {reduction!r}")
+    check_soft_target(
+        logits, target, reduction, detach="the IoU scores: target.detach()",
+        holds="scores in [0, 1], the logits' shape (mmdet's (label, score) form: see label_score_targets)",
+    )  # fmt: skip
     device_checks = device_checks and not values_checked_on_host()
     beta_value = validate_beta(beta, read_values, logits.device if device_checks else None)
     target = target.to(compute_dtype(logits.dtype))

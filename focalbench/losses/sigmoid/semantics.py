@@ -36,12 +36,11 @@ from dataclasses import dataclass
 import torch
 
 from focalbench.losses.common import (
-    REDUCTIONS,
     LossArgs,
+    check_soft_target,
     check_tensors,
     checked_once,
     compute_dtype,
-    shape_of,
     validate_gamma,
     values_checked_on_host,
 )
@@ -138,23 +137,10 @@ def validate(
         (-1.0, False, 'none')
     """
     check_tensors(logits, target)
-    if not target.is_floating_point():
-        raise TypeError(
-            "target must be a floating-point tensor of probabilities in [0, 1], the logits' shape (class indices: "
-            f"see class_index_targets). Got: {target.dtype}"
-        )
-    if shape_of(target) != shape_of(logits):
-        raise ValueError(f"target must have the logits' shape {shape_of(logits)}. Got: shape {shape_of(target)}")
-    if target.device != logits.device:
-        raise ValueError(f"target must be on the logits' device ({logits.device}). Got: target on {target.device}")
-    if target.requires_grad and torch.is_grad_enabled():
-        # the kernels differentiate with respect to the logits alone: a gradient for the target would be dropped
-        raise ValueError(
-            "target must not require grad: the loss is differentiable with respect to the logits only (detach a "
-            "teacher's soft targets: target.detach())"
-        )
-    if not isinstance(reduction, str) or reduction not in REDUCTIONS:
-        raise ValueError(f"reduction must be one of {', '.join(repr(r) for r in REDUCTIONS)}. Got: {reduction!r}")
+    check_soft_target(
+        logits, target, reduction, detach="a teacher's soft targets: target.detach()",
+        holds="probabilities in [0, 1], the logits' shape (class indices: see class_index_targets)",
+    )  # fmt: skip
     device_checks = device_checks and not values_checked_on_host()
     kernel_device = logits.device if device_checks else None
     alpha_value = _validate_alpha(alpha, read_values, kernel_device)

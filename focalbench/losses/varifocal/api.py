@@ -75,21 +75,38 @@ def varifocal_loss(
     """
     arguments = {"alpha": alpha, "gamma": gamma, "iou_weighted": iou_weighted, "detach_weight": detach_weight,
                  "reduction": reduction}  # fmt: skip
+    return _varifocal_loss(logits, target, arguments, None)
+
+
+def _varifocal_loss(logits, target, arguments, path: str | None) -> torch.Tensor:
     if torch.jit.is_tracing():  # a trace would record the kernel's tensors as constants
         raise RuntimeError(NO_TORCHSCRIPT.format("varifocal_loss"))
-    return front_door(logits, target, arguments, family=FAMILY, path=None, validate=validate, traced=_traced,
+    return front_door(logits, target, arguments, family=FAMILY, path=path, validate=validate, traced=_traced,
                       closed_form=CLOSED_FORM)  # fmt: skip
+
+
+def varifocal_loss_on(path: str):
+    """:func:`varifocal_loss` as it runs on ``path``'s kernel (a device type) whatever device the tensors are on
+    (the CUDA path on CPU tensors runs in Triton's interpreter: how the suite checks it without a GPU)."""
+
+    def loss(logits, target, *, alpha=0.75, gamma=2.0, iou_weighted=True, detach_weight=False, reduction="mean"):
+        arguments = {"alpha": alpha, "gamma": gamma, "iou_weighted": iou_weighted, "detach_weight": detach_weight,
+                     "reduction": reduction}  # fmt: skip
+        return _varifocal_loss(logits, target, arguments, path)
+
+    loss.__name__ = loss.__qualname__ = f"varifocal_loss_on_{path}"
+    return loss
 
 
 def _traced(logits, target, *, path, alpha, gamma, iou_weighted, detach_weight, reduction) -> torch.Tensor:
     """The call as ``torch.compile``/``torch.export`` trace it: value-free checks here, the rest in the operator."""
-    from focalbench.losses.varifocal.op import varifocal_loss as operator
+    from focalbench.losses.varifocal.op import operator_for
 
     args = validate(logits, target, alpha=alpha, gamma=gamma, iou_weighted=iou_weighted, detach_weight=detach_weight,
                     reduction=reduction, read_values=False)  # fmt: skip
     need_grad = torch.is_grad_enabled() and logits.requires_grad
-    loss, _ = operator(args.logits, args.target, args.alpha, args.gamma, args.iou_weighted, args.detach_weight,
-                       args.reduction, need_grad)  # fmt: skip
+    loss, _ = operator_for(path)(args.logits, args.target, args.alpha, args.gamma, args.iou_weighted,
+                                 args.detach_weight, args.reduction, need_grad)  # fmt: skip
     return loss
 
 

@@ -1,6 +1,6 @@
 """The varifocal family's kernels, declared for :func:`focalbench.kernels.choose`: the C kernel on the CPU
 (``varifocal_cpu.c``), the closed form in float64 PyTorch operations anywhere else (or where the C kernel cannot be
-built); no Triton kernel yet, so CUDA runs the closed form. Declaring imports no kernel:
+built), the Triton kernel on CUDA (``varifocal_triton``). Declaring imports no kernel:
 :func:`~focalbench.kernels.choose` does, at the first call of a device."""
 
 from __future__ import annotations
@@ -14,8 +14,12 @@ FAMILY = "varifocal"
 KERNELS = declare_kernels(
     FAMILY,
     KernelTable(
-        devices={"cpu": (("focalbench.kernels.varifocal_cpu", "forward_args", "varifocal_fused"),)},
+        devices={
+            "cpu": (("focalbench.kernels.varifocal_cpu", "forward_args", "varifocal_fused"),),
+            "cuda": (("focalbench.kernels.varifocal_triton", "varifocal_triton_forward", "varifocal_triton"),),
+        },
         fallback=("focalbench.kernels.varifocal_eager", "eager_forward", "varifocal_fused_eager"),
+        device_checked=frozenset({"focalbench.kernels.varifocal_triton"}),
         range_checked=frozenset({"focalbench.kernels.varifocal_cpu"}),
     ),
 )

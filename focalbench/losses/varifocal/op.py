@@ -14,12 +14,13 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from focalbench.losses.common import fake_outputs, operator_backward, operator_outputs
+from focalbench.kernels import varifocal_triton as triton_kernels
+from focalbench.losses.common import device_operator, fake_outputs, operator_backward, operator_outputs
 from focalbench.losses.varifocal.closed_form import CLOSED_FORM
 from focalbench.losses.varifocal.kernels import forward_kernel
-from focalbench.losses.varifocal.semantics import validate
+from focalbench.losses.varifocal.semantics import VarifocalArgs, validate
 
-__all__ = ["varifocal_loss"]
+__all__ = ["cuda_body", "operator_for", "varifocal_loss", "varifocal_loss_cuda"]
 
 
 def _device_kernel(
@@ -66,3 +67,36 @@ def _backward(ctx, grad_loss, _grad_of_grad):
 
 
 varifocal_loss.register_autograd(_backward, setup_context=_setup_context)
+
+
+def cuda_body(
+    logits: Tensor,
+    target: Tensor,
+    alpha: Tensor,
+    gamma: Tensor,
+    iou_weighted: bool,
+    detach_weight: bool,
+    reduction: str,
+    need_grad: bool,
+) -> tuple[Tensor, Tensor]:
+    """The CUDA operator's body: the arguments as the traced call checked them, the values left to the Triton
+    kernel; reduced loss and, if ``need_grad``, its gradient (else an empty tensor)."""
+    args = VarifocalArgs(logits, target, alpha, gamma, iou_weighted, detach_weight, reduction, device_checks=True)
+    return operator_outputs(args, triton_kernels.varifocal_triton_forward, CLOSED_FORM, need_grad)
+
+
+#: The CUDA path's operator, a ``triton_op`` around the Triton kernel (None without triton).
+varifocal_loss_cuda = None
+if triton_kernels.UNAVAILABLE is None:
+    varifocal_loss_cuda = device_operator(
+        "focalbench::varifocal_loss_cuda", cuda_body, fake=_fake, backward=_backward, setup_context=_setup_context,
+        interpreted=triton_kernels.INTERPRETED,
+    )  # fmt: skip
+
+
+def operator_for(path: str):
+    """The operator a traced call on ``path`` runs: the Triton one on CUDA where triton is installed, else the
+    operator over the device's eager kernel."""
+    if path == "cuda" and varifocal_loss_cuda is not None:
+        return varifocal_loss_cuda
+    return varifocal_loss

@@ -68,13 +68,14 @@ from dataclasses import dataclass
 import torch
 
 from focalbench.losses.common import (
-    REDUCTIONS,
     LossArgs,
+    check_soft_target,
     check_tensors,
     check_unit_interval,
     compute_dtype,
     shape_of,
     validate_gamma,
+    values_checked_on_host,
 )
 
 __all__ = ["DEFAULTS", "VarifocalArgs", "ultralytics_targets", "validate"]
@@ -112,9 +113,12 @@ class VarifocalArgs(LossArgs):
         return self.logits.numel()
 
 
-def _validate_alpha(alpha: object, read_values: bool = True) -> float | torch.Tensor:
+def _validate_alpha(
+    alpha: object, read_values: bool = True, kernel_device: torch.device | None = None
+) -> float | torch.Tensor:
     """A finite float ``>= 0``; while tracing (``read_values=False``) a 0-dim float64 tensor, a graph input whose value
-    the operator checks when it runs."""
+    the operator checks when it runs; a tensor on ``kernel_device`` (a kernel that checks values itself, on the
+    device) stays one, unread."""
     if isinstance(alpha, torch.Tensor):
         if alpha.dim() != 0 or not alpha.is_floating_point():
             raise TypeError(
@@ -125,7 +129,7 @@ def _validate_alpha(alpha: object, read_values: bool = True) -> float | torch.Te
             raise ValueError(
                 "alpha must not require grad: the varifocal loss is not differentiable with respect to alpha"
             )
-        if not read_values:
+        if not read_values or alpha.device == kernel_device:
             return alpha.detach().to(torch.float64)
         alpha = float(alpha)
     if isinstance(alpha, bool) or not isinstance(alpha, numbers.Real | torch.SymFloat | torch.SymInt):
@@ -176,33 +180,23 @@ def validate(
         (0.75, 2.0, True, False, 'mean')
     """
     check_tensors(logits, target)
-    if not target.is_floating_point():
-        raise TypeError(
-            "target must be a floating-point tensor of IoU-aware scores in [0, 1], the logits' shape (ultralytics' "
-            f"(gt_score, label) pair: see ultralytics_targets). Got: {target.dtype}"
-        )
-    if shape_of(target) != shape_of(logits):
-        raise ValueError(f"target must have the logits' shape {shape_of(logits)}. Got: shape {shape_of(target)}")
-    if target.device != logits.device:
-        raise ValueError(f"target must be on the logits' device ({logits.device}). Got: target on {target.device}")
-    if target.requires_grad and torch.is_grad_enabled():
-        # the kernels differentiate with respect to the logits alone: a gradient for the target would be dropped
-        raise ValueError(
-            "target must not require grad: the loss is differentiable with respect to the logits only (detach the "
-            "IoU scores: target.detach())"
-        )
-    if not isinstance(reduction, str) or reduction not in REDUCTIONS:
-        raise ValueError(f"reduction must be one of {', '.join(repr(r) for r in REDUCTIONS)}. Got: {reduction!r}")
+    check_soft_target(
+        logits, target, reduction, detach="the IoU scores: target.detach()",
+        holds="IoU-aware scores in [0, 1], the logits' shape (ultralytics' (gt_score, label) pair: see "
+        "ultralytics_targets)",
+    )  # fmt: skip
     iou_weighted = _validate_flag("iou_weighted", iou_weighted)
     detach_weight = _validate_flag("detach_weight", detach_weight)
-    alpha_value = _validate_alpha(alpha, read_values)
-    gamma_value = validate_gamma(gamma, read_values)
+    device_checks = device_checks and not values_checked_on_host()
+    kernel_device = logits.device if device_checks else None  # the CUDA path's kernel checks the values itself
+    alpha_value = _validate_alpha(alpha, read_values, kernel_device)
+    gamma_value = validate_gamma(gamma, read_values, kernel_device)
     target = target.to(compute_dtype(logits.dtype))
-    kernel_checks_range = read_values and kernel_checks_range
-    if read_values and not kernel_checks_range:
+    kernel_checks_range = read_values and kernel_checks_range and not device_checks
+    if read_values and not kernel_checks_range and not device_checks:
         check_unit_interval(target)  # on the host, before any kernel runs
     return VarifocalArgs(logits, target, alpha_value, gamma_value, iou_weighted, detach_weight, reduction,
-                         kernel_checks_range=kernel_checks_range)  # fmt: skip
+                         device_checks=device_checks, kernel_checks_range=kernel_checks_range)  # fmt: skip
 
 
 def ultralytics_targets(gt_score: torch.Tensor, label: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -432,8 +432,9 @@ _BAD_INPUTS: dict[str, tuple[str, type[Exception], Callable[[str], tuple[object,
     "reduction-None": ("reduction", ValueError, lambda d: bad_call(d, reduction=None)),
 }  # fmt: skip
 _NEEDS_CUDA = {"target-device"}  # a target on the CPU with logits on CUDA
+_DEVICE_VALUES = {"target-above-one", "target-negative", "target-nan"}  # wrong by a tensor's values
 
 
 def bad_inputs() -> list[BadInput]:
     """Every invalid call of the family, with the error it must raise."""
-    return error_inputs(_BAD_INPUTS, needs_cuda=_NEEDS_CUDA)
+    return error_inputs(_BAD_INPUTS, needs_cuda=_NEEDS_CUDA, device_values=_DEVICE_VALUES)
