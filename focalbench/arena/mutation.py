@@ -35,9 +35,46 @@ __all__ = [
     "as_implementation",
     "baseline_failures",
     "failures",
+    "call_witness",
+    "contiguous_strides",
+    "elements_witness",
     "kill",
+    "softplus",
     "witness_failure",
 ]
+
+# --- what the families' catalogues share: their mutated implementations' arithmetic and their witnesses ------------
+
+
+def softplus(x: torch.Tensor) -> torch.Tensor:
+    """log(1 + e^x), in the logits' dtype, without overflow (the catalogues' correct baseline arithmetic)."""
+    return torch.logaddexp(x, torch.zeros((), dtype=x.dtype, device=x.device))
+
+
+def contiguous_strides(shape: torch.Size) -> tuple[int, ...]:
+    """The strides of a contiguous tensor of ``shape`` (a mutant that assumes them is caught on a strided input)."""
+    strides, step = [], 1
+    for size in reversed(shape):
+        strides.append(step)
+        step *= max(size, 1)
+    return tuple(reversed(strides))
+
+
+def call_witness(bad_call: Callable[..., tuple[object, object, dict]], **changes) -> Witness:
+    """A witness calling a family's ``bad_call(device, **changes)`` (its cases module's call with one argument
+    changed)."""
+    return Witness(call=lambda device: bad_call(device, **changes))
+
+
+def elements_witness(logit: float, target: float, dtype: torch.dtype = torch.float64, **kwargs) -> Witness:
+    """Twelve equal elements (logit, target) of an elementwise family, ``reduction="none"``: a tiny loss judged on its
+    own scale."""
+    return Witness(call=lambda device: (
+        torch.full((4, 3), logit, dtype=dtype, device=device),
+        torch.full((4, 3), target, dtype=dtype, device=device),
+        {"reduction": "none", **kwargs},
+    ))  # fmt: skip
+
 
 #: What a mutant gets wrong, in the order tables list them.
 KINDS: tuple[str, ...] = (

@@ -23,6 +23,7 @@ says what each gets wrong, where such a bug shipped, and the witness on which it
 
 from __future__ import annotations
 
+import functools
 import math
 import numbers
 
@@ -30,7 +31,10 @@ import torch
 import torch.nn.functional as F
 
 from focalbench.arena.families.quality.cases import QualityCase, bad_call
-from focalbench.arena.mutation import Catalogue, Mutant, Witness
+from focalbench.arena.mutation import Catalogue, Mutant, Witness, call_witness
+from focalbench.arena.mutation import contiguous_strides as _contiguous_strides
+from focalbench.arena.mutation import elements_witness as _elements
+from focalbench.arena.mutation import softplus as _softplus
 
 __all__ = ["CATALOGUE", "baseline"]
 
@@ -38,16 +42,8 @@ _REDUCTIONS = ("mean", "sum", "none")
 _FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 
 
-def _softplus(x: torch.Tensor) -> torch.Tensor:
-    return torch.logaddexp(x, torch.zeros((), dtype=x.dtype, device=x.device))
 
 
-def _contiguous_strides(shape: torch.Size) -> tuple[int, ...]:
-    strides, step = [], 1
-    for size in reversed(shape):
-        strides.append(step)
-        step *= max(size, 1)
-    return tuple(reversed(strides))
 
 
 def _check_beta(beta: object, bug) -> float:
@@ -256,19 +252,9 @@ def _case(**fields) -> Witness:
     return Witness(case=QualityCase(**{"shape": (16, 7), "seed": 7100, **fields}))
 
 
-def _call(**changes) -> Witness:
-    """A call of :func:`~focalbench.arena.families.quality.cases.bad_call` (logits (4, 3), one IoU-scored positive a
-    row)."""
-    return Witness(call=lambda device: bad_call(device, **changes))
+_call = functools.partial(call_witness, bad_call)  # a witness calling bad_call with one argument changed
 
 
-def _elements(logit: float, target: float, dtype: torch.dtype = torch.float64, **kwargs) -> Witness:
-    """Twelve equal elements (logit, target), ``reduction="none"``: a tiny loss judged on its own scale."""
-    return Witness(call=lambda device: (
-        torch.full((4, 3), logit, dtype=dtype, device=device),
-        torch.full((4, 3), target, dtype=dtype, device=device),
-        {"reduction": "none", **kwargs},
-    ))  # fmt: skip
 
 
 _F64, _BF16, _F16 = torch.float64, torch.bfloat16, torch.float16

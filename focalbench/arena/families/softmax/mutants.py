@@ -20,6 +20,7 @@ says what each gets wrong, where such a bug shipped, and the witness on which it
 
 from __future__ import annotations
 
+import functools
 import math
 import numbers
 from collections.abc import Sequence
@@ -29,7 +30,8 @@ import torch
 import torch.nn.functional as F
 
 from focalbench.arena.families.softmax.cases import Case, bad_call
-from focalbench.arena.mutation import Catalogue, Mutant, Witness
+from focalbench.arena.mutation import Catalogue, Mutant, Witness, call_witness
+from focalbench.arena.mutation import softplus as _softplus
 
 __all__ = ["CATALOGUE", "baseline"]
 
@@ -37,8 +39,6 @@ _INT64 = torch.iinfo(torch.int64)
 _REDUCTIONS = ("mean", "sum", "none")
 
 
-def _softplus(x: torch.Tensor) -> torch.Tensor:
-    return torch.logaddexp(x, torch.zeros((), dtype=x.dtype, device=x.device))
 
 
 def _alpha_weights(alpha: object, num_classes: int, bug) -> None | float | torch.Tensor:
@@ -348,9 +348,7 @@ def _case(**fields) -> Witness:
     return Witness(case=Case(**{"shape": (16, 7), "seed": 7000, **fields}))
 
 
-def _call(**changes) -> Witness:
-    """A call of :func:`~focalbench.arena.families.softmax.cases.bad_call` (logits (4, 3), targets [0, 1, 2, 1])."""
-    return Witness(call=lambda device: bad_call(device, **changes))
+_call = functools.partial(call_witness, bad_call)  # a witness calling bad_call with one argument changed
 
 
 def _rows(gap: float, dtype: torch.dtype, **kwargs) -> Witness:
