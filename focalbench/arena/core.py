@@ -114,6 +114,19 @@ class BadInput:
         return self.call(device)
 
 
+def valid_call(make_target: Callable[[str], torch.Tensor]) -> Callable[..., tuple[object, object, dict]]:
+    """A family's ``bad_call(device, **changes)``: a valid call — logits (4, 3) and ``make_target(device)`` on
+    ``device`` — with what a bad input changes (``logits=`` or ``target=`` replace that argument; any other keyword is
+    passed to the loss)."""
+
+    def bad_call(device: str, logits=None, target=None, **kwargs) -> tuple[object, object, dict]:
+        logits = torch.randn(4, 3, device=device) if logits is None else logits
+        target = make_target(device) if target is None else target
+        return logits, target, kwargs
+
+    return bad_call
+
+
 def error_inputs(
     table: dict[str, tuple[str, type[Exception], Callable[[str], tuple[object, object, dict]]]],
     needs_cuda: Iterable[str] = (),

@@ -14,7 +14,7 @@ from typing import ClassVar
 
 import torch
 
-from focalbench.arena.core import DTYPE_NAMES, GAMMAS, BadInput, SampleCase, error_inputs
+from focalbench.arena.core import DTYPE_NAMES, GAMMAS, BadInput, SampleCase, error_inputs, valid_call
 
 __all__ = [
     "BadInput",
@@ -482,11 +482,8 @@ def differential_cases(seed: int, count: int) -> list[Case]:
     return cases
 
 
-def bad_call(device: str, logits=None, target=None, **kwargs) -> tuple[object, object, dict]:
-    """A valid call — logits (4, 3), targets [0, 1, 2, 1] on ``device`` — with what a bad input changes."""
-    logits = torch.randn(4, 3, device=device) if logits is None else logits
-    target = torch.tensor([0, 1, 2, 1], device=device) if target is None else target
-    return logits, target, kwargs
+#: A valid call — logits (4, 3), targets [0, 1, 2, 1] — with what a bad input changes.
+bad_call = valid_call(lambda device: torch.tensor([0, 1, 2, 1], device=device))
 
 
 #: name -> (argument named in the message, exception, the call on a device)

@@ -16,7 +16,7 @@ from typing import ClassVar
 
 import torch
 
-from focalbench.arena.core import DTYPE_NAMES, BadInput, SampleCase, error_inputs
+from focalbench.arena.core import DTYPE_NAMES, BadInput, SampleCase, error_inputs, valid_call
 
 __all__ = [
     "GAMMAS",
@@ -380,18 +380,12 @@ def empty_cases() -> list[VarifocalCase]:
     return _with_seeds(cases, 6200)
 
 
-def bad_call(device: str, **changes) -> tuple[object, object, dict]:
-    """A valid call — logits (4, 3), one positive per row with score 0.8, on ``device`` — with what a bad input
-    changes."""
-    logits = changes.pop("logits", None)
-    target = changes.pop("target", None)
-    logits = torch.randn(4, 3, device=device) if logits is None else logits
-    target = _target(device) if target is None else target
-    return logits, target, changes
-
-
 def _target(device: str) -> torch.Tensor:
     return torch.tensor([[0.8, 0.0, 0.0]] * 4, device=device)
+
+
+#: A valid call — logits (4, 3), one positive per row with score 0.8 — with what a bad input changes.
+bad_call = valid_call(_target)
 
 
 #: name -> (argument named in the message, exception, the call on a device)
