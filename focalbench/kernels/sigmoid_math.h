@@ -27,7 +27,13 @@ static inline __attribute__((always_inline)) float expf_wide(float x) {
  * f^9 is exact to 2e-9 relative on |f| <= 0.172. */
 static inline __attribute__((always_inline)) float logf_1_2(float u) {
     const int big = u > 1.41421356f;
-    const float m = big ? u * 0.5f : u;
+    /* m = u / 2 by the exponent bits: with `big ? u * 0.5f : u` (or u times a selected constant) GCC evaluates the
+     * series, and its division, for both m and blends the two (u is normal: the exponent step is exact) */
+    int32_t bits;
+    memcpy(&bits, &u, 4);
+    bits -= big << 23;
+    float m;
+    memcpy(&m, &bits, 4);
     const float f = (m - 1.0f) / (m + 1.0f);
     const float f2 = f * f;
     float p = 1.0f / 9.0f;
@@ -35,7 +41,7 @@ static inline __attribute__((always_inline)) float logf_1_2(float u) {
     p = FMAF(p, f2, 1.0f / 5.0f);
     p = FMAF(p, f2, 1.0f / 3.0f);
     const float log_m = FMAF(2.0f * f * f2, p, 2.0f * f);
-    return big ? log_m + 0.693147182f : log_m;
+    return log_m + (big ? 0.693147182f : 0.0f);
 }
 
 /* log(m) for 0 < m <= 1, subnormal m included (a float64 soft target of 1e-310): log_pos needs a normal number. */
