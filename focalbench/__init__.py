@@ -1,5 +1,5 @@
-"""focalbench: correct, stable and fast focal losses (softmax; RetinaNet's sigmoid; the Quality Focal and Varifocal
-losses of modern detectors), and the suite that proves which are.
+"""focalbench: correct, stable and fast focal losses (softmax; RetinaNet's sigmoid; the Quality Focal, Varifocal and
+Distribution Focal losses of modern detectors), and the suite that proves which are.
 
 Public API::
 
@@ -11,6 +11,8 @@ Public API::
     QualityFocalLoss(beta=2.0, reduction="mean")                               # nn.Module
     varifocal_loss(logits, target, *, alpha=0.75, gamma=2.0, iou_weighted=True, detach_weight=False, reduction="mean")
     VarifocalLoss(alpha=0.75, gamma=2.0, iou_weighted=True, detach_weight=False, reduction="mean")   # nn.Module
+    distribution_focal_loss(logits, target, *, reduction="mean")   # GFL's DFL: logits (..., n) bins, target in [0, n-1]
+    DistributionFocalLoss(reduction="mean")                        # nn.Module
     label_score_targets(labels, scores, num_classes), ultralytics_targets(gt_score, label)   # the peers' target forms
     list_implementations(), get_implementation(name), register(...)
     ConstantGamma, StepGamma, LinearWarmupGamma, CosineWarmupGamma    # gamma schedules: .step(), .gamma_tensor
@@ -20,6 +22,8 @@ Public API::
 from typing import Any
 
 from focalbench.losses.common import check_values
+from focalbench.losses.dfl.api import RECOMMENDED_DFL, DistributionFocalLoss, distribution_focal_loss
+from focalbench.losses.dfl.semantics import DflArgs
 from focalbench.losses.quality.api import RECOMMENDED_QUALITY, QualityFocalLoss, quality_focal_loss
 from focalbench.losses.quality.semantics import QualityArgs, label_score_targets
 from focalbench.losses.schedule import ConstantGamma, CosineWarmupGamma, GammaSchedule, LinearWarmupGamma, StepGamma
@@ -50,11 +54,14 @@ __version__ = "0.1.0"
 
 __all__ = [
     "RECOMMENDED",
+    "RECOMMENDED_DFL",
     "RECOMMENDED_QUALITY",
     "RECOMMENDED_SIGMOID",
     "RECOMMENDED_VARIFOCAL",
     "ConstantGamma",
     "CosineWarmupGamma",
+    "DflArgs",
+    "DistributionFocalLoss",
     "FocalArgs",
     "FocalLoss",
     "GammaSchedule",
@@ -70,6 +77,7 @@ __all__ = [
     "VarifocalLoss",
     "check_values",
     "class_index_targets",
+    "distribution_focal_loss",
     "focal_loss",
     "get_implementation",
     "label_score_targets",

@@ -248,7 +248,7 @@ def test_machine_facts():
     assert a != machine_fingerprint("AMD EPYC", "avx512", 2, "2.13.0") and a.startswith("avx2-2t-")
 
 
-@pytest.mark.parametrize("module", ["cpu", "sigmoid_cpu", "quality_cpu", "varifocal_cpu"])
+@pytest.mark.parametrize("module", ["cpu", "sigmoid_cpu", "quality_cpu", "varifocal_cpu", "dfl_cpu"])
 def test_the_ctypes_table_matches_the_c_prototypes(module):
     """Every exported function of each kernel's C source, parsed from the source, has exactly the types and names of
     its module's SIGNATURES (a drift would pass wrong arguments through ctypes)."""

@@ -38,8 +38,9 @@ def run(args: argparse.Namespace) -> int:
                 for impl in impls]  # fmt: skip
         print(f"\n{family} family:")
         headers = ["implementation", "devices", "dtypes", "capabilities", "known defects (in checks)"]
-        # the defects column takes what the others leave of the terminal's width (two spaces between columns)
-        fixed = sum(max(len(headers[i]), *(len(r[i]) for r in rows)) if rows else len(headers[i]) for i in range(3))
+        # the defects column takes what the others leave of the terminal's width (two spaces between columns; tabulate
+        # makes a column at least its header plus 2 wide)
+        fixed = sum(max(len(headers[i]) + 2, *(len(r[i]) for r in rows)) for i in range(3))
         defects = max(24, WIDTH - fixed - 26 - 2 * 4)
         print(tabulate(rows, headers=headers, maxcolwidths=[None, None, None, 26, defects]))
         if args.verbose:

@@ -7,10 +7,11 @@ any family's): the product, apart from the arena of contenders.
 * :mod:`~focalbench.kernels.eager` and :mod:`~focalbench.kernels.sigmoid_eager`: the closed forms in PyTorch
   operations (any device);
 * :mod:`~focalbench.kernels.triton`, :mod:`~focalbench.kernels.sigmoid_triton`, ``quality_triton``,
-  ``varifocal_triton``: the Triton kernels, the CUDA path (they check the arguments' values on the device: a call
-  reads nothing back to the host);
+  ``varifocal_triton``, ``dfl_triton``: the Triton kernels, the CUDA path (they check the arguments' values on the
+  device: a call reads nothing back to the host);
 * ``quality_cpu`` and ``varifocal_cpu`` (``quality_cpu.c``, ``varifocal_cpu.c``, sharing ``sigmoid_math.h``): the
-  detectors' soft-target losses' C kernels.
+  detectors' soft-target losses' C kernels; ``dfl_cpu`` (``dfl_cpu.c``) the box loss's, with ``dfl_eager`` and
+  ``dfl_triton``.
 
 Each family's product declares its own table (:func:`declare_kernels`, in ``focalbench/losses/<family>/``): which
 kernel modules serve a device, in order of preference, and the closed form that runs anywhere. :func:`choose` is the
