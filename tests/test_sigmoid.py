@@ -362,6 +362,25 @@ def test_a_sigmoid_run_is_timed_against_bce_with_logits():
     assert rows[1]["bytes_moved"] == 3 * 256 * 7 * 4  # logits and float targets read, gradient written
 
 
+def test_an_implementation_that_raises_on_the_inputs_is_not_timed_and_the_run_goes_on(capsys):
+    """A peer that fails on a workload's inputs (mmdet's DFL at y = n - 1 raised an IndexError) costs its own row,
+    named on stderr, not the report; the baseline's failure is the run's."""
+    import dataclasses
+
+    from focalbench.arena.family import Shape
+    from focalbench.bench.runner import run_case
+
+    def broken(logits, target, **arguments):
+        raise IndexError("Target 7 is out of bounds.")
+
+    impl = get_implementation("sigmoid_fused")
+    failing = dataclasses.replace(impl, name="sigmoid_broken", fn=broken)
+    rows = run_case([failing, impl], Shape("tiny", (256, 7), "a test"), torch.float32, "forward+backward",
+                    {"gamma": 2.0}, "cpu", rounds=2, sample_s=0.001, bandwidth_gbps=None, family="sigmoid")  # fmt: skip
+    assert [r["implementation"] for r in rows] == ["bce_with_logits", "sigmoid_fused"]
+    assert "sigmoid_broken raised IndexError at tiny (Target 7 is out of bounds.): not timed" in capsys.readouterr().err
+
+
 def test_run_and_accuracy_pick_the_family_of_the_named_implementations(monkeypatch, capsys, tmp_path):
     import focalbench.arena.accuracy
     import focalbench.bench.runner

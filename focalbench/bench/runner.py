@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import statistics
+import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 
@@ -131,13 +132,21 @@ def run_case(
     floor.calibrate(sample_s)
     copy = timer_for(lambda: exp_out.copy_(logits), device, None)
     copy.calibrate(sample_s)
-    for name, loss in losses.items():
+    for name, loss in list(losses.items()):
         fn, prepare, reset = _callables(loss, logits, mode)
         start = time.perf_counter()
-        if prepare is not None:
-            prepare()
-        fn()  # first call: compilation (if any), caches, allocator warm-up
-        _sync(device)
+        try:
+            if prepare is not None:
+                prepare()
+            fn()  # first call: compilation (if any), caches, allocator warm-up
+            _sync(device)
+        except Exception as error:  # a peer that fails on these inputs: no row, the others are still timed
+            if name == baseline:
+                raise
+            del losses[name]
+            print(f"focalbench run: {name} raised {type(error).__name__} at {shape.name} ({error}): not timed",
+                  file=sys.stderr)  # fmt: skip
+            continue
         first = time.perf_counter() - start
         compile_s[name] = first if name != baseline and _compiles(impls, name) else None
         reset()

@@ -48,16 +48,19 @@ def _call_needs(args: DflArgs, capabilities: frozenset[str]) -> list[str]:
 
 
 def _inputs(shape: Shape, dtype: torch.dtype, device: str, seed: int = 0):
-    """Logits and targets as a YOLO head's positives see them: logits ~ 3 randn, targets uniform in ``[0, n - 1]``, a
-    tenth of them integers, some exactly 0 and ``n - 1`` (a side on a cell's edge, or beyond ``reg_max``, clamped)."""
+    """Logits and targets as a YOLO head's positives see them: logits ~ 3 randn, targets uniform in ``[0, n - 1.01]``,
+    a tenth of them integers, some exactly 0 and ``n - 1.01`` (a side on a cell's edge, or beyond ``reg_max``: the
+    assigners of both peers clamp there, ultralytics' at ``reg_max - 1 - 0.01``), so every implementation is timed on
+    what its callers pass (mmdet's reads bin ``n`` at ``n - 1``: the checks show it, the timings do not trip on it)."""
     g = torch.Generator().manual_seed(seed)
     n = shape.shape[-1]
     logits = (torch.randn(shape.shape, generator=g) * 3).to(device=device, dtype=dtype)
     lead = shape.shape[:-1]
-    target = torch.rand(lead, generator=g) * (n - 1)
+    top = n - 1.01
+    target = torch.rand(lead, generator=g) * top
     draw = torch.rand(lead, generator=g)
     target = torch.where(draw < 0.1, target.floor(), target)
-    target = torch.where(draw > 0.98, 0.0, torch.where(draw > 0.96, float(n - 1), target))
+    target = torch.where(draw > 0.98, 0.0, torch.where(draw > 0.96, top, target))
     return logits, target.to(device=device, dtype=dtype)
 
 
