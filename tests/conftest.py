@@ -21,6 +21,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "benchmark_suite: timings, collected only with --benchmark-only")
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    if workers > 1:  # a pytest-xdist worker: the cores shared between the workers, not each taking them all
+        import torch
+
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // workers))
     if config.getoption("--device") == "cpu":
         # must be set before triton.jit runs, i.e. before the implementations are imported
         os.environ.setdefault("TRITON_INTERPRET", "1")
