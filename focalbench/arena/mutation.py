@@ -26,6 +26,8 @@ from focalbench.arena.family import get_family
 from focalbench.arena.registry import Implementation, get_implementation
 from focalbench.arena.tolerances import compare
 
+_FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
+
 __all__ = [
     "KINDS",
     "Catalogue",
@@ -38,6 +40,7 @@ __all__ = [
     "call_witness",
     "contiguous_strides",
     "elements_witness",
+    "guarded_tensors",
     "kill",
     "softplus",
     "witness_failure",
@@ -64,6 +67,26 @@ def call_witness(bad_call: Callable[..., tuple[object, object, dict]], **changes
     """A witness calling a family's ``bad_call(device, **changes)`` (its cases module's call with one argument
     changed)."""
     return Witness(call=lambda device: bad_call(device, **changes))
+
+
+def guarded_tensors(logits: object, target: object, bug: Callable[[str], bool]) -> tuple[torch.Tensor, torch.Tensor]:
+    """The type guards a catalogue's baseline starts with (logits a floating tensor of a supported dtype, target a
+    tensor), each with its realistic mutants (``bug(name)`` switches one on): a list converted instead of refused,
+    bfloat16 refused, integer logits accepted. Returns the two tensors, converted where a mutant converts them."""
+    if bug("logits-list-converted") and isinstance(logits, list):
+        logits = torch.as_tensor(logits).requires_grad_(True)
+    if not isinstance(logits, torch.Tensor):
+        raise TypeError(f"logits must be a torch.Tensor. Got: {type(logits).__name__}")
+    dtypes = (torch.float16, torch.float32, torch.float64) if bug("bfloat16-refused") else _FLOAT_DTYPES
+    if bug("logits-int-accepted") and not logits.is_floating_point():
+        logits = logits.float()
+    if logits.dtype not in dtypes:
+        raise TypeError(f"logits must be float16, bfloat16, float32 or float64. Got: {logits.dtype}")
+    if bug("target-list-converted") and isinstance(target, list):
+        target = torch.as_tensor(target)
+    if not isinstance(target, torch.Tensor):
+        raise TypeError(f"target must be a torch.Tensor. Got: {type(target).__name__}")
+    return logits, target
 
 
 def elements_witness(logit: float, target: float, dtype: torch.dtype = torch.float64, **kwargs) -> Witness:

@@ -11,11 +11,19 @@ beside the chain rule.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import mpmath
 
-__all__ = ["DIGITS", "focal_row", "numerical_gradient", "sigmoid_focal_element", "sigmoid_numerical_gradient"]
+__all__ = [
+    "DIGITS",
+    "focal_row",
+    "numerical_gradient",
+    "row_numerical_gradient",
+    "sigmoid_focal_element",
+    "sigmoid_numerical_gradient",
+]
 
 DIGITS = 60
 
@@ -47,8 +55,9 @@ def focal_row(row: Sequence[float], target: int, gamma: float, alpha: float = 1.
         return float(loss), [float(v) for v in grad]
 
 
-def numerical_gradient(row: Sequence[float], target: int, gamma: float, alpha: float = 1.0) -> list[float]:
-    """d loss / d z_j by mpmath's high-precision numerical differentiation (independent of the closed form)."""
+def row_numerical_gradient(loss_of_row: Callable[[list], Any], row: Sequence[float]) -> list[float]:
+    """d loss / d z_j of ``loss_of_row`` (a row's loss in mpmath numbers) by mpmath's high-precision numerical
+    differentiation, one logit at a time (independent of any closed form)."""
     with mpmath.workdps(DIGITS):
         grads = []
         for j in range(len(row)):
@@ -56,10 +65,15 @@ def numerical_gradient(row: Sequence[float], target: int, gamma: float, alpha: f
             def f(x, j=j):
                 shifted = list(row)
                 shifted[j] = x
-                return _loss(shifted, target, gamma, alpha)[0]
+                return loss_of_row(shifted)
 
             grads.append(float(mpmath.diff(f, mpmath.mpf(row[j]))))
         return grads
+
+
+def numerical_gradient(row: Sequence[float], target: int, gamma: float, alpha: float = 1.0) -> list[float]:
+    """d loss / d z_j by mpmath's high-precision numerical differentiation (independent of the closed form)."""
+    return row_numerical_gradient(lambda shifted: _loss(shifted, target, gamma, alpha)[0], row)
 
 
 def _sigmoid_terms(x, t, gamma, alpha) -> tuple:

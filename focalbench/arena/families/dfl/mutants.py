@@ -27,14 +27,13 @@ import math
 import torch
 
 from focalbench.arena.families.dfl.cases import DflCase, bad_call
-from focalbench.arena.mutation import Catalogue, Mutant, Witness, call_witness
+from focalbench.arena.mutation import Catalogue, Mutant, Witness, call_witness, guarded_tensors
 from focalbench.arena.mutation import contiguous_strides as _contiguous_strides
 from focalbench.arena.mutation import softplus as _softplus
 
 __all__ = ["CATALOGUE", "baseline"]
 
 _REDUCTIONS = ("mean", "sum", "none")
-_FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 _HALF_DTYPES = (torch.float16, torch.bfloat16)
 
 
@@ -64,19 +63,7 @@ def baseline(
         return fault == name
 
     # --- guards: every argument checked before any work -------------------------------------------------------
-    if bug("logits-list-converted") and isinstance(logits, list):
-        logits = torch.as_tensor(logits).requires_grad_(True)
-    if not isinstance(logits, torch.Tensor):
-        raise TypeError(f"logits must be a torch.Tensor. Got: {type(logits).__name__}")
-    dtypes = (torch.float16, torch.float32, torch.float64) if bug("bfloat16-refused") else _FLOAT_DTYPES
-    if bug("logits-int-accepted") and not logits.is_floating_point():
-        logits = logits.float()
-    if logits.dtype not in dtypes:
-        raise TypeError(f"logits must be float16, bfloat16, float32 or float64. Got: {logits.dtype}")
-    if bug("target-list-converted") and isinstance(target, list):
-        target = torch.as_tensor(target)
-    if not isinstance(target, torch.Tensor):
-        raise TypeError(f"target must be a torch.Tensor. Got: {type(target).__name__}")
+    logits, target = guarded_tensors(logits, target, bug)
     if logits.dim() < 1 and not bug("scalar-logits-unchecked"):
         raise ValueError(f"logits must have the bins along their last axis. Got: shape {tuple(logits.shape)}")
     bins = logits.shape[1] if bug("bins-from-dim-1") and logits.dim() >= 2 else logits.shape[-1]

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 
 import mpmath
 
-from focalbench.arena.oracle import DIGITS
+from focalbench.arena.oracle import DIGITS, row_numerical_gradient
 
 __all__ = ["dfl_numerical_gradient", "dfl_row", "target_bins"]
 
@@ -60,14 +60,4 @@ def dfl_row(row: Sequence[float], y: float) -> tuple[float, list[float]]:
 
 def dfl_numerical_gradient(row: Sequence[float], y: float) -> list[float]:
     """d loss / d z_j by mpmath's numerical differentiation (independent of the closed form above)."""
-    with mpmath.workdps(DIGITS):
-        grads = []
-        for j in range(len(row)):
-
-            def f(x, j=j):
-                shifted = list(row)
-                shifted[j] = x
-                return _terms(shifted, y)[-1]
-
-            grads.append(float(mpmath.diff(f, mpmath.mpf(row[j]))))
-        return grads
+    return row_numerical_gradient(lambda shifted: _terms(shifted, y)[-1], row)

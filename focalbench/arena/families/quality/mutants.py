@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 
 from focalbench.arena.families.quality.cases import QualityCase, bad_call
-from focalbench.arena.mutation import Catalogue, Mutant, Witness, call_witness
+from focalbench.arena.mutation import Catalogue, Mutant, Witness, call_witness, guarded_tensors
 from focalbench.arena.mutation import contiguous_strides as _contiguous_strides
 from focalbench.arena.mutation import elements_witness as _elements
 from focalbench.arena.mutation import softplus as _softplus
@@ -39,7 +39,6 @@ from focalbench.arena.mutation import softplus as _softplus
 __all__ = ["CATALOGUE", "baseline"]
 
 _REDUCTIONS = ("mean", "sum", "none")
-_FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 
 
 
@@ -80,19 +79,7 @@ def baseline(
         return fault == name
 
     # --- guards: every argument checked before any work -------------------------------------------------------
-    if bug("logits-list-converted") and isinstance(logits, list):
-        logits = torch.as_tensor(logits).requires_grad_(True)
-    if not isinstance(logits, torch.Tensor):
-        raise TypeError(f"logits must be a torch.Tensor. Got: {type(logits).__name__}")
-    dtypes = (torch.float16, torch.float32, torch.float64) if bug("bfloat16-refused") else _FLOAT_DTYPES
-    if bug("logits-int-accepted") and not logits.is_floating_point():
-        logits = logits.float()
-    if logits.dtype not in dtypes:
-        raise TypeError(f"logits must be float16, bfloat16, float32 or float64. Got: {logits.dtype}")
-    if bug("target-list-converted") and isinstance(target, list):
-        target = torch.as_tensor(target)
-    if not isinstance(target, torch.Tensor):
-        raise TypeError(f"target must be a torch.Tensor. Got: {type(target).__name__}")
+    logits, target = guarded_tensors(logits, target, bug)
     if bug("target-labels-one-hot") and not target.is_floating_point() and target.dim() == logits.dim() - 1:
         target = F.one_hot(target.long(), logits.shape[-1] + 1)[..., :-1].float()  # mmdet's background column
     if (bug("target-int-accepted") and not target.is_floating_point() and target.dtype != torch.bool) or (bug("target-bool-accepted")
