@@ -40,6 +40,7 @@
  */
 #include "focal_math.h"
 #include "sigmoid_math.h"
+#include "transpose.h"
 
 #define DFL_LANES 16
 #define DFL_CHUNK 512        /* rows per partial sum (a multiple of DFL_LANES) */
@@ -66,64 +67,24 @@ static inline __attribute__((always_inline)) double dfl_exp_diff(double z, doubl
 #if defined(__AVX512F__)
 #include <immintrin.h>
 #define DFL_TILES 16
-static inline __attribute__((always_inline)) void dfl_transpose16(__m512 r[16]) {
-    __m512 t[16];
-    for (int i = 0; i < 16; i += 2) {
-        t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
-        t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
-    }
-    for (int i = 0; i < 16; i += 4) {
-        r[i] = _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(t[i]), _mm512_castps_pd(t[i + 2])));
-        r[i + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(t[i]), _mm512_castps_pd(t[i + 2])));
-        r[i + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(t[i + 1]), _mm512_castps_pd(t[i + 3])));
-        r[i + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(t[i + 1]), _mm512_castps_pd(t[i + 3])));
-    }
-    for (int i = 0; i < 16; i += 8) {
-        for (int k = 0; k < 4; ++k) {
-            t[i + k] = _mm512_shuffle_f32x4(r[i + k], r[i + k + 4], 0x88);
-            t[i + k + 4] = _mm512_shuffle_f32x4(r[i + k], r[i + k + 4], 0xdd);
-        }
-    }
-    for (int k = 0; k < 8; ++k) {
-        r[k] = _mm512_shuffle_f32x4(t[k], t[k + 8], 0x88);
-        r[k + 8] = _mm512_shuffle_f32x4(t[k], t[k + 8], 0xdd);
-    }
-}
 /* bins [j0, j0 + 16) of `rows` rows (row stride n) into the buffer, and back */
 static inline __attribute__((always_inline)) void dfl_tile_in(const float *src, int64_t rows, int64_t n, int64_t j0,
                                                                float *dst) {
     __m512 r[16];
     for (int l = 0; l < 16; ++l) r[l] = l < rows ? _mm512_loadu_ps(src + l * n + j0) : _mm512_setzero_ps();
-    dfl_transpose16(r);
+    transpose16(r);
     for (int k = 0; k < 16; ++k) _mm512_storeu_ps(dst + (j0 + k) * DFL_LANES, r[k]);
 }
 static inline __attribute__((always_inline)) void dfl_tile_out(const float *src, int64_t rows, int64_t n, int64_t j0,
                                                                 float *dst) {
     __m512 r[16];
     for (int k = 0; k < 16; ++k) r[k] = _mm512_loadu_ps(src + (j0 + k) * DFL_LANES);
-    dfl_transpose16(r);
+    transpose16(r);
     for (int l = 0; l < rows; ++l) _mm512_storeu_ps(dst + l * n + j0, r[l]);
 }
 #elif defined(__AVX2__)
 #include <immintrin.h>
 #define DFL_TILES 8
-static inline __attribute__((always_inline)) void dfl_transpose8(__m256 r[8]) {
-    __m256 t[8], u[8];
-    for (int i = 0; i < 8; i += 2) {
-        t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
-        t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
-    }
-    for (int i = 0; i < 8; i += 4) {
-        u[i] = _mm256_shuffle_ps(t[i], t[i + 2], 0x44);
-        u[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], 0xee);
-        u[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0x44);
-        u[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0xee);
-    }
-    for (int k = 0; k < 4; ++k) {
-        r[k] = _mm256_permute2f128_ps(u[k], u[k + 4], 0x20);
-        r[k + 4] = _mm256_permute2f128_ps(u[k], u[k + 4], 0x31);
-    }
-}
 /* bins [j0, j0 + 8) of `rows` rows into the buffer (two 8 x 8 tiles: lanes 0-7 and 8-15), and back */
 static inline __attribute__((always_inline)) void dfl_tile_in(const float *src, int64_t rows, int64_t n, int64_t j0,
                                                                float *dst) {
@@ -131,7 +92,7 @@ static inline __attribute__((always_inline)) void dfl_tile_in(const float *src, 
         __m256 r[8];
         for (int l = 0; l < 8; ++l)
             r[l] = h + l < rows ? _mm256_loadu_ps(src + (h + l) * n + j0) : _mm256_setzero_ps();
-        dfl_transpose8(r);
+        transpose8(r);
         for (int k = 0; k < 8; ++k) _mm256_storeu_ps(dst + (j0 + k) * DFL_LANES + h, r[k]);
     }
 }
@@ -140,7 +101,7 @@ static inline __attribute__((always_inline)) void dfl_tile_out(const float *src,
     for (int h = 0; h < 16 && h < rows; h += 8) {
         __m256 r[8];
         for (int k = 0; k < 8; ++k) r[k] = _mm256_loadu_ps(src + (j0 + k) * DFL_LANES + h);
-        dfl_transpose8(r);
+        transpose8(r);
         for (int l = 0; l < 8 && h + l < rows; ++l) _mm256_storeu_ps(dst + (h + l) * n + j0, r[l]);
     }
 }
