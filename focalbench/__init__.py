@@ -13,6 +13,9 @@ Public API::
     VarifocalLoss(alpha=0.75, gamma=2.0, iou_weighted=True, detach_weight=False, reduction="mean")   # nn.Module
     distribution_focal_loss(logits, target, *, reduction="mean")   # GFL's DFL: logits (..., n) bins, target in [0, n-1]
     DistributionFocalLoss(reduction="mean")                        # nn.Module
+    fused_linear_focal_loss(hidden, weight, target, bias=None, *, gamma=2.0, alpha=None, reduction="mean",
+                            ignore_index=-100, chunk_size=None)   # focal_loss(hidden @ weight.T + bias) in chunks
+    FusedLinearFocalLoss(gamma=2.0, alpha=None, reduction="mean", ignore_index=-100, chunk_size=None)  # nn.Module
     label_score_targets(labels, scores, num_classes), ultralytics_targets(gt_score, label)   # the peers' target forms
     list_implementations(), get_implementation(name), register(...)
     ConstantGamma, StepGamma, LinearWarmupGamma, CosineWarmupGamma    # gamma schedules: .step(), .gamma_tensor
@@ -24,6 +27,8 @@ from typing import Any
 from focalbench.losses.common import check_values
 from focalbench.losses.dfl.api import RECOMMENDED_DFL, DistributionFocalLoss, distribution_focal_loss
 from focalbench.losses.dfl.semantics import DflArgs
+from focalbench.losses.linear.api import RECOMMENDED_LINEAR, FusedLinearFocalLoss, fused_linear_focal_loss
+from focalbench.losses.linear.semantics import LinearArgs
 from focalbench.losses.quality.api import RECOMMENDED_QUALITY, QualityFocalLoss, quality_focal_loss
 from focalbench.losses.quality.semantics import QualityArgs, label_score_targets
 from focalbench.losses.schedule import ConstantGamma, CosineWarmupGamma, GammaSchedule, LinearWarmupGamma, StepGamma
@@ -55,6 +60,7 @@ __version__ = "0.1.0"
 __all__ = [
     "RECOMMENDED",
     "RECOMMENDED_DFL",
+    "RECOMMENDED_LINEAR",
     "RECOMMENDED_QUALITY",
     "RECOMMENDED_SIGMOID",
     "RECOMMENDED_VARIFOCAL",
@@ -64,9 +70,11 @@ __all__ = [
     "DistributionFocalLoss",
     "FocalArgs",
     "FocalLoss",
+    "FusedLinearFocalLoss",
     "GammaSchedule",
     "Implementation",
     "KnownDefect",
+    "LinearArgs",
     "LinearWarmupGamma",
     "QualityArgs",
     "QualityFocalLoss",
@@ -78,6 +86,7 @@ __all__ = [
     "check_values",
     "class_index_targets",
     "distribution_focal_loss",
+    "fused_linear_focal_loss",
     "focal_loss",
     "get_implementation",
     "label_score_targets",

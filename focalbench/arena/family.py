@@ -67,6 +67,14 @@ class Workload:
     needs: Callable[[Shape], set[str]]
     target_bytes: Callable[[Shape, Any], int]
     shapes: tuple[Shape, ...]
+    #: the inputs are logits: time one exp pass and one copy over them as the floors of a row, count bytes per
+    #: logit; False for a family whose first input is not the logits (the linear family's hidden states)
+    floors: bool = True
+    #: the logits a shape stands for (what a run's memory estimate counts); None: ``shape.numel``
+    logits_elements: Callable[[Shape], int] | None = None
+    #: frees what a timed call left besides the logits' gradient (the linear family's weight gradient), so that a
+    #: memory measurement starts from the inputs alone; None: nothing to free
+    reset: Callable[[], None] | None = None
 
 
 @dataclass(frozen=True)
@@ -151,6 +159,10 @@ class Family:
     # whether the gradient a call returns is the derivative of its loss, given the call's keywords (False for a loss
     # that treats a weight as a constant, e.g. a detached focal weight): finite-difference checks do not apply there
     gradient_is_derivative: Callable[[Mapping[str, Any]], bool] = lambda keywords: True
+    # how a mutant's witness is judged against the reference, for a family whose call has more to judge than the
+    # loss and the logits' gradient (the linear family: the weight's and bias's gradients, a second backward):
+    # ``judge(fn, reference, logits, target, keywords, upstream) -> None | str``; None: loss and logits' gradient
+    witness_judge: Callable[..., str | None] | None = None
 
     def all_checks(self) -> dict[str, Any]:
         """The family's checks by name (each check's ``family`` is this family's name)."""

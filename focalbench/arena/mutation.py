@@ -232,6 +232,11 @@ def witness_failure(family: str, fn: Callable, witness: Witness, device: str = "
     kwargs = {**keywords, **kwargs}
     dtype = logits.dtype
     upstream = _upstream(probe, kwargs)
+    if kind.witness_judge is not None:
+        try:
+            return kind.witness_judge(fn, reference, logits, target, kwargs, upstream)
+        except Exception as error:  # noqa: BLE001 - an exception from the function is the finding
+            return f"raised {type(error).__name__}: {error}"
     try:  # loss_and_grad checks the returned object (its dtype too) and the inputs
         loss, grad = loss_and_grad(lambda x, t, **kw: fn(x, t, **kw), logits, target, kwargs, upstream)
     except Exception as error:  # noqa: BLE001 - an exception from the function is the finding

@@ -168,7 +168,7 @@ def results_table(rows: list[dict], fmt: str = "simple") -> str:
                 "" if r.get("floor_ns_per_logit") is None else f"{r['floor_ns_per_logit']:.2f}",
                 "" if r.get("copy_ns_per_logit") is None else f"{r['copy_ns_per_logit']:.2f}",
                 "" if r.get("ratio_to_floor") is None else f"{r['ratio_to_floor']:.2f}",
-                f"{r['gbytes_per_s']:.1f}",
+                "" if r.get("gbytes_per_s") is None else f"{r['gbytes_per_s']:.1f}",
                 "" if r["fraction_of_bandwidth"] is None else f"{100 * r['fraction_of_bandwidth']:.0f}",
                 "" if r["peak_memory_bytes"] is None else f"{r['peak_memory_bytes'] / 2**20:.1f}",
                 f"{r['peak_memory_bytes'] / base_peak:.2f}" if base_peak and r["peak_memory_bytes"] is not None else "",

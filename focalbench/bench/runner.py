@@ -66,15 +66,18 @@ def _bytes_moved(shape: Shape, dtype: torch.dtype, mode: str, family: str) -> in
     return {"forward": logits + targets, "backward": logits, "forward+backward": 2 * logits + targets}[mode]
 
 
-def _callables(loss: Callable[[torch.Tensor], torch.Tensor], logits: torch.Tensor, mode: str):
+def _callables(loss: Callable[[torch.Tensor], torch.Tensor], logits: torch.Tensor, mode: str, free=None):
     """(timed fn, untimed prepare or None, reset) for one mode, on a leaf copy of the logits.
 
-    ``reset`` frees the gradient a previous call left, so a memory measurement starts from the inputs alone.
+    ``reset`` frees the gradient a previous call left (and calls ``free``, the workload's own reset), so a memory
+    measurement starts from the inputs alone.
     """
     leaf = logits.detach().clone().requires_grad_(True)
 
     def reset():
         leaf.grad = None
+        if free is not None:
+            free()
 
     if mode == "forward":
         return (lambda: loss(leaf)), None, reset
@@ -127,13 +130,14 @@ def run_case(
         if impl.supports(device=device, dtype=dtype, needs=needs, family=family) is None:
             losses[impl.name] = lambda x, impl=impl: workload.call(impl, x, target, dict(parameters))
     timers, compile_s, peaks = {}, {}, {}
-    exp_out = torch.empty_like(logits)
-    floor = timer_for(lambda: torch.exp(logits, out=exp_out), device, None)
-    floor.calibrate(sample_s)
-    copy = timer_for(lambda: exp_out.copy_(logits), device, None)
-    copy.calibrate(sample_s)
+    if workload.floors:
+        exp_out = torch.empty_like(logits)
+        floor = timer_for(lambda: torch.exp(logits, out=exp_out), device, None)
+        floor.calibrate(sample_s)
+        copy = timer_for(lambda: exp_out.copy_(logits), device, None)
+        copy.calibrate(sample_s)
     for name, loss in list(losses.items()):
-        fn, prepare, reset = _callables(loss, logits, mode)
+        fn, prepare, reset = _callables(loss, logits, mode, workload.reset)
         start = time.perf_counter()
         try:
             if prepare is not None:
@@ -156,7 +160,8 @@ def run_case(
         timer = timer_for(fn, device, prepare)
         timer.calibrate(sample_s)
         timers[name] = timer
-    timers[FLOOR], timers[COPY] = floor, copy
+    if workload.floors:
+        timers[FLOOR], timers[COPY] = floor, copy
     names = list(timers)
     samples: dict[str, list[float]] = {name: [] for name in names}
     started = time.perf_counter()
@@ -180,15 +185,17 @@ def run_case(
             if progress is not None:
                 progress(f"{shape.name} {str(dtype).replace('torch.', '')} {mode}: round {r}/{rounds}")
     base = summarize(samples[baseline])
-    floor_median = summarize(samples.pop(FLOOR)).median
-    copy_median = summarize(samples.pop(COPY)).median
-    names.remove(FLOOR)
-    names.remove(COPY)
-    moved = _bytes_moved(shape, dtype, mode, family)
+    floor_median = copy_median = moved = None
+    if workload.floors:
+        floor_median = summarize(samples.pop(FLOOR)).median
+        copy_median = summarize(samples.pop(COPY)).median
+        names.remove(FLOOR)
+        names.remove(COPY)
+        moved = _bytes_moved(shape, dtype, mode, family)
     rows = []
     for name in names:
         stats = summarize(samples[name])
-        gbps = moved / stats.median / 1e9
+        gbps = None if moved is None else moved / stats.median / 1e9
         interval, unreliable = reliability(paired_ratios(samples[name], samples[baseline]))
         rows.append(
             {
@@ -214,17 +221,17 @@ def run_case(
                 "baseline_samples_s": samples[baseline],
                 "bytes_moved": moved,
                 "gbytes_per_s": gbps,
-                "fraction_of_bandwidth": gbps / bandwidth_gbps if bandwidth_gbps else None,
+                "fraction_of_bandwidth": gbps / bandwidth_gbps if bandwidth_gbps and gbps is not None else None,
                 "peak_memory_bytes": peaks[name],
                 "baseline_peak_memory_bytes": peaks[baseline],
                 "compile_s": compile_s[name],
-                "floor": FLOOR,
+                "floor": FLOOR if workload.floors else None,
                 "floor_median_s": floor_median,
-                "ns_per_logit": stats.median / shape.numel * 1e9,
-                "ratio_to_floor": stats.median / floor_median,
-                "floor_ns_per_logit": floor_median / shape.numel * 1e9,
+                "ns_per_logit": stats.median / shape.numel * 1e9 if workload.floors else None,
+                "ratio_to_floor": stats.median / floor_median if workload.floors else None,
+                "floor_ns_per_logit": floor_median / shape.numel * 1e9 if workload.floors else None,
                 "copy_median_s": copy_median,
-                "copy_ns_per_logit": copy_median / shape.numel * 1e9,
+                "copy_ns_per_logit": copy_median / shape.numel * 1e9 if workload.floors else None,
             }
         )
     return rows

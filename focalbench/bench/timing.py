@@ -5,7 +5,8 @@
 * CUDA: CUDA events around each call, after warm-up, with an L2 flush (a write over a buffer larger than the cache)
   and a synchronization before every call, as triton's ``do_bench`` does.
 * Peak memory: CUDA's allocator peak; on the CPU, the peak of PyTorch-allocated bytes at operator boundaries, read
-  from the profiler's memory events (allocations outside PyTorch's allocator are not seen).
+  from the profiler's record of every allocation and free in time order (allocations outside PyTorch's allocator
+  are not seen).
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ __all__ = ["Timer", "copy_bandwidth", "peak_memory", "synchronized_perf_counter"
 L2_FLUSH_BYTES = 256 * 1024 * 1024
 #: Warm calls whose median time calibrates a timer, and the fewest calls a CPU sample holds.
 CALIBRATION_CALLS, MIN_CALLS = 5, 3
+#: A CPU call at least this long is calibrated on one call and sampled one call at a time.
+LONG_CALL_S = 1.0
 
 
 @dataclass
@@ -49,7 +52,11 @@ class Timer:
         call long, each as exposed to the next stall as that one was."""
         if self.device == "cuda":
             return statistics.median(self._cuda_samples(CALIBRATION_CALLS))
-        single = statistics.median(self._cpu_samples(CALIBRATION_CALLS, 1))
+        first = self._cpu_samples(1, 1)[0]
+        if first >= LONG_CALL_S:  # a call of seconds (a language-model head): sampled alone, no stall to average
+            self.number = 1
+            return first
+        single = statistics.median([first, *self._cpu_samples(CALIBRATION_CALLS - 1, 1)])
         self.number = max(MIN_CALLS, math.ceil(target_s / max(single, 1e-7)))
         return single
 
@@ -145,9 +152,14 @@ def peak_memory(fn: Callable[[], object], device: str) -> int:
 
     with _quiet_stderr(), profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
         fn()
+    # every allocation and free of PyTorch's CPU allocator, as the profiler recorded it, in time order (the
+    # operators' aggregated memory would put a free inside an operator of Python code — an autograd Function
+    # releasing a buffer — at one of the operator's ends instead of when it happened)
+    changes = sorted((event.start_ns(), event.nbytes()) for event in prof.profiler.kineto_results.events()
+                     if event.name() == "[memory]")  # fmt: skip
     current = peak = 0
-    for event in sorted(prof.events(), key=lambda e: e.time_range.start):
-        current += event.self_cpu_memory_usage if event.name != "[memory]" else event.cpu_memory_usage
+    for _, delta in changes:
+        current += delta
         peak = max(peak, current)
     return peak
 

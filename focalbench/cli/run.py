@@ -109,18 +109,20 @@ def available_memory(device: str) -> int | None:
     return None
 
 
-def _fits_in_memory(shapes, dtypes, device: str) -> None:
-    """A UsageError, before anything is allocated, for a shape whose run would not fit in the available memory."""
+def _fits_in_memory(shapes, dtypes, device: str, logits_elements=None) -> None:
+    """A UsageError, before anything is allocated, for a shape whose run would not fit in the available memory
+    (``logits_elements(shape)``: the logits a shape stands for, the family's; default its size)."""
     available = available_memory(device)
     if available is None:
         return
     widest = max(max(d.itemsize for d in dtypes), 4)  # half precision is computed in float32
     for shape in shapes:
-        needed = FOOTPRINT_COPIES * shape.numel * widest
+        elements = shape.numel if logits_elements is None else logits_elements(shape)
+        needed = FOOTPRINT_COPIES * elements * widest
         if needed > available:
             raise UsageError(
                 f"--shape {shape.name} needs about {needed / 2**30:.1f} GiB on {device} ({FOOTPRINT_COPIES} tensors "
-                f"of {shape.numel:,} elements); {available / 2**30:.1f} GiB is available"
+                f"of {elements:,} elements); {available / 2**30:.1f} GiB is available"
             )
 
 
@@ -150,7 +152,7 @@ def run(args: argparse.Namespace) -> int:
         unsupported = [impl.supports(device=device, dtype=d) for d in dtypes]
         if any(unsupported):
             raise UsageError(next(u for u in unsupported if u))
-    _fits_in_memory(shapes, dtypes, device)
+    _fits_in_memory(shapes, dtypes, device, get_family(family).workload.logits_elements)
 
     started = time.perf_counter()
     kind = get_family(family)

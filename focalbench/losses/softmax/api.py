@@ -29,7 +29,8 @@ from focalbench.losses.softmax.closed_form import CLOSED_FORM
 from focalbench.losses.softmax.kernels import FAMILY  # declares the family's kernels
 from focalbench.losses.softmax.semantics import validate
 
-__all__ = ["RECOMMENDED", "NO_TORCHSCRIPT", "FocalLoss", "focal_loss", "focal_loss_on", "implementation_for"]
+__all__ = ["RECOMMENDED", "NO_TORCHSCRIPT", "FocalLoss", "alpha_buffer", "focal_loss", "focal_loss_on",
+           "implementation_for"]
 
 #: The registered implementation (``focalbench.get_implementation``) that mirrors what :func:`focal_loss` runs, per
 #: device; the measurement behind the CPU choice is in the README. ``fused_eager`` where the C kernel is unavailable.
@@ -155,7 +156,7 @@ class FocalLoss(nn.Module):
         self, gamma: float | torch.Tensor = 2.0, alpha: Any = None, reduction: str = "mean", ignore_index: int = -100
     ):
         super().__init__()
-        buffer = _alpha_buffer(alpha)
+        buffer = alpha_buffer(alpha)
         # every argument checked now, as a call would check it, rather than at the first call
         classes = buffer.numel() if buffer is not None and buffer.dim() == 1 else 2
         validate(torch.zeros(1, classes), torch.zeros(1, dtype=torch.long), gamma=gamma, alpha=buffer,
@@ -190,7 +191,7 @@ class FocalLoss(nn.Module):
         return f"gamma={gamma}, alpha={alpha}, reduction={self.reduction!r}, ignore_index={self.ignore_index}"
 
 
-def _alpha_buffer(alpha: Any) -> torch.Tensor | None:
+def alpha_buffer(alpha: Any) -> torch.Tensor | None:
     """alpha as a tensor to register (float64 unless given as a tensor), checked as far as it can be without C."""
     if alpha is None:
         return None
