@@ -209,13 +209,19 @@ def _speed(family: str) -> Callable[[Path], str]:
         product = get_family(family).recommended
         env = data.get("environment", {})
         build = env.get("kernel_build") or {}
+        floors = get_family(family).workload.floors
         rows = []
         for r in data["results"]:
             if r["implementation"] != product or r.get("mode") != "forward+backward" or r.get("dtype") != "float32":
                 continue
-            per_logit = [r[f] for f in ("ns_per_logit", "floor_ns_per_logit", "copy_ns_per_logit", "ratio_to_floor")]
+            if floors:
+                measures = [r[f] for f in ("ns_per_logit", "floor_ns_per_logit", "copy_ns_per_logit",
+                                           "ratio_to_floor")]  # fmt: skip
+            else:  # no logits to count: the call's time and its peak memory against the baseline's
+                peak, base = r.get("peak_memory_bytes"), r.get("baseline_peak_memory_bytes")
+                measures = [r["median_s"] * 1e3, (peak or 0) / 2**20, peak / base if peak and base else float("nan")]
             rows.append([f"`{r.get('shape_name')}`", "x".join(map(str, r["shape"])), f"{r['ratio_to_baseline']:.2f}",
-                         interval_text(r) or "-", *(f"{v:.2f}" for v in per_logit)])  # fmt: skip
+                         interval_text(r) or "-", *(f"{v:.2f}" for v in measures)])  # fmt: skip
         baseline = baseline_of(data["results"])
         note = (
             f"`{product}` forward+backward, float32, from `{path.relative_to(root).as_posix()}`: {env.get('cpu')} "
@@ -224,6 +230,8 @@ def _speed(family: str) -> Callable[[Path], str]:
         )
         headers = ["shape", "dims", f"x {baseline}", "95% interval", "ns / logit", "exp pass ns / logit",
                    "copy ns / logit", "x exp floor"]  # fmt: skip
+        if not floors:
+            headers = ["shape", "dims", f"x {baseline}", "95% interval", "ms", "peak MiB", f"peak / {baseline}'s"]
         return note + _md(rows, headers)
 
     return generate

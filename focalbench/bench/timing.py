@@ -67,12 +67,15 @@ class Timer:
         return self._cpu_samples(1, self.number)[0]
 
     def _cpu_samples(self, count: int, number: int) -> list[float]:
-        if self.prepare is not None:  # forward outside the timed region: time each call alone
+        # forward outside the timed region, or a call of seconds: time each call alone (torch.utils.benchmark's
+        # timeit runs two warm-up calls before every sample: two more calls of a language-model head each time)
+        if self.prepare is not None or number == 1:
             samples = []
             for _ in range(count):
                 total = 0.0
                 for _ in range(number):
-                    self.prepare()
+                    if self.prepare is not None:
+                        self.prepare()
                     start = time.perf_counter()
                     self.fn()
                     total += time.perf_counter() - start
