@@ -31,6 +31,7 @@ _FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 __all__ = [
     "KINDS",
     "Catalogue",
+    "UpstreamIgnored",
     "Kill",
     "Mutant",
     "Witness",
@@ -52,6 +53,19 @@ __all__ = [
 def softplus(x: torch.Tensor) -> torch.Tensor:
     """log(1 + e^x), in the logits' dtype, without overflow (the catalogues' correct baseline arithmetic)."""
     return torch.logaddexp(x, torch.zeros((), dtype=x.dtype, device=x.device))
+
+
+class UpstreamIgnored(torch.autograd.Function):
+    """The identity whose backward passes 1 whatever the upstream gradient is (a kernel that writes the gradient of
+    the sum): the catalogues' ``gradient-ignores-upstream``-style mutants."""
+
+    @staticmethod
+    def forward(ctx, per_element: torch.Tensor) -> torch.Tensor:
+        return per_element.clone()
+
+    @staticmethod
+    def backward(ctx, grad_output: torch.Tensor) -> torch.Tensor:
+        return torch.ones_like(grad_output)
 
 
 def contiguous_strides(shape: torch.Size) -> tuple[int, ...]:

@@ -27,7 +27,7 @@ import math
 import torch
 
 from focalbench.arena.families.dfl.cases import DflCase, bad_call
-from focalbench.arena.mutation import Catalogue, Mutant, Witness, call_witness, guarded_tensors
+from focalbench.arena.mutation import Catalogue, Mutant, UpstreamIgnored, Witness, call_witness, guarded_tensors
 from focalbench.arena.mutation import contiguous_strides as _contiguous_strides
 from focalbench.arena.mutation import softplus as _softplus
 
@@ -35,19 +35,6 @@ __all__ = ["CATALOGUE", "baseline"]
 
 _REDUCTIONS = ("mean", "sum", "none")
 _HALF_DTYPES = (torch.float16, torch.bfloat16)
-
-
-class _UpstreamIgnored(torch.autograd.Function):
-    """The identity whose backward passes 1 whatever the upstream gradient is (a kernel that writes the gradient of
-    the sum)."""
-
-    @staticmethod
-    def forward(ctx, per_element: torch.Tensor) -> torch.Tensor:
-        return per_element.clone()
-
-    @staticmethod
-    def backward(ctx, grad_output: torch.Tensor) -> torch.Tensor:
-        return torch.ones_like(grad_output)
 
 
 def baseline(
@@ -217,7 +204,7 @@ def baseline(
     if bug("gradient-sign-flipped"):
         per_element = 2 * per_element.detach() - per_element  # the value kept, the gradient -(S - w)
     if bug("gradient-ignores-upstream"):
-        per_element = _UpstreamIgnored.apply(per_element)
+        per_element = UpstreamIgnored.apply(per_element)
 
     # --- reduction ----------------------------------------------------------------------------------------------
     count = max(per_element.numel(), 1)

@@ -68,7 +68,7 @@ def _call_needs(args: LinearArgs, capabilities: frozenset[str]) -> list[str]:
 
 
 def _inputs(shape: Shape, dtype: torch.dtype, device: str, seed: int = 0):
-    """Hidden states ``randn / sqrt(H)``... as a trained model's final norm leaves them (unit scale over the row),
+    """Hidden states ``randn / sqrt(H)`` (a row of unit norm, as a final normalization leaves them),
     the head's weight ``randn`` (logits about unit scale), uniform targets; the weight is kept for the calls (it
     requires grad: its gradient is timed too). A shape of two numbers ``(N, C)`` is a probe's: ``H = V = C``."""
     n, h, v = shape.shape if len(shape.shape) == 3 else (shape.shape[0], shape.shape[1], shape.shape[1])

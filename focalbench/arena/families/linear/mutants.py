@@ -31,25 +31,14 @@ import torch.nn.functional as F
 from torch.utils.checkpoint import checkpoint
 
 from focalbench.arena.families.linear.cases import LinearCase, bad_call
-from focalbench.arena.mutation import Catalogue, Mutant, Witness, call_witness
+from focalbench.arena.mutation import Catalogue, Mutant, UpstreamIgnored, Witness, call_witness
+from focalbench.arena.mutation import contiguous_strides as _contiguous_strides
 from focalbench.arena.mutation import softplus as _softplus
 
 __all__ = ["CATALOGUE", "baseline"]
 
 _REDUCTIONS = ("mean", "sum", "none")
 _FLOAT = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
-
-
-class _UpstreamIgnored(torch.autograd.Function):
-    """The identity whose backward passes 1 whatever the upstream gradient is."""
-
-    @staticmethod
-    def forward(ctx, per_row: torch.Tensor) -> torch.Tensor:
-        return per_row.clone()
-
-    @staticmethod
-    def backward(ctx, grad_output: torch.Tensor) -> torch.Tensor:
-        return torch.ones_like(grad_output)
 
 
 class _ScaledInPlace(torch.autograd.Function):
@@ -193,7 +182,7 @@ def baseline(
     if bug("batch-dims-swapped") and hidden.dim() == 3:
         hidden = hidden.transpose(0, 1)  # (T, B, H) read as (B, T, H)
     if bug("strided-hidden-assumed-contiguous"):
-        hidden = torch.as_strided(hidden, hidden.shape, _contiguous(hidden.shape))
+        hidden = torch.as_strided(hidden, hidden.shape, _contiguous_strides(hidden.shape))
     features = hidden.shape[-1]
     h = hidden.reshape(-1, features)
     t = target.reshape(-1)
@@ -281,7 +270,7 @@ def baseline(
         per_row = 2 * per_row.detach() - per_row
 
     if bug("upstream-ignored") and reduction == "none":
-        per_row = _UpstreamIgnored.apply(per_row)
+        per_row = UpstreamIgnored.apply(per_row)
     if reduction == "none":
         if bug("none-counted-rows-only"):
             result = per_row[valid]
@@ -310,18 +299,13 @@ def baseline(
         if bug("mean-returns-1d"):
             result = result.reshape(1)
     if bug("upstream-scalar-ignored") and reduction != "none":
-        result = _UpstreamIgnored.apply(result)
+        result = UpstreamIgnored.apply(result)
     if bug("scaled-in-place") and reduction != "none":
         result = _ScaledInPlace.apply(result)
     if bug("loss-detached"):
         result = result.detach()
     return result if bug("loss-in-float64") else result.to(hidden.dtype)
 
-
-def _contiguous(shape) -> tuple[int, ...]:
-    from focalbench.arena.mutation import contiguous_strides
-
-    return contiguous_strides(shape)
 
 
 def _confident(device: str) -> tuple[torch.Tensor, torch.Tensor, dict]:
