@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import contextlib
+import gc
 import math
 import os
 import statistics
@@ -153,6 +154,10 @@ def peak_memory(fn: Callable[[], object], device: str) -> int:
         return torch.cuda.max_memory_allocated() - before
     from torch.profiler import ProfilerActivity, profile
 
+    # a full collection first: the collector then starts the call from zero counts, so that what reference cycles
+    # hold (the Triton interpreter's objects hold a chunk's tensors) is freed at the same points of every call, not
+    # by what earlier code left behind (the same call measured 85 KiB apart in two processes)
+    gc.collect()
     with _quiet_stderr(), profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
         fn()
     # every allocation and free of PyTorch's CPU allocator, as the profiler recorded it, in time order (the

@@ -358,5 +358,10 @@ class TypedLibrary:
             ordered = [arguments[p] for p in params]
         except KeyError:
             raise TypeError(f"{name} takes {list(params)}. Got: {sorted(arguments)}") from None
+        return self.function(name)(*ordered)
+
+    def function(self, name: str):
+        """The typed function ``name`` (the library built at first use), for a caller that passes its arguments
+        positionally, in ``signatures``' order: :meth:`call`'s check of the names costs microseconds a call."""
         function = self._functions.get(name)
-        return (function or getattr(self.library(), name))(*ordered)
+        return function if function is not None else getattr(self.library(), name)

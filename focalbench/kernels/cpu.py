@@ -77,28 +77,34 @@ def forward(
     """
     dtype = logits.dtype
     element = ELEMENTS[dtype]
-    n, c = logits.shape[:2]
-    if logits.dim() == 2:  # rows are the lanes: (1, C, N) with the row stride as the lane stride
+    shape = logits.shape
+    n, c = shape[0], shape[1]
+    if len(shape) == 2:  # rows are the lanes: (1, C, N) with the row stride as the lane stride
         x = logits
-        blocks_b, lanes, strides = 1, n, (0, x.stride(1), x.stride(0))
-        grad = torch.empty((n, c), dtype=dtype) if need_grad else None
+        row_stride, class_stride = x.stride()
+        blocks_b, lanes, strides = 1, n, (0, class_stride, row_stride)
+        grad = torch.empty(shape, dtype=dtype) if need_grad else None
         grad_strides = (0, 1, c)
     else:
-        x = logits.reshape(n, c, math.prod(logits.shape[2:]))  # not -1: 0 elements have no inferable size
+        x = logits.reshape(n, c, math.prod(shape[2:]))  # not -1: 0 elements have no inferable size
         blocks_b, lanes, strides = n, x.shape[2], x.stride()
         grad = torch.empty(x.shape, dtype=dtype) if need_grad else None
         grad_strides = (c * lanes, lanes, 1)
     loss = torch.empty(target_rows.numel(), dtype=torch.float64)
-    threads = min(torch.get_num_threads(), max(1, x.numel() // 16384))  # threads pay off past ~16k logits
-    failed = call(
-        "focal_forward", z=pointer(x), element=element, B=blocks_b, S=lanes, C=c, sB=strides[0],
-        sC=strides[1], sS=strides[2], target=pointer(target_rows), alpha_t=pointer(alpha_rows), gamma=gamma,
-        scale=scale, loss=pointer(loss), grad=pointer(grad), gB=grad_strides[0], gC=grad_strides[1],
-        gS=grad_strides[2], need_grad=int(need_grad), threads=threads,
+    threads = min(torch.get_num_threads(), max(1, logits.numel() // 16384))  # threads pay off past ~16k logits
+    # positional, in SIGNATURES' order (a test checks it against the C prototype): a small batch's call is mostly
+    # fixed cost, and call()'s check of the names was a tenth of it
+    failed = LIBRARY.function("focal_forward")(
+        x.data_ptr(), element, blocks_b, lanes, c, strides[0], strides[1], strides[2], target_rows.data_ptr(),
+        None if alpha_rows is None else alpha_rows.data_ptr(), gamma, scale, loss.data_ptr(),
+        None if grad is None else grad.data_ptr(), grad_strides[0], grad_strides[1], grad_strides[2],
+        1 if need_grad else 0, threads,
     )  # fmt: skip
     if failed:
         raise MemoryError("focal_cpu: could not allocate its block buffers")
-    return loss, None if grad is None else grad.reshape(logits.shape)
+    if grad is not None and grad.dim() != len(shape):
+        grad = grad.reshape(shape)
+    return loss, grad
 
 
 def forward_args(args: FocalArgs, need_grad: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -108,6 +114,7 @@ def forward_args(args: FocalArgs, need_grad: bool) -> tuple[torch.Tensor, torch.
     # -1 marks an ignored row: the kernel reads none of its logits, so garbage there (NaN, -inf) stays out
     target = args.target if args.all_counted else args.target.masked_fill(~args.valid, -1)
     alpha = None if args.alpha is None else args.alpha_t(torch.float64).reshape(-1).contiguous()
-    scale = args.reduction_scale
-    loss, grad = forward(logits, target.reshape(-1).contiguous(), alpha, args.gamma, scale, need_grad)
-    return loss.reshape(args.target.shape), grad
+    if target.dim() != 1 or not target.is_contiguous():
+        target = target.reshape(-1).contiguous()
+    loss, grad = forward(logits, target, alpha, args.gamma, args.reduction_scale, need_grad)
+    return loss if loss.dim() == args.target.dim() else loss.reshape(args.target.shape), grad

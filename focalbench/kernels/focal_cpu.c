@@ -494,6 +494,9 @@ DEFINE_BLOCK_COPIES(double)
  * chains (16 lanes, 8 doubles a vector) and it waits on them (8.5 ns a row, measured on a Zen 5 core: most of the
  * time at C = 20); eight blocks give it sixteen to overlap. */
 #define GROUP_MAX 8
+/* how many blocks ahead a dense input's direct blocks prefetch (measured at 8 x 21 x 128 x 128, Zen 5: 4 and 8 both
+ * 10-15 % faster than none, 8 the steadier) */
+#define DIRECT_AHEAD 8
 #define GROUP_BYTES 65536
 
 /* Two instances, for float32 and float64 logits (T), each with its exponential (EXP_DIFF, see above):
@@ -609,6 +612,14 @@ DEFINE_BLOCK_COPIES(double)
                 out[k] = direct[k] && need_grad ? (T *)(grad + (b[k] * gB + s0[k] * gS) * es) : buf;                \
                 ostride[k] = direct[k] && need_grad ? gC : LANES;                                                   \
                 if (direct[k]) {                                                                                    \
+                    /* each class's cache line DIRECT_AHEAD blocks on, read and written (the planes lie a plane's  \
+                     * size apart, so the hardware's stride prefetch sees C streams at once and falls behind) */   \
+                    if (s0[k] + (DIRECT_AHEAD + 1) * LANES <= S)                                                    \
+                        for (int64_t j = 0; j < C; ++j) {                                                           \
+                            __builtin_prefetch(src + (j * sC + DIRECT_AHEAD * LANES) * es, 0);                      \
+                            if (need_grad)                                                                          \
+                                __builtin_prefetch((const char *)out[k] + (j * gC + DIRECT_AHEAD * LANES) * es, 1); \
+                        }                                                                                           \
                     block_sums_##T((const T *)src, sC, buf, LANES, C, tt + o, mx + o, zt + o, et + o, sum + o);     \
                 } else {                                                                                            \
                     copy_in_##T(src, elem, n[k], C, sC, sS, buf);                                                   \

@@ -148,6 +148,10 @@ def validate_gamma(
     read as a float unless ``read_values`` is False (while tracing: the value is checked where the kernel runs) or the
     tensor is on ``kernel_device``, the device of a kernel that checks values itself (then a negative or non-finite
     gamma gives a NaN loss: reading it would cost a synchronization)."""
+    if type(gamma) is float and read_values:  # the common call, without the abstract-class checks below
+        if not 0.0 <= gamma < math.inf:  # NaN fails it too
+            raise ValueError(f"gamma must be a finite number >= 0. Got: {gamma!r}")
+        return gamma
     if isinstance(gamma, torch.Tensor) and not isinstance(gamma, bool):
         if gamma.dim() != 0 or not gamma.is_floating_point():
             raise TypeError(
@@ -287,7 +291,7 @@ def scaled_gradient(
 ) -> torch.Tensor:
     """The backward: the kernel's gradient of the reduced loss times the upstream gradient; differentiable (through
     ``closed_form.exact_gradient``) when grad mode is on, i.e. under ``create_graph=True``."""
-    upstream = grad_output.detach()
+    upstream = grad_output.detach() if grad_output.requires_grad else grad_output
     if args.reduction == "none":
         grad = grad * closed_form.broadcast(upstream.to(grad.dtype))
     elif args.device_checks or upstream.device.type != "cpu" or float(upstream) != 1.0:
@@ -309,13 +313,16 @@ class FusedLoss(torch.autograd.Function):
         ctx.args, ctx.closed_form = args, closed_form
         if grad is not None:
             ctx.save_for_backward(grad, logits)  # the logits only for a double backward (an input: no extra memory)
-        return closed_form.reduce(loss, args).to(device=logits.device, dtype=logits.dtype)
+        loss = closed_form.reduce(loss, args)
+        if loss.dtype != logits.dtype or loss.device != logits.device:  # a no-op .to still costs a dispatch
+            loss = loss.to(device=logits.device, dtype=logits.dtype)
+        return loss
 
     @staticmethod
     def backward(ctx, grad_output: torch.Tensor):
         grad, logits = ctx.saved_tensors
         result = scaled_gradient(grad, grad_output, ctx.args, logits, ctx.closed_form)
-        return result.to(logits.dtype), None, None, None, None
+        return result if result.dtype == logits.dtype else result.to(logits.dtype), None, None, None, None
 
 
 def fused_loss(args: Any, kernel: ForwardKernel, closed_form: ClosedForm) -> torch.Tensor:

@@ -219,7 +219,8 @@ def validate(
         )
     if target.device != logits.device:
         raise ValueError(f"target must be on the logits' device ({logits.device}). Got: target on {target.device}")
-    if isinstance(ignore_index, bool) or not isinstance(ignore_index, numbers.Integral):
+    integral = type(ignore_index) is int or isinstance(ignore_index, numbers.Integral)  # the first test is the fast one
+    if isinstance(ignore_index, bool) or not integral:
         raise TypeError(f"ignore_index must be an int. Got: {type(ignore_index).__name__} {ignore_index!r}")
     ignore_index = int(ignore_index)
     if not _INT64.min <= ignore_index <= _INT64.max:  # compared with int64 targets: a wider int overflows there
